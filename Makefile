@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine with Python >= 3.10 and pip:
+#   make train   -> create .venv, install, run the default experiment (ARGS="..." adds Hydra overrides)
+#   make test    -> same set-up, then the whole test suite (PYTEST_ARGS="..." to narrow it)
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.attnlab-installed
+
+.PHONY: setup train test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first: a bare "torch" requirement would otherwise pull a multi-GB CUDA build
+	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+train: setup
+	$(BIN)/attnlab-train $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python bench/run.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) outputs/*/ .pytest_cache

@@ -1,0 +1,92 @@
+"""``attnlab-train``: compose the config, build data, model and trainer, fit, test, return the metric."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from attnlab.checkpoint import load_checkpoint
+from attnlab.cli.schema import register_schemas
+from attnlab.cli.summary import print_summary
+from attnlab.cli.validate import ConfigError, check_no_missing, validate_targets
+from attnlab.lit.callbacks import EmbedConfig, Throughput
+
+log = logging.getLogger(__name__)
+register_schemas()
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> str | None:
+    """``ckpt_path=last``: this run dir's last.ckpt, else the newest last.ckpt of this task; else a path."""
+    if cfg.ckpt_path is None:
+        return None
+    if cfg.ckpt_path != "last":
+        if not Path(cfg.ckpt_path).is_file():
+            raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
+        return str(cfg.ckpt_path)
+    own = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    if own.is_file():
+        return str(own)
+    task_root = Path(cfg.paths.log_root) / cfg.task_name
+    candidates = sorted(task_root.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise FileNotFoundError(f"ckpt_path=last: no last.ckpt under {own.parent} or {task_root}")
+    return str(candidates[-1])
+
+
+def instantiate_all(nodes: DictConfig | None) -> list[Any]:
+    return [hydra.utils.instantiate(node) for node in (nodes or {}).values() if node is not None]
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Wire everything together; returns ``cfg.optimized_metric`` for sweepers."""
+    validate_targets(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+    ckpt_path = resolve_ckpt_path(cfg)
+
+    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    if ckpt_path is not None:  # resume with the checkpoint's tokenizer/vocabulary, never a retrained one
+        datamodule.load_state_dict(load_checkpoint(ckpt_path).get(type(datamodule).__qualname__, {}))
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    with open_dict(cfg):
+        cfg.model.net.update(datamodule.net_kwargs())
+    check_no_missing(cfg.model)
+
+    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    callbacks = instantiate_all(cfg.get("callbacks")) + [EmbedConfig(resolved), Throughput()]
+    loggers = instantiate_all(cfg.get("logger"))
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(resolved)
+
+    if cfg.train:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if cfg.test:
+        best = trainer.checkpoint_callback.best_model_path if cfg.train and trainer.checkpoint_callback else ""
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    if trainer.is_global_zero:
+        print_summary(trainer, metrics, cfg.paths.output_dir)
+    if cfg.optimized_metric is None:
+        return None
+    if cfg.optimized_metric not in metrics:
+        raise ConfigError(
+            f"optimized_metric={cfg.optimized_metric!r} was never logged; logged metrics: {', '.join(sorted(metrics))}"
+        )
+    return metrics[cfg.optimized_metric]
+
+
+@hydra.main(version_base="1.3", config_path="pkg://attnlab.conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()

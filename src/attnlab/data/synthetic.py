@@ -1,0 +1,71 @@
+"""d2l's toy regression data for Nadaraya-Watson: ``y = 2 sin(x) + x^0.8 + eps``, ``eps ~ N(0, noise^2)``."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+
+def true_function(x: Tensor) -> Tensor:
+    return 2 * torch.sin(x) + x**0.8
+
+
+class RegressionBatch(NamedTuple):
+    queries: Tensor  # (1, Tq) inputs to predict at
+    targets: Tensor  # (1, Tq) noisy targets (training) or the noiseless truth (evaluation)
+    keys: Tensor  # (1, Tk) training inputs
+    values: Tensor  # (1, Tk) training targets
+    leave_one_out: bool  # True when queries are the keys themselves: each point must not see itself
+
+
+class _SingleBatch(Dataset):
+    def __init__(self, batch: RegressionBatch):
+        self.batch = batch
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> RegressionBatch:
+        return self.batch
+
+
+class NWSyntheticDataModule(pl.LightningDataModule):
+    """50 sorted training points ``x ~ U(0, x_max)`` and an evaluation grid over ``[0, x_max)``, all seeded.
+
+    Every batch holds the whole training set as keys/values, as kernel regression needs it.
+    """
+
+    def __init__(self, num_train: int = 50, num_test: int = 50, x_max: float = 5.0, noise: float = 0.5, seed: int = 0):
+        super().__init__()
+        if num_train < 2 or num_test < 1:
+            raise ValueError(f"need num_train >= 2 and num_test >= 1, got num_train={num_train}, num_test={num_test}")
+        if noise < 0 or x_max <= 0:
+            raise ValueError(f"need noise >= 0 and x_max > 0, got noise={noise}, x_max={x_max}")
+        self.num_train, self.num_test, self.x_max, self.noise, self.seed = num_train, num_test, x_max, noise, seed
+
+    def setup(self, stage: str | None = None) -> None:
+        generator = torch.Generator().manual_seed(self.seed)
+        self.x_train, _ = torch.sort(torch.rand(self.num_train, generator=generator) * self.x_max)
+        noise = torch.randn(self.num_train, generator=generator) * self.noise
+        self.y_train = true_function(self.x_train) + noise
+        self.x_test = torch.arange(self.num_test, dtype=torch.float32) * (self.x_max / self.num_test)
+        self.y_test = true_function(self.x_test)
+
+    def net_kwargs(self) -> dict:
+        return {}
+
+    def _loader(self, queries: Tensor, targets: Tensor, leave_one_out: bool) -> DataLoader:
+        batch = RegressionBatch(queries[None], targets[None], self.x_train[None], self.y_train[None], leave_one_out)
+        return DataLoader(_SingleBatch(batch), batch_size=None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.x_train, self.y_train, leave_one_out=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.x_test, self.y_test, leave_one_out=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
