@@ -1,0 +1,38 @@
+"""The package layout is the architecture: imports go attention -> layers -> models -> lit -> cli."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "attnlab"
+
+# what each subpackage must never import (absolute module prefixes)
+FORBIDDEN = {
+    "attention": ["pytorch_lightning", "lightning", "hydra", "omegaconf", "attnlab.layers", "attnlab.models", "attnlab.lit", "attnlab.cli", "attnlab.data"],
+    "layers": ["pytorch_lightning", "lightning", "hydra", "omegaconf", "attnlab.models", "attnlab.lit", "attnlab.cli", "attnlab.data"],
+    "models": ["pytorch_lightning", "lightning", "hydra", "omegaconf", "attnlab.lit", "attnlab.cli"],
+    "data": ["hydra", "omegaconf", "attnlab.models", "attnlab.lit", "attnlab.cli"],
+    "lit": ["hydra", "omegaconf", "attnlab.cli"],
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("subpackage", sorted(FORBIDDEN))
+def test_imports_go_one_way(subpackage):
+    offenders = []
+    for path in sorted((PACKAGE / subpackage).rglob("*.py")):
+        for module in imported_modules(path):
+            if any(module == banned or module.startswith(banned + ".") for banned in FORBIDDEN[subpackage]):
+                offenders.append(f"{path.relative_to(PACKAGE)} imports {module}")
+    assert not offenders, "\n".join(offenders)
