@@ -78,12 +78,14 @@ class BahdanauDecoder(nn.Module):
         self.output = nn.Linear(hidden_size, vocab_size)
 
     def step(self, tokens: Tensor, state: BahdanauDecodingState) -> tuple[Tensor, Tensor, Tensor]:
-        """``tokens`` (B,) -> logits (B, V), new hidden (L, B, H), attention weights (B, 1, S)."""
+        """``tokens`` (B,) -> top-layer output (B, 1, H), new hidden (L, B, H), attention weights (B, 1, S).
+
+        The vocabulary projection is left to the caller, so teacher forcing applies it once to all steps."""
         query = state.hidden[-1].unsqueeze(1)  # (B, 1, H)
         attended = self.attention(query, state.encoder_outputs, state.encoder_outputs, valid_lens=state.src_lens)
         features = torch.cat([attended.output, self.embedding(tokens).unsqueeze(1)], dim=-1)  # (B, 1, H + E)
         output, hidden = self.rnn(features, state.hidden)  # (B, 1, H), (L, B, H)
-        return self.output(output.squeeze(1)), hidden, attended.weights
+        return output, hidden, attended.weights
 
 
 class BahdanauSeq2Seq(nn.Module):
@@ -118,16 +120,17 @@ class BahdanauSeq2Seq(nn.Module):
         return BahdanauDecodingState(encoder_outputs, src_lens, hidden)
 
     def decode_step(self, state: BahdanauDecodingState, tokens: Tensor) -> DecoderStep:
-        logits, state.hidden, _ = self.decoder.step(tokens, state)
-        return DecoderStep(logits, state)
+        output, state.hidden, _ = self.decoder.step(tokens, state)
+        return DecoderStep(self.decoder.output(output.squeeze(1)), state)  # logits (B, V)
 
     def forward(self, src: Tensor, src_lens: Tensor, tgt_in: Tensor, need_weights: bool = False) -> Seq2SeqOutput:
         """Teacher forcing over ``tgt_in`` (B, T); the recurrence makes this a loop over T."""
         state = self.start_decoding(src, src_lens)
-        logits, weights = [], []
+        outputs, weights = [], []
         for t in range(tgt_in.shape[1]):
-            step_logits, state.hidden, step_weights = self.decoder.step(tgt_in[:, t], state)
-            logits.append(step_logits)
+            output, state.hidden, step_weights = self.decoder.step(tgt_in[:, t], state)
+            outputs.append(output)
             weights.append(step_weights)
         cross = [torch.cat(weights, dim=1).unsqueeze(1)] if need_weights else [None]  # (B, 1, T, S)
-        return Seq2SeqOutput(torch.stack(logits, dim=1), [], [], cross)  # logits (B, T, V)
+        logits = self.decoder.output(torch.cat(outputs, dim=1))  # one GEMM for all steps: (B, T, V)
+        return Seq2SeqOutput(logits, [], [], cross)
