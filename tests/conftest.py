@@ -4,8 +4,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-import torch
+# Tests use tiny tensors: one thread avoids OpenMP oversubscription (30x slowdowns on a busy 2-core box),
+# and the environment variable carries the choice into the CLI subprocesses.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ATTNLAB_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))

@@ -62,3 +62,36 @@ def metric_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]], me
         ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def attention_grid(
+    weights,
+    title: str = "",
+    xlabel: str = "keys",
+    ylabel: str = "queries",
+    xticklabels: Sequence[str] | None = None,
+    yticklabels: Sequence[str] | None = None,
+) -> Figure:
+    """Every head of every layer: ``weights`` (layers, heads, queries, keys) as a grid, one row per layer."""
+    grid = np.asarray(weights, dtype=np.float32)
+    if grid.ndim != 4:
+        raise ValueError(f"expected weights of shape (layers, heads, queries, keys), got {grid.shape}")
+    layers, heads, num_queries, num_keys = grid.shape
+    cell = min(3.5, max(1.8, 0.22 * max(num_queries, num_keys) + 0.8))
+    fig, axes = plt.subplots(layers, heads, figsize=(cell * heads + 1.0, cell * layers + 0.6), squeeze=False)
+    for layer in range(layers):
+        for head in range(heads):
+            ax = axes[layer, head]
+            image = ax.imshow(grid[layer, head], cmap="Reds", aspect="auto", vmin=0.0, vmax=1.0)
+            ax.set_title(f"layer {layer + 1}, head {head + 1}", fontsize="small")
+            ax.set_xticks(range(num_keys), labels=list(xticklabels) if xticklabels is not None else [], rotation=90,
+                          fontsize="x-small")
+            ax.set_yticks(range(num_queries), labels=list(yticklabels) if yticklabels is not None else [],
+                          fontsize="x-small")
+            if layer == layers - 1:
+                ax.set_xlabel(xlabel, fontsize="small")
+            if head == 0:
+                ax.set_ylabel(ylabel, fontsize="small")
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
+    fig.suptitle(title)
+    return fig

@@ -79,7 +79,7 @@ def _check_node(node: DictConfig, path: str) -> None:
         for name, parameter in parameters.items():
             if parameter.default is inspect.Parameter.empty and parameter.kind in (
                 parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY
-            ) and name not in node and name != "self":
+            ) and name not in node.keys() and name != "self":
                 raise ConfigError(f"{path}.{name} is required by {target_name} but missing from the config")
 
 

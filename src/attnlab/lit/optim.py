@@ -1,12 +1,16 @@
 """Training policies shared by the LightningModules: weight-decay groups and learning-rate schedules."""
 from __future__ import annotations
 
+import inspect
+import logging
 import math
 from typing import Callable
 
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
+
+log = logging.getLogger(__name__)
 
 
 def weight_decay_groups(module: nn.Module, weight_decay: float) -> list[dict]:
@@ -54,3 +58,22 @@ def cosine_warmup(optimizer: Optimizer, warmup_steps: int, total_steps: int, min
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return _lambda_scheduler(optimizer, factor)
+
+
+def scheduler_for_run(factory: Callable, optimizer: Optimizer, estimated_steps: int) -> LambdaLR:
+    """Call a scheduler factory whose ``total_steps`` the config left unset (null) with this run's step count
+    (the trainer's ``estimated_stepping_batches``); a warm-up as long as such a (short, debug) run is cut to a
+    tenth of it, with a warning. A factory without ``total_steps``, or with it set, is called as it is."""
+    parameters = inspect.signature(factory).parameters
+    total = parameters.get("total_steps")
+    if total is None or total.default not in (None, inspect.Parameter.empty):
+        return factory(optimizer=optimizer)
+    overrides = {"total_steps": int(estimated_steps)}
+    warmup = parameters.get("warmup_steps")
+    if warmup is not None and isinstance(warmup.default, int) and warmup.default >= estimated_steps:
+        overrides["warmup_steps"] = int(estimated_steps) // 10
+        log.warning(
+            "warmup_steps=%d >= total_steps=%d of this run: warming up for %d steps instead",
+            warmup.default, estimated_steps, overrides["warmup_steps"],
+        )
+    return factory(optimizer=optimizer, **overrides)

@@ -1,0 +1,49 @@
+"""Rebuild a trained run from its checkpoint alone: the LightningModule and the datamodule with its tokenizer.
+
+A checkpoint written by ``attnlab-train`` embeds the resolved run config (``attnlab_config``, data-dependent
+sizes filled in) and the datamodule's state (tokenizers), so ``attnlab-eval``, ``attnlab-translate`` and
+``attnlab-features`` need nothing else. Loading is weights-only (``attnlab.checkpoint``).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from attnlab.checkpoint import CONFIG_KEY, load_run_checkpoint
+
+
+class RestoredRun(NamedTuple):
+    module: pl.LightningModule  # weights loaded, in eval mode, on the CPU
+    datamodule: pl.LightningDataModule  # tokenizer/vocabulary restored; not set up (no data read yet)
+    config: DictConfig  # the run's resolved config (with any data overrides)
+    checkpoint_path: Path
+
+
+def restore_datamodule(config: DictConfig, checkpoint: Mapping[str, Any]) -> pl.LightningDataModule:
+    """Instantiate ``config.data`` and hand it the checkpoint's datamodule state (its tokenizers)."""
+    datamodule = hydra.utils.instantiate(config.data)
+    datamodule.load_state_dict(checkpoint.get(type(datamodule).__qualname__, {}))  # Lightning's key
+    return datamodule
+
+
+def restore_module(config: DictConfig, checkpoint: Mapping[str, Any]) -> pl.LightningModule:
+    """Instantiate ``config.model`` (sizes already resolved) and load the checkpoint's weights strictly."""
+    module = hydra.utils.instantiate(config.model)
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.eval()
+
+
+def restore_run(ckpt_path: str | Path, data_overrides: Mapping[str, Any] | None = None) -> RestoredRun:
+    """Module + datamodule of the run that wrote ``ckpt_path``; ``data_overrides`` (e.g. a moved corpus path)
+    are merged over the checkpoint's data config."""
+    checkpoint = load_run_checkpoint(ckpt_path)
+    config = OmegaConf.create(checkpoint[CONFIG_KEY])
+    if data_overrides:
+        config.data = OmegaConf.merge(config.data, OmegaConf.create(dict(data_overrides)))
+    module, datamodule = restore_module(config, checkpoint), restore_datamodule(config, checkpoint)
+    return RestoredRun(module, datamodule, config, Path(ckpt_path))

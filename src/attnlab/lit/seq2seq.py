@@ -1,0 +1,226 @@
+"""LightningModule for sequence-to-sequence translation, shared by the Bahdanau GRU and the Transformer.
+
+Trains with teacher forcing on a padding-masked (optionally label-smoothed) cross-entropy; evaluates the
+per-token loss and accuracy, and the corpus BLEU of translations decoded with the configured search. The net
+follows ``attnlab.models.decoding.Seq2SeqNet``; the datamodule ``TranslationData`` (below).
+
+Shape legend: B batch, S source length, T target length, V target vocabulary.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+
+from attnlab import plots
+from attnlab.data.translation import TranslationBatch
+from attnlab.lit.bleu import CorpusBLEU, d2l_bleu
+from attnlab.lit.figures import publish_figure
+from attnlab.lit.optim import scheduler_for_run
+from attnlab.models.decoding import Hypotheses, SearchConfig, Seq2SeqNet
+
+EVAL_STAGES = ("val", "test")
+
+
+class TranslationData(Protocol):
+    """What the module asks of its datamodule (``attnlab.data.translation.TranslationDataModule``)."""
+
+    src_tokenizer: Any  # TextTokenizer: id_to_token (heatmap labels)
+    tgt_tokenizer: Any  # TextTokenizer: encode_batch, id_to_token
+
+    def encode_source(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]: ...  # (B, S), (B,)
+
+    def decode_target(self, ids: Tensor) -> list[str]: ...  # detokenized text, cut at <eos>
+
+    def val_examples(self, n: int) -> list[tuple[str, str]]: ...  # fixed (source, target) validation pairs
+
+
+class LossOutput(NamedTuple):
+    loss: Tensor  # () mean over real target tokens
+    logits: Tensor  # (B, T, V)
+    num_tokens: Tensor  # () real (non-padding) target tokens
+
+
+def masked_cross_entropy(logits: Tensor, targets: Tensor, pad_id: int, label_smoothing: float = 0.0) -> Tensor:
+    """Mean cross-entropy over the non-padding targets; with smoothing eps the target distribution is
+    ``(1 - eps) one_hot + eps / V`` (Szegedy et al., 2016; Vaswani et al., 2017, sec. 5.4)."""
+    return F.cross_entropy(
+        logits.flatten(0, 1).float(), targets.flatten(), ignore_index=pad_id, label_smoothing=label_smoothing
+    )
+
+
+class Seq2SeqModule(pl.LightningModule):
+    """Teacher-forced training and decoded evaluation of a ``Seq2SeqNet``.
+
+    Args:
+        net: the model (Transformer, Bahdanau seq2seq).
+        optimizer: partial optimizer, called with ``params``.
+        scheduler: partial LR schedule from ``attnlab.lit.optim``, stepped every optimizer step; a missing
+            ``total_steps`` is filled from the trainer's estimate.
+        label_smoothing: eps of the training loss (the logged val/test loss is the plain cross-entropy).
+        decode: search options (``SearchConfig``: strategy greedy|beam, beam_size, length_penalty, max_steps,
+            use_cache) used for val/test BLEU and translation.
+        examples: (source, reference) pairs translated and scored with d2l's BLEU at the end of a test.
+        plot_attention: save every head's attention of the first validation pair after each validation/test.
+        compile: ``torch.compile`` the net's forward (training and teacher-forced evaluation).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        label_smoothing: float = 0.0,
+        decode: Mapping[str, Any] | None = None,
+        examples: Sequence[Sequence[str]] | None = None,
+        plot_attention: bool = True,
+        compile: bool = False,
+    ):
+        super().__init__()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
+        decode = {str(key): value for key, value in (decode or {}).items()}  # plain types for the checkpoint
+        examples = [[str(text) for text in pair] for pair in (examples or [])]
+        bad = [pair for pair in examples if len(pair) != 2]
+        if bad:
+            raise ValueError(f"examples must be [source, reference] pairs, got {bad}")
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.net: Seq2SeqNet = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.label_smoothing = label_smoothing
+        self.search_config = SearchConfig.from_dict(decode)
+        self.search = self.search_config.build()
+        self.examples = examples
+        self.plot_attention = plot_attention
+        self._compiled = False
+        self.metrics = nn.ModuleDict({
+            stage: nn.ModuleDict({"loss": MeanMetric(), "token_acc": MeanMetric(), "bleu": CorpusBLEU()})
+            for stage in EVAL_STAGES
+        })
+
+    # ---- loss ------------------------------------------------------------------------------------------------
+    def compute_loss(self, batch: TranslationBatch, label_smoothing: float | None = None) -> LossOutput:
+        output = self.net(batch.src, batch.src_lens, batch.tgt_in)
+        smoothing = self.label_smoothing if label_smoothing is None else label_smoothing
+        loss = masked_cross_entropy(output.logits, batch.tgt_out, self.net.pad_id, smoothing)
+        return LossOutput(loss, output.logits, (batch.tgt_out != self.net.pad_id).sum())
+
+    def training_step(self, batch: TranslationBatch, batch_idx: int) -> dict[str, Any]:
+        out = self.compute_loss(batch)
+        self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch.src.shape[0])
+        return {"loss": out.loss, "num_tokens": int(out.num_tokens)}  # num_tokens feeds the Throughput callback
+
+    # ---- evaluation ------------------------------------------------------------------------------------------
+    def translate(self, src: Tensor, src_lens: Tensor) -> Hypotheses:
+        """Decode a batch with the configured search (eval mode, no gradients)."""
+        return self.search(self.net, src.to(self.device), src_lens.to(self.device))
+
+    def _evaluate(self, batch: TranslationBatch, stage: str) -> None:
+        metrics, size = self.metrics[stage], batch.src.shape[0]
+        out = self.compute_loss(batch, label_smoothing=0.0)
+        real = batch.tgt_out != self.net.pad_id  # (B, T)
+        correct = (out.logits.argmax(-1) == batch.tgt_out) & real
+        metrics["loss"].update(out.loss, weight=out.num_tokens)  # token-weighted over the epoch
+        metrics["token_acc"].update(correct.sum() / out.num_tokens, weight=out.num_tokens)
+        data = self._data()
+        hypotheses = data.decode_target(self.translate(batch.src, batch.src_lens).tokens.cpu())
+        metrics["bleu"].update(hypotheses, data.decode_target(batch.tgt_out.cpu()))
+        for name, metric in metrics.items():
+            self.log(
+                f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name != "token_acc", batch_size=size
+            )
+
+    def validation_step(self, batch: TranslationBatch, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: TranslationBatch, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        if self.plot_attention and not self.trainer.sanity_checking and self.trainer.is_global_zero:
+            self._plot_attention()
+
+    def on_test_epoch_end(self) -> None:
+        if self.plot_attention and self.trainer.is_global_zero:
+            self._plot_attention()
+        if self.examples:
+            self._score_examples()
+
+    # ---- reports ---------------------------------------------------------------------------------------------
+    def _data(self) -> TranslationData:
+        data = self.trainer.datamodule
+        if data is None or not hasattr(data, "decode_target"):
+            raise ValueError(
+                "Seq2SeqModule evaluates through a translation datamodule (encode_source/decode_target); "
+                f"got {type(data).__name__}: pass datamodule= to trainer.fit/validate/test"
+            )
+        return data
+
+    @torch.no_grad()
+    def _plot_attention(self) -> None:
+        """Each head of every layer's encoder self-, decoder self- and cross-attention for the first
+        validation pair, teacher-forced with its reference."""
+        data = self._data()
+        pairs = data.val_examples(1)
+        if not pairs:
+            return
+        source, target = pairs[0]
+        src, src_lens = data.encode_source([source])
+        tgt_in = torch.tensor([[self.net.bos_id, *data.tgt_tokenizer.encode_batch([target])[0]]], device=self.device)
+        output = self.net(src.to(self.device), src_lens.to(self.device), tgt_in, need_weights=True)
+        src_tokens = [data.src_tokenizer.id_to_token(i) for i in src[0, : int(src_lens[0])].tolist()]
+        tgt_tokens = [data.tgt_tokenizer.id_to_token(i) for i in tgt_in[0].tolist()]
+        views = {  # name: (weights per layer, query tokens, key tokens)
+            "encoder_self": (output.encoder_self_weights, src_tokens, src_tokens),
+            "decoder_self": (output.decoder_self_weights, tgt_tokens, tgt_tokens),
+            "cross": (output.cross_weights, tgt_tokens, src_tokens),
+        }
+        for name, (weights, queries, keys) in views.items():
+            layers = [w[0] for w in weights if w is not None]  # (H, Tq, Tk) each
+            if not layers:
+                continue
+            figure = plots.attention_grid(
+                torch.stack(layers).float().cpu(), title=f"{name.replace('_', ' ')} attention: {source}",
+                xlabel="keys", ylabel="queries", xticklabels=keys, yticklabels=queries,
+            )
+            publish_figure(self.trainer, f"attention_{name}", figure)
+
+    @torch.no_grad()
+    def _score_examples(self) -> None:
+        """Translate the fixed examples and print them with d2l's sentence BLEU (k = 2), as d2l does."""
+        data = self._data()
+        sources = [source for source, _ in self.examples]
+        src, src_lens = data.encode_source(sources)
+        predictions = data.decode_target(self.translate(src, src_lens).tokens.cpu())
+        scores = []
+        for (source, reference), prediction in zip(self.examples, predictions):
+            scores.append(d2l_bleu(prediction, reference, k=2))
+            if self.trainer.is_global_zero:
+                print(f"{source} => {prediction}, bleu {scores[-1]:.3f}")
+        self.log("test/d2l_bleu", sum(scores) / len(scores), batch_size=len(scores), sync_dist=True)
+
+    # ---- optimisation ----------------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        """Lightning calls this before fit/validate/test, on the device and inside the strategy."""
+        if self.hparams.compile and not self._compiled:
+            self.net.compile()  # in place: state-dict keys stay the same
+            self._compiled = True
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        steps = self.trainer.estimated_stepping_batches
+        if not math.isfinite(steps):
+            raise ValueError(
+                f"the run length is open (estimated {steps} steps) but LR schedules need it; "
+                f"set trainer.max_steps or trainer.max_epochs"
+            )
+        scheduler = scheduler_for_run(self.scheduler_factory, optimizer, int(steps))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

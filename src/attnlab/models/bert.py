@@ -1,0 +1,234 @@
+"""BERT (Devlin et al., 2019; d2l 15.8): embeddings, the shared Transformer encoder, and the two pretraining heads.
+
+Shape legend: B batch, T sequence length, D model dim, H heads, V vocabulary, P masked-LM prediction slots.
+
+The encoder is :class:`attnlab.layers.stack.TransformerStack` (the Transformer's own blocks); attention scorer,
+positional encoding and norm are injected factories, so ``attention=``, ``pos_encoding=`` and ``norm=`` swap them.
+With post-norm LayerNorm, GELU and learned positions this is exactly BERT (``attnlab.models.bert_interop``
+loads Hugging Face weights into it).
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from attnlab.attention.functional import sequence_mask
+from attnlab.attention.scorers import ScaledDotProductScorer
+from attnlab.layers.feedforward import ACTIVATIONS
+from attnlab.layers.norm import LayerNorm
+from attnlab.layers.positional import LearnedPositionalEncoding
+from attnlab.layers.stack import TransformerStack
+
+INIT_STD = 0.02  # BERT's truncated-normal initializer range (we use a plain normal)
+NUM_SEGMENTS = 2  # sentence A and sentence B
+
+
+class BertOutput(NamedTuple):
+    hidden: Tensor  # (B, T, D) contextual vector of every token
+    pooled: Tensor  # (B, D) tanh(W h_[CLS] + b), the sequence summary NSP and classifiers read
+    attention_weights: list[Tensor | None]  # per layer (B, H, T, T) when asked for
+
+
+class PretrainingOutput(NamedTuple):
+    hidden: Tensor  # (B, T, D)
+    pooled: Tensor  # (B, D)
+    mlm_logits: Tensor  # (B, P, V) at the gathered positions, or (B, T, V) when no positions are given
+    nsp_logits: Tensor  # (B, 2); class 1 = "B is the next sentence", class 0 = "B is random"
+
+
+def init_bert_weights(module: nn.Module) -> None:
+    """BERT's initialisation: N(0, 0.02) matrices, zero biases, zero padding embedding; norms keep ones/zeros."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=INIT_STD)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=INIT_STD)
+        if module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+
+
+class BertEmbeddings(nn.Module):
+    """Token + segment + position embeddings, then norm and dropout (Devlin et al., 2019, fig. 2)."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int,
+        num_heads: int,
+        max_len: int,
+        pad_id: int,
+        pos_encoding: Callable[[int, int, int], nn.Module],
+        norm: Callable[[int], nn.Module],
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        self.token_embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
+        self.segment_embedding = nn.Embedding(NUM_SEGMENTS, d_model)
+        self.position = pos_encoding(d_model, num_heads, max_len)  # adds positions, or rotates Q/K (rotary)
+        self.norm = norm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, tokens: Tensor, segments: Tensor, padding_mask: Tensor) -> Tensor:
+        x = self.position(self.token_embedding(tokens) + self.segment_embedding(segments))  # (B, T, D)
+        return self.dropout(self.norm(x, padding_mask))
+
+
+class BertPooler(nn.Module):
+    """``tanh(W h_[CLS] + b)``: the [CLS] summary that NSP (and sentence-level fine-tuning) reads (sec. 3.1)."""
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.dense = nn.Linear(d_model, d_model)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return torch.tanh(self.dense(hidden[:, 0]))  # (B, D)
+
+
+class BertModel(nn.Module):
+    """The BERT encoder: embeddings, ``num_layers`` Transformer blocks (bidirectional: no causal mask), pooler."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        pad_id: int,
+        max_len: int,
+        d_model: int = 128,
+        num_heads: int = 2,
+        num_layers: int = 2,
+        d_ff: int = 256,
+        dropout: float = 0.1,
+        activation: str = "gelu",
+        scorer: Callable[[int, int], nn.Module] = ScaledDotProductScorer,
+        pos_encoding: Callable[[int, int, int], nn.Module] = LearnedPositionalEncoding,
+        norm: Callable[[int], nn.Module] = LayerNorm,
+        placement: str = "post",
+    ):
+        super().__init__()
+        if vocab_size < 1 or not 0 <= pad_id < vocab_size or max_len < 1:
+            raise ValueError(
+                f"need vocab_size >= 1, 0 <= pad_id < vocab_size and max_len >= 1; "
+                f"got vocab_size={vocab_size}, pad_id={pad_id}, max_len={max_len}"
+            )
+        self.vocab_size, self.pad_id, self.max_len, self.d_model = vocab_size, pad_id, max_len, d_model
+        self.embeddings = BertEmbeddings(vocab_size, d_model, num_heads, max_len, pad_id, pos_encoding, norm, dropout)
+        self.encoder = TransformerStack(
+            num_layers, d_model, num_heads, d_ff, scorer, norm, placement, dropout, activation, cross_attention=False
+        )
+        self.pooler = BertPooler(d_model)
+        self.apply(init_bert_weights)
+
+    def forward(
+        self,
+        tokens: Tensor,
+        segments: Tensor | None = None,
+        valid_lens: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> BertOutput:
+        """``tokens``/``segments`` (B, T), ``valid_lens`` (B,); without ``valid_lens``, ``pad_id`` marks padding."""
+        if tokens.dim() != 2:
+            raise ValueError(f"tokens must be (batch, length), got shape {tuple(tokens.shape)}")
+        if segments is None:
+            segments = torch.zeros_like(tokens)
+        elif segments.shape != tokens.shape:
+            raise ValueError(f"segments {tuple(segments.shape)} must match tokens {tuple(tokens.shape)}")
+        if valid_lens is None:
+            padding_mask = tokens != self.pad_id  # (B, T) True = real token
+        else:
+            padding_mask = sequence_mask(valid_lens, tokens.shape[1])  # (B, T)
+        x = self.embeddings(tokens, segments, padding_mask)  # (B, T, D)
+        encoded = self.encoder(
+            x, padding_mask, rotate=self.embeddings.position.rotate, need_weights=need_weights
+        )
+        return BertOutput(encoded.hidden, self.pooler(encoded.hidden), encoded.self_weights)
+
+
+class MaskedLMHead(nn.Module):
+    """Predicts the original token at masked positions: dense, activation, norm, then the output projection
+    tied to the token embedding (Press & Wolf, 2017) plus an output bias of its own (sec. 3.1, task #1)."""
+
+    def __init__(self, token_embedding: nn.Embedding, norm: Callable[[int], nn.Module], activation: str = "gelu"):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation={activation!r} is not one of {sorted(ACTIVATIONS)}")
+        vocab_size, d_model = token_embedding.weight.shape
+        self.dense = nn.Linear(d_model, d_model)
+        self.activation = ACTIVATIONS[activation]()
+        self.norm = norm(d_model)
+        self.decoder_weight = token_embedding.weight  # (V, D): the very same Parameter, not a copy
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+        init_bert_weights(self.dense)
+
+    def forward(self, hidden: Tensor, positions: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        """``hidden`` (B, T, D); ``positions`` (B, P) to predict (None: all T); ``mask`` (B, P|T) real slots,
+        read only by batch norm's statistics. Only the gathered rows reach the V-way projection."""
+        if positions is not None:
+            if positions.dim() != 2 or positions.shape[0] != hidden.shape[0]:
+                raise ValueError(
+                    f"positions must be (batch={hidden.shape[0]}, slots), got shape {tuple(positions.shape)}"
+                )
+            index = positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])  # (B, P, D)
+            hidden = hidden.gather(1, index)  # (B, P, D)
+        h = self.norm(self.activation(self.dense(hidden)), mask)
+        return nn.functional.linear(h, self.decoder_weight, self.bias)  # (B, P, V)
+
+
+class NextSentenceHead(nn.Module):
+    """Two-way classifier on the pooled [CLS] vector: is B the sentence that follows A? (sec. 3.1, task #2)."""
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.classifier = nn.Linear(d_model, 2)
+        init_bert_weights(self.classifier)
+
+    def forward(self, pooled: Tensor) -> Tensor:
+        return self.classifier(pooled)  # (B, 2)
+
+
+class BertForPretraining(nn.Module):
+    """:class:`BertModel` with the masked-LM and next-sentence heads; arguments as :class:`BertModel`."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        pad_id: int,
+        max_len: int,
+        d_model: int = 128,
+        num_heads: int = 2,
+        num_layers: int = 2,
+        d_ff: int = 256,
+        dropout: float = 0.1,
+        activation: str = "gelu",
+        scorer: Callable[[int, int], nn.Module] = ScaledDotProductScorer,
+        pos_encoding: Callable[[int, int, int], nn.Module] = LearnedPositionalEncoding,
+        norm: Callable[[int], nn.Module] = LayerNorm,
+        placement: str = "post",
+    ):
+        super().__init__()
+        self.bert = BertModel(
+            vocab_size, pad_id, max_len, d_model, num_heads, num_layers, d_ff, dropout, activation,
+            scorer, pos_encoding, norm, placement,
+        )
+        self.mlm_head = MaskedLMHead(self.bert.embeddings.token_embedding, norm, activation)
+        self.nsp_head = NextSentenceHead(d_model)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.bert.vocab_size
+
+    def forward(
+        self,
+        tokens: Tensor,
+        segments: Tensor | None = None,
+        valid_lens: Tensor | None = None,
+        mlm_positions: Tensor | None = None,
+        mlm_mask: Tensor | None = None,
+    ) -> PretrainingOutput:
+        """``mlm_positions`` (B, P) selects where the MLM head predicts (None: every position);
+        ``mlm_mask`` (B, P) marks real slots, which only batch norm in the MLM head needs."""
+        encoded = self.bert(tokens, segments, valid_lens)
+        mlm_logits = self.mlm_head(encoded.hidden, mlm_positions, mlm_mask)  # (B, P, V)
+        return PretrainingOutput(encoded.hidden, encoded.pooled, mlm_logits, self.nsp_head(encoded.pooled))

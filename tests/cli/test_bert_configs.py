@@ -1,0 +1,94 @@
+"""The BERT configs compose, and every option of attention=, pos_encoding= and norm= builds a working BERT."""
+from importlib import resources
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import open_dict
+
+from attnlab.cli.resolvers import register_resolvers
+from attnlab.cli.schema import register_schemas
+from attnlab.cli.validate import validate_targets
+from attnlab.data.bert_pretraining import PretrainingBatch
+from attnlab.lit.pretraining import PretrainingModule
+from attnlab.models.bert import BertForPretraining
+
+CONF = resources.files("attnlab.conf")
+NET_KWARGS = {"vocab_size": 50, "pad_id": 0, "max_len": 16}  # what WikiText2DataModule.net_kwargs() supplies
+
+
+def options(group):
+    return sorted(p.name[:-5] for p in CONF.joinpath(group).iterdir() if p.name.endswith(".yaml"))
+
+
+@pytest.fixture
+def compose_bert(tmp_path):
+    """Composes ``experiment=bert_pretrain`` plus overrides, as the app sees it, with the data's sizes filled in."""
+    register_schemas()
+    register_resolvers()
+
+    def _compose(*overrides):
+        GlobalHydra.instance().clear()
+        with initialize_config_module("attnlab.conf", version_base="1.3"):
+            cfg = compose("train", overrides=["experiment=bert_pretrain", *overrides], return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(tmp_path)
+            cfg.hydra.runtime.cwd = str(tmp_path)
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        validate_targets(cfg)
+        with open_dict(cfg):
+            cfg.model.net.update(NET_KWARGS)
+        return cfg
+
+    yield _compose
+    GlobalHydra.instance().clear()
+def batch():
+    tokens = torch.randint(5, 50, (4, 10))
+    return PretrainingBatch(
+        tokens=tokens, segments=(torch.arange(10) >= 5).long().expand(4, -1), valid_lens=torch.tensor([10, 9, 8, 7]),
+        mlm_positions=torch.tensor([[1, 2]] * 4), mlm_labels=tokens[:, 1:3], mlm_mask=torch.ones(4, 2, dtype=torch.bool),
+        nsp_labels=torch.tensor([1, 0, 1, 0]),
+    )
+
+
+def test_experiment_is_bert_with_post_norm_gelu_and_learned_positions(compose_bert):
+    cfg = compose_bert()
+    assert cfg.task_name == "bert_pretrain" and cfg.monitor == "val/mlm_loss"
+    assert cfg.data._target_.endswith("WikiText2DataModule")
+    assert cfg.trainer.reload_dataloaders_every_n_epochs == 1
+    net = cfg.model.net
+    assert (net.d_model, net.num_heads, net.num_layers, net.d_ff, net.dropout) == (128, 2, 2, 256, 0.2)
+    assert net.activation == "gelu" and net.placement == "post"
+    assert net.pos_encoding._target_.endswith("LearnedPositionalEncoding")
+    assert net.norm._target_.endswith("layers.norm.LayerNorm")
+    assert cfg.model.optimizer._target_ == "torch.optim.AdamW"
+
+
+@pytest.mark.parametrize("group", ["attention", "pos_encoding", "norm"])
+def test_every_group_option_builds_a_bert_that_trains(compose_bert, group):
+    for option in options(group):
+        cfg = compose_bert(f"{group}={option}", "model.net.d_model=16", "model.net.d_ff=32")
+        module: PretrainingModule = instantiate(cfg.model)
+        assert isinstance(module.net, BertForPretraining)
+        output = module(batch())
+        assert output.mlm_logits.shape == (4, 2, 50) and torch.isfinite(output.mlm_logits).all(), option
+        (output.mlm_logits.logsumexp(-1).mean() + output.nsp_logits.sum()).backward()
+        assert module.net.bert.embeddings.token_embedding.weight.grad.abs().sum() > 0, option
+
+
+@pytest.mark.parametrize(
+    ("model", "sizes"),
+    [("bert_small", (256, 4, 4, 1024)), ("bert_base", (768, 12, 12, 3072))],
+)
+def test_larger_model_configs(compose_bert, model, sizes):
+    cfg = compose_bert(f"model={model}")
+    net = cfg.model.net
+    assert (net.d_model, net.num_heads, net.num_layers, net.d_ff) == sizes
+    assert net.activation == "gelu" and net.scorer._target_.endswith("ScaledDotProductScorer")
+    if model == "bert_small":
+        assert isinstance(instantiate(cfg.model).net, BertForPretraining)

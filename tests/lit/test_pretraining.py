@@ -1,0 +1,165 @@
+"""BERT pretraining module: the loss counts only the chosen positions, it falls, metrics and optimiser policy."""
+import functools
+import logging
+import math
+import random
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from attnlab.data.bert_pretraining import PretrainingBatch, WikiText2DataModule
+from attnlab.data.tokenizers import word
+from attnlab.lit.optim import linear_warmup_decay
+from attnlab.lit.pretraining import PretrainingModule, pretraining_losses
+from attnlab.models.bert import BertForPretraining, PretrainingOutput
+
+SUBJECTS = ["the cat", "a dog", "my friend", "the teacher", "our neighbour"]
+VERBS = ["sat on", "looked at", "walked to", "painted", "found"]
+OBJECTS = ["the mat", "the river bank", "the red house", "a small boat", "the old bridge"]
+
+
+def write_corpus(directory, paragraphs=(120, 12, 12), seed=0):
+    """A tiny WikiText-2 look-alike: a heading, then paragraphs of 2-4 templated sentences."""
+    rng = random.Random(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "valid", "test"), paragraphs):
+        lines = [" = heading = \n"]
+        for _ in range(count):
+            sentences = [f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}" for _ in range(rng.randint(2, 4))]
+            lines.append(" " + " . ".join(sentences) + " . \n")
+        (directory / f"wiki.{split}.tokens").write_text("".join(lines), encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+def datamodule(tmp_path):
+    data = WikiText2DataModule(
+        functools.partial(word, min_freq=1), write_corpus(tmp_path / "wikitext-2"), batch_size=16, max_len=24, seed=0
+    )
+    data.setup("fit")
+    return data
+
+
+def module_for(data, lr=1e-2, scheduler=None):
+    net = BertForPretraining(**data.net_kwargs(), d_model=32, num_heads=2, num_layers=1, d_ff=64, dropout=0.0)
+    return PretrainingModule(net, functools.partial(torch.optim.AdamW, lr=lr), scheduler, weight_decay=0.01)
+
+
+def trainer(**overrides):
+    kwargs = dict(
+        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, reload_dataloaders_every_n_epochs=1, num_sanity_val_steps=0,
+        inference_mode=False,  # validate() before fit() would leave inference-mode tensors in the metric states
+    ) | overrides
+    return pl.Trainer(**kwargs)
+
+
+def _batch(mask):
+    batch_size, slots = mask.shape
+    return PretrainingBatch(
+        tokens=torch.zeros(batch_size, 8, dtype=torch.long), segments=torch.zeros(batch_size, 8, dtype=torch.long),
+        valid_lens=torch.full((batch_size,), 8), mlm_positions=torch.zeros(batch_size, slots, dtype=torch.long),
+        mlm_labels=torch.randint(0, 11, (batch_size, slots)), mlm_mask=mask, nsp_labels=torch.tensor([1, 0, 1]),
+    )
+
+
+def test_mlm_loss_is_the_mean_over_real_slots_only():
+    mask = torch.tensor([[True, True, False, False], [True, False, False, False], [True, True, True, True]])
+    batch = _batch(mask)
+    logits = torch.randn(3, 4, 11)
+    output = PretrainingOutput(torch.zeros(3, 8, 2), torch.zeros(3, 2), logits, torch.randn(3, 2))
+    losses = pretraining_losses(output, batch)
+    real = F.cross_entropy(logits[mask], batch.mlm_labels[mask])
+    torch.testing.assert_close(losses.mlm, real)
+    d2l_style = F.cross_entropy(logits.flatten(0, 1), batch.mlm_labels.flatten())  # padding slots counted
+    assert not torch.allclose(losses.mlm, d2l_style)
+    torch.testing.assert_close(losses.nsp, F.cross_entropy(output.nsp_logits, batch.nsp_labels))
+    torch.testing.assert_close(losses.total, losses.mlm + losses.nsp)
+
+    changed = logits.clone()
+    changed[~mask] = 1e4 * torch.randn(int((~mask).sum()), 11)  # whatever the head says at padding slots
+    changed[0, 3] = float("nan")
+    unchanged = pretraining_losses(output._replace(mlm_logits=changed), batch)
+    torch.testing.assert_close(unchanged.mlm, losses.mlm)
+    moved = logits.clone()
+    moved[1, 0] += 5 * torch.randn(11)  # a real slot does count
+    assert not torch.allclose(pretraining_losses(output._replace(mlm_logits=moved), batch).mlm, losses.mlm)
+
+
+def test_loss_ignores_unchosen_positions_of_the_real_model(datamodule):
+    """The head predicts only at the gathered positions: no logits exist elsewhere, and outputs at unchosen
+    positions can change arbitrarily (here: the MLM head's input there) without moving the loss."""
+    module = module_for(datamodule).eval()
+    batch = next(iter(datamodule.val_dataloader()))
+    output = module(batch)
+    assert output.mlm_logits.shape == (*batch.mlm_positions.shape, module.net.vocab_size)
+    chosen = torch.zeros_like(batch.tokens, dtype=torch.bool).scatter(1, batch.mlm_positions, batch.mlm_mask)
+    hidden = output.hidden.masked_fill(~chosen.unsqueeze(-1), 123.0)  # garbage at every unchosen position
+    logits = module.net.mlm_head(hidden, batch.mlm_positions, batch.mlm_mask)
+    torch.testing.assert_close(
+        pretraining_losses(output._replace(mlm_logits=logits), batch).mlm, pretraining_losses(output, batch).mlm
+    )
+
+
+class KeepOutputs(pl.Callback):
+    def __init__(self):
+        self.outputs = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.outputs.append((outputs, int(batch.valid_lens.sum())))
+
+
+def test_loss_falls_and_metrics_are_logged(datamodule):
+    module = module_for(datamodule, lr=1e-2, scheduler=functools.partial(linear_warmup_decay, warmup_steps=2))
+    keep = KeepOutputs()
+    run = trainer(max_epochs=4, callbacks=[keep])
+    before = run.validate(module, datamodule=datamodule, verbose=False)[0]
+    run.fit(module, datamodule=datamodule)
+    metrics = dict(run.callback_metrics)
+    after = run.validate(module, datamodule=datamodule, verbose=False)[0]
+    assert after["val/mlm_loss"] < before["val/mlm_loss"] - 0.5
+    assert after["val/loss"] < before["val/loss"]
+    losses = [outputs["loss"].item() for outputs, _ in keep.outputs]
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5
+    for stage in ("train", "val"):
+        for name in ("mlm_loss", "mlm_ppl", "mlm_acc", "nsp_loss", "nsp_acc"):
+            assert f"{stage}/{name}" in metrics, f"{stage}/{name}"
+    assert math.isclose(float(metrics["val/mlm_ppl"]), math.exp(float(metrics["val/mlm_loss"])), rel_tol=1e-5)
+    assert 0.0 <= float(metrics["val/mlm_acc"]) <= 1.0 and 0.0 <= float(metrics["val/nsp_acc"]) <= 1.0
+    # Throughput's contract: every training step reports its non-padding input tokens
+    assert all(outputs["num_tokens"] == tokens for outputs, tokens in keep.outputs)
+    # total_steps came from the trainer: the linear decay ends at zero exactly on the last step
+    steps = run.estimated_stepping_batches
+    assert run.global_step == steps
+    assert run.lr_scheduler_configs[0].scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-2 * 1e-2)
+
+
+def test_no_weight_decay_on_biases_and_norms_and_tied_weight_once(datamodule):
+    module = module_for(datamodule)
+    optimizer = module.configure_optimizers()
+    decay, no_decay = optimizer.param_groups
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    names = {id(p): n for n, p in module.net.named_parameters()}
+    assert all(p.dim() >= 2 for p in decay["params"])
+    assert {names[id(p)] for p in no_decay["params"]} >= {
+        "bert.embeddings.norm.weight", "bert.embeddings.norm.bias", "mlm_head.bias", "bert.pooler.dense.bias",
+        "bert.encoder.blocks.0.self_residual.norm.weight", "mlm_head.norm.weight",
+    }
+    everything = decay["params"] + no_decay["params"]
+    assert len(everything) == len({id(p) for p in everything}) == len(list(module.net.parameters()))
+
+
+def test_too_long_warmup_for_a_short_run_is_cut_with_a_warning(datamodule, caplog):
+    module = module_for(datamodule, scheduler=functools.partial(linear_warmup_decay, warmup_steps=1000))
+    run = trainer(max_steps=3)
+    with caplog.at_level(logging.WARNING, logger="attnlab.lit.optim"):
+        run.fit(module, datamodule=datamodule)
+    assert "warmup_steps=1000 >= total_steps=3" in caplog.text
+    assert run.global_step == 3
+
+
+def test_negative_weight_decay_is_rejected(datamodule):
+    with pytest.raises(ValueError, match="weight_decay must be >= 0, got -1"):
+        PretrainingModule(module_for(datamodule).net, torch.optim.AdamW, weight_decay=-1)

@@ -1,0 +1,265 @@
+"""Seq2SeqModule: the masked / smoothed loss, every ablation choice of the real configs trains, and a Lightning
+run on a tiny parallel corpus logs loss, token accuracy, corpus BLEU, heatmaps and d2l's example BLEU."""
+from __future__ import annotations
+
+import math
+import random
+from functools import partial
+from importlib import resources
+
+import pytest
+import pytorch_lightning as pl
+import sacrebleu
+import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import open_dict
+
+from attnlab.attention.scorers import ScaledDotProductScorer
+from attnlab.cli.schema import register_schemas
+from attnlab.data.tokenizers import word
+from attnlab.data.translation import ParallelCorpus, TranslationBatch, TranslationDataModule
+from attnlab.layers.norm import LayerNorm
+from attnlab.layers.positional import SinusoidalPositionalEncoding
+from attnlab.lit.seq2seq import Seq2SeqModule, masked_cross_entropy
+from attnlab.models.decoding import greedy_decode
+from attnlab.models.transformer import Transformer
+
+PAD, BOS, EOS = 1, 2, 3  # the translation datamodule's special ids (<unk> is 0)
+VOCAB = 12
+CONF = resources.files("attnlab.conf")
+TINY = ["model.net.d_model=16", "model.net.num_heads=2", "model.net.d_ff=32", "model.net.dropout=0.0",
+        "model.net.num_encoder_layers=1", "model.net.num_decoder_layers=1", "model.net.max_len=32"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: threads only add contention
+    yield
+    torch.set_num_threads(threads)
+
+
+def reverse_batch(generator: torch.Generator, size: int = 32) -> TranslationBatch:
+    """Random symbol strings (ids 4..11) and their reversal, padded as the translation datamodule pads."""
+    lengths = torch.randint(2, 7, (size,), generator=generator)
+    width = int(lengths.max()) + 1
+    src = torch.full((size, width), PAD)
+    tgt_in, tgt_out = src.clone(), src.clone()
+    for row, length in enumerate(lengths.tolist()):
+        symbols = torch.randint(4, VOCAB, (length,), generator=generator)
+        src[row, :length], src[row, length] = symbols, EOS
+        tgt_in[row, 0], tgt_in[row, 1 : length + 1] = BOS, symbols.flip(0)
+        tgt_out[row, :length], tgt_out[row, length] = symbols.flip(0), EOS
+    return TranslationBatch(src, lengths + 1, tgt_in, tgt_out, lengths + 1)
+
+
+def compose_model(*overrides: str) -> Seq2SeqModule:
+    """The LightningModule exactly as ``attnlab-train model=transformer <overrides>`` builds it."""
+    register_schemas()
+    GlobalHydra.instance().clear()
+    with initialize_config_module("attnlab.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["model=transformer", *TINY, *overrides])
+    GlobalHydra.instance().clear()
+    with open_dict(cfg):
+        cfg.model.net.update(src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, pad_id=PAD, bos_id=BOS, eos_id=EOS)
+    return instantiate(cfg.model)
+
+
+def losses_while_training(module: Seq2SeqModule, steps: int, lr: float = 3e-3) -> list[float]:
+    generator = torch.Generator().manual_seed(0)
+    optimizer = torch.optim.Adam(module.parameters(), lr=lr)
+    module.train()
+    losses = []
+    for _ in range(steps):
+        loss = module.compute_loss(reverse_batch(generator)).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.name[:-5] for p in CONF.joinpath(group).iterdir() if p.name.endswith(".yaml"))
+
+
+ABLATIONS = (
+    [f"attention={name}" for name in options("attention")]
+    + [f"pos_encoding={name}" for name in options("pos_encoding")]
+    + [f"norm={name}" for name in options("norm")]
+    + ["norm.placement=pre", "model.net.activation=gelu", "model.net.share_embeddings=true",
+       "model.net.tie_output=false"]
+)
+
+
+@pytest.mark.parametrize("choice", ABLATIONS)
+def test_every_ablation_choice_trains(choice):
+    torch.manual_seed(0)
+    module = compose_model(choice)
+    losses = losses_while_training(module, steps=40)
+    assert all(math.isfinite(loss) for loss in losses)
+    assert sum(losses[-5:]) / 5 < 0.75 * losses[0], f"{choice}: loss went {losses[0]:.3f} -> {losses[-5:]}"
+
+
+def test_ablation_axes_reach_the_model():
+    module = compose_model("attention=additive", "pos_encoding=rotary", "norm=rmsnorm", "norm.placement=pre",
+                           "model.net.activation=gelu")
+    net = module.net
+    block = net.decoder.blocks[0]
+    assert type(block.self_attention.scorer).__name__ == "AdditiveScorer"
+    assert type(block.cross_attention.scorer).__name__ == "AdditiveScorer"
+    assert type(net.tgt_embed.positions).__name__ == "RotaryPositionalEncoding"
+    assert type(block.ffn_residual).__name__ == "PreNormResidual"
+    assert type(block.ffn_residual.norm).__name__ == "RMSNorm"
+    assert type(net.encoder.final_norm).__name__ == "RMSNorm"
+    assert type(block.feed_forward.activation).__name__ == "GELU"
+    assert net.output_proj.weight is net.tgt_embed.embedding.weight
+
+
+def test_a_trained_model_reverses_sequences():
+    torch.manual_seed(0)
+    module = compose_model("model.net.d_model=32", "model.net.d_ff=64", "model.net.num_encoder_layers=2",
+                           "model.net.num_decoder_layers=2")
+    losses_while_training(module, steps=250, lr=5e-3)
+    module.eval()
+    batch = reverse_batch(torch.Generator().manual_seed(123), size=64)
+    decoded = greedy_decode(module.net, batch.src, batch.src_lens, max_steps=10)
+    expected = [row[: int(length) - 1].tolist() for row, length in zip(batch.tgt_out, batch.tgt_lens)]
+    got = [row[: int(length)].tolist() for row, length in zip(decoded.tokens, decoded.lengths)]
+    assert sum(e == g for e, g in zip(expected, got)) >= 0.8 * len(expected)
+
+
+def test_masked_loss_ignores_padding():
+    generator = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 4, VOCAB, generator=generator)
+    targets = torch.tensor([[5, 6, EOS, PAD], [7, EOS, PAD, PAD]])
+    loss = masked_cross_entropy(logits, targets, PAD)
+    real = targets != PAD
+    expected = -torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)[real].mean()
+    torch.testing.assert_close(loss, expected)
+    noisy = logits.clone()
+    noisy[~real] = 100 * torch.randn(int((~real).sum()), VOCAB, generator=generator)
+    torch.testing.assert_close(masked_cross_entropy(noisy, targets, PAD), loss)
+    torch.testing.assert_close(masked_cross_entropy(noisy, targets, PAD, 0.1), masked_cross_entropy(logits, targets, PAD, 0.1))
+
+
+def test_label_smoothing_mixes_in_the_uniform_distribution():
+    generator = torch.Generator().manual_seed(2)
+    logits = torch.randn(2, 3, VOCAB, generator=generator)
+    targets = torch.tensor([[5, EOS, PAD], [6, 7, EOS]])
+    real = targets != PAD
+    log_probs = torch.log_softmax(logits, -1)[real]  # (N, V)
+    nll = -log_probs.gather(-1, targets[real].unsqueeze(-1)).squeeze(-1)
+    uniform = -log_probs.mean(-1)
+    eps = 0.1
+    torch.testing.assert_close(masked_cross_entropy(logits, targets, PAD, eps), ((1 - eps) * nll + eps * uniform).mean())
+    net = Transformer(VOCAB, VOCAB, PAD, BOS, EOS, ScaledDotProductScorer, SinusoidalPositionalEncoding, LayerNorm,
+                      d_model=16, num_heads=2, d_ff=32, dropout=0.0)
+    module = Seq2SeqModule(net, partial(torch.optim.Adam, lr=1e-3), label_smoothing=eps)
+    batch = reverse_batch(torch.Generator().manual_seed(3))
+    out = module.compute_loss(batch)
+    torch.testing.assert_close(out.loss, masked_cross_entropy(out.logits, batch.tgt_out, PAD, eps))
+    assert module.compute_loss(batch, label_smoothing=0.0).loss < out.loss  # what val/loss reports
+    assert out.num_tokens == int(batch.tgt_lens.sum())
+    with pytest.raises(ValueError, match="label_smoothing must lie in \\[0, 1\\), got 1.5"):
+        Seq2SeqModule(net, partial(torch.optim.Adam), label_smoothing=1.5)
+    with pytest.raises(ValueError, match="unknown decode options \\['beams'\\]"):
+        Seq2SeqModule(net, partial(torch.optim.Adam), decode={"beams": 4})
+
+
+# ---- a Lightning run on a tiny parallel corpus -----------------------------------------------------------------
+def write_reverse_corpus(directory, num_pairs: int = 240) -> str:
+    rng = random.Random(0)
+    words = "go home calm lost i he is am we see cat dog".split()
+    sources, targets = [], []
+    for _ in range(num_pairs):
+        sentence = [rng.choice(words) for _ in range(rng.randint(1, 5))]
+        sources.append(" ".join(sentence))
+        targets.append(" ".join(f"{w}_fr" for w in reversed(sentence)))
+    (directory / "train.en").write_text("\n".join(sources) + "\n")
+    (directory / "train.fr").write_text("\n".join(targets) + "\n")
+    return str(directory / "train")
+
+
+@pytest.fixture
+def datamodule(tmp_path) -> TranslationDataModule:
+    corpus = ParallelCorpus(write_reverse_corpus(tmp_path), "en", "fr")
+    module = TranslationDataModule(corpus, tokenizer=partial(word, min_freq=1), preprocess=False, batch_size=16,
+                                   val_fraction=0.15, test_fraction=0.15, output_dir=tmp_path, seed=0)
+    module.setup("fit")
+    return module
+
+
+def make_module(datamodule, **kwargs) -> Seq2SeqModule:
+    net = Transformer(**datamodule.net_kwargs(), scorer=ScaledDotProductScorer, pos_encoding=SinusoidalPositionalEncoding,
+                      norm=LayerNorm, d_model=32, num_heads=2, d_ff=64, num_encoder_layers=1, num_decoder_layers=1,
+                      dropout=0.0)
+    return Seq2SeqModule(net, partial(torch.optim.Adam, lr=5e-3), **kwargs)
+
+
+def test_lightning_run_logs_metrics_bleu_heatmaps_and_examples(datamodule, tmp_path, capsys):
+    pl.seed_everything(0)
+    module = make_module(datamodule, decode={"strategy": "beam", "beam_size": 3, "max_steps": 8},
+                         examples=[["go home", "home_fr go_fr"], ["he is calm", "calm_fr is_fr he_fr"]],
+                         plot_attention=False)  # plotting every epoch only costs time here
+    trainer = pl.Trainer(max_epochs=8, default_root_dir=tmp_path, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0)
+    trainer.fit(module, datamodule=datamodule)
+    metrics = trainer.callback_metrics
+    assert {"train/loss_epoch", "val/loss", "val/token_acc", "val/bleu"} <= set(metrics)
+    # val/bleu pools n-gram statistics over batches: it is sacrebleu's corpus BLEU of the whole split
+    hypotheses, references = [], []
+    for batch in datamodule.val_dataloader():
+        hypotheses += datamodule.decode_target(module.translate(batch.src, batch.src_lens).tokens)
+        references += datamodule.decode_target(batch.tgt_out)
+    assert len(references) == len(datamodule.datasets["val"]) > 16
+    assert float(metrics["val/bleu"]) == pytest.approx(sacrebleu.corpus_bleu(hypotheses, [references]).score, abs=1e-3)
+    assert float(metrics["val/bleu"]) > 20 and float(metrics["val/token_acc"]) > 0.5
+
+    module.plot_attention = True
+    results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    assert {"test/loss", "test/token_acc", "test/bleu", "test/d2l_bleu"} <= set(results)
+    printed = capsys.readouterr().out
+    assert "go home => " in printed and "he is calm => " in printed and ", bleu " in printed
+    for name in ("encoder_self", "decoder_self", "cross"):
+        assert (tmp_path / "plots" / f"attention_{name}.png").stat().st_size > 2000
+
+
+class RecordOutputs(pl.Callback):
+    def __init__(self):
+        self.seen = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.seen.append((outputs, batch))
+
+
+def test_training_step_reports_useful_tokens_and_scheduler_gets_the_run_length(datamodule, tmp_path):
+    seen = {}
+
+    def schedule(optimizer, warmup_steps, total_steps):
+        seen.update(warmup=warmup_steps, total=total_steps)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+    module = make_module(datamodule, scheduler=partial(schedule, warmup_steps=2), plot_attention=False)
+    record = RecordOutputs()
+    trainer = pl.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=1, default_root_dir=tmp_path,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[record])
+    trainer.fit(module, datamodule=datamodule)
+    assert seen == {"warmup": 2, "total": 6}
+    assert len(record.seen) == 6
+    for outputs, batch in record.seen:
+        assert outputs["num_tokens"] == int((batch.tgt_out != PAD).sum()) == int(batch.tgt_lens.sum())
+        assert torch.isfinite(outputs["loss"])
+
+
+def test_checkpoint_hyperparameters_are_plain_data():
+    net = Transformer(VOCAB, VOCAB, PAD, BOS, EOS, ScaledDotProductScorer, SinusoidalPositionalEncoding, LayerNorm,
+                      d_model=16, num_heads=2, d_ff=32)
+    module = Seq2SeqModule(net, partial(torch.optim.Adam), decode={"strategy": "beam"}, examples=[("go .", "va !")])
+    assert dict(module.hparams) == {
+        "label_smoothing": 0.0, "decode": {"strategy": "beam"}, "examples": [["go .", "va !"]],
+        "plot_attention": True, "compile": False,
+    }
