@@ -1,0 +1,118 @@
+"""End to end: pretrain a tiny BERT with attnlab-train, fine-tune it on a tiny SST-2-format file, predict with
+attnlab-predict; the error a user sees for missing data, and that model.pretrained must be given."""
+from __future__ import annotations
+
+import csv
+import gzip
+import random
+
+import hydra
+import pytest
+import torch
+from conftest import run_dirs
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from attnlab.checkpoint import CONFIG_KEY, load_run_checkpoint
+from attnlab.cli.schema import register_schemas
+from attnlab.data.classification import encode_texts, normalize
+from attnlab.data.tokenizers import TextTokenizer
+
+WORDS = "the a film movie story actor plot scene music long short old new".split()
+POSITIVE, NEGATIVE = ["good", "great", "funny"], ["bad", "dull", "boring"]
+TINY_BERT = ["model.net.d_model=16", "model.net.num_heads=2", "model.net.d_ff=32", "model.net.num_layers=1"]
+RUN = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false"]
+
+
+def sentence(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 6)))
+
+
+def write_data(root, seed=0):
+    """``wikitext-2/`` for pretraining and ``sst2/`` with a word that gives the label away."""
+    rng = random.Random(seed)
+    (root / "wikitext-2").mkdir(parents=True)
+    for split, paragraphs in (("train", 40), ("valid", 6), ("test", 6)):
+        lines = [" " + " . ".join(sentence(rng) for _ in range(3)) + " . \n" for _ in range(paragraphs)]
+        (root / "wikitext-2" / f"wiki.{split}.tokens").write_text("".join(lines))
+    (root / "sst2").mkdir()
+    for split, size in (("train", 120), ("dev", 24)):
+        rows = ["sentence\tlabel"]
+        for i in range(size):
+            label = i % 2
+            rows.append(f"{sentence(rng)} {rng.choice(POSITIVE if label else NEGATIVE)} {sentence(rng)} \t{label}")
+        with gzip.open(root / "sst2" / f"{split}.tsv.gz", "wt", encoding="utf-8") as f:
+            f.write("\n".join(rows) + "\n")
+
+
+def last_value(run_dir, metric):
+    rows = list(csv.DictReader(open(run_dir / "csv" / "metrics.csv")))
+    return float([row[metric] for row in rows if row.get(metric)][-1])
+
+
+def test_pretrain_then_fine_tune_then_predict(run_cli, tmp_path):
+    data = tmp_path / "data"
+    write_data(data)
+    env = {"DATA_DIR": str(data)}
+    run_cli("attnlab-train", "experiment=bert_pretrain", "tokenizer.min_freq=1", *TINY_BERT, "data.batch_size=16",
+            "data.max_len=32", "trainer.max_epochs=1", "test=false", *RUN, env=env)
+    (pretrain_dir,) = run_dirs(tmp_path, "bert_pretrain")
+    pretrained = pretrain_dir / "checkpoints" / "last.ckpt"
+
+    # the fine-tuning config keeps d2l's sizes (128 hidden, 2 layers): the pretrained file's must win
+    run_cli("attnlab-train", "experiment=bert_finetune_sst2", f"model.pretrained={pretrained}", "data.max_len=24",
+            "data.batch_size=16", "data.val_fraction=0.2", "trainer.max_epochs=2", "trainer.val_check_interval=1.0", *RUN,
+            env=env)
+    (run_dir,) = run_dirs(tmp_path, "bert_finetune_sst2")
+    assert f"encoder loaded from {pretrained}" in (run_dir / "train.log").read_text()
+    (best,) = (run_dir / "checkpoints").glob("best-*.ckpt")
+    checkpoint = load_run_checkpoint(best)
+    net = checkpoint[CONFIG_KEY]["model"]["net"]
+    assert (net["d_model"], net["num_layers"], net["d_ff"], net["max_len"], net["num_classes"]) == (16, 1, 32, 24, 2)
+    pretraining = load_run_checkpoint(pretrained)
+    assert checkpoint["ClassificationDataModule"]["tokenizer"] == pretraining["WikiText2DataModule"]["tokenizer"]
+
+    # attnlab-predict over the test split (SST-2's dev file) with the best checkpoint: its accuracy is test/acc
+    lines = gzip.open(data / "sst2" / "dev.tsv.gz", "rt").read().splitlines()[1:]
+    texts, labels = zip(*(line.split("\t") for line in lines))
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n")
+    result = run_cli("attnlab-predict", f"ckpt_path={best}", f"input={tmp_path / 'texts.txt'}")
+    predictions = [line.split("\t") for line in result.stdout.splitlines()]
+    assert len(predictions) == len(texts) and {label for label, _ in predictions} <= {"negative", "positive"}
+    accuracy = sum((label == "positive") == (gold == "1") for (label, _), gold in zip(predictions, labels)) / len(labels)
+    assert abs(accuracy - last_value(run_dir, "test/acc")) < 1e-6
+
+    # the same probabilities, recomputed here from the checkpoint's config, weights and tokenizer
+    classifier = hydra.utils.instantiate(net)
+    classifier.load_state_dict({k[len("net.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")})
+    tokenizer = TextTokenizer.from_str(checkpoint["ClassificationDataModule"]["tokenizer"])
+    batch = encode_texts(tokenizer, [[normalize(text, lowercase=True) for text in texts]], max_len=24)
+    with torch.no_grad():
+        probabilities = classifier.eval()(batch.tokens, batch.segments, batch.valid_lens).logits.softmax(-1).max(-1).values
+    assert torch.allclose(torch.tensor([float(p) for _, p in predictions]), probabilities, atol=1e-5)
+
+
+def test_missing_data_is_a_clear_error(run_cli, tmp_path):
+    result = run_cli("attnlab-train", "experiment=bert_finetune_sst2", "model.pretrained=null", check=False,
+                     env={"DATA_DIR": str(tmp_path / "nowhere")})
+    assert result.returncode != 0
+    assert f"no such file: {tmp_path / 'nowhere' / 'sst2' / 'train.tsv.gz'}. How to get it: download GLUE's SST-2" in result.stderr
+    assert "Epoch" not in result.stdout
+
+
+@pytest.mark.parametrize("experiment", ["bert_finetune_sst2", "bert_finetune_snli"])
+def test_fine_tuning_requires_model_pretrained_a_file_or_null(experiment):
+    """``model.pretrained`` is ``???``: attnlab-train stops with "missing (???): model.pretrained" rather than
+    silently training from scratch; the data then falls back to training its own tokenizer (``null``)."""
+    register_schemas()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("attnlab.conf", version_base="1.3"):
+            cfg = compose("train", overrides=[f"experiment={experiment}"])
+            explicit = compose("train", overrides=[f"experiment={experiment}", "model.pretrained=/x/last.ckpt"])
+    finally:
+        GlobalHydra.instance().clear()
+    assert OmegaConf.missing_keys(cfg.model) - OmegaConf.missing_keys(explicit.model) == {"model.pretrained"}
+    assert cfg.data.tokenizer_from is None and explicit.data.tokenizer_from == "/x/last.ckpt"
+    assert (cfg.monitor, cfg.monitor_mode) == ("val/acc", "max")
