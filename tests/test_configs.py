@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
+from attnlab.cli.resolvers import register_resolvers
 from attnlab.cli.schema import register_schemas
 from attnlab.cli.validate import ConfigError, validate_targets
 
@@ -24,6 +25,7 @@ def options(group: str) -> list[str]:
 @pytest.fixture
 def compose_train(tmp_path):
     register_schemas()
+    register_resolvers()
 
     def _compose(*overrides: str):
         GlobalHydra.instance().clear()
@@ -84,18 +86,18 @@ def test_every_option_of_the_run_groups_composes(compose_train, group):
 
 
 def test_validation_names_bad_key_and_allowed_arguments(compose_train):
-    cfg = compose_train("+model.net.kernal=3")
+    cfg = compose_train("experiment=nw_parametric", "+model.net.kernal=3")
     with pytest.raises(ConfigError, match=r"model.net.kernal is not an argument of .*NadarayaWatson; allowed: kernel"):
         validate_targets(cfg)
 
 
 def test_validation_names_wrong_type(compose_train):
-    cfg = compose_train("data.num_train=many")
+    cfg = compose_train("experiment=nw_parametric", "data.num_train=many")
     with pytest.raises(ConfigError, match=r"data.num_train='many' has type str; .* expects int"):
         validate_targets(cfg)
 
 
 def test_validation_names_missing_required_argument(compose_train):
-    cfg = compose_train("~model.net.kernel")
+    cfg = compose_train("experiment=nw_parametric", "~model.net.kernel")
     with pytest.raises(ConfigError, match=r"model.net.kernel is required by .*NadarayaWatson"):
         validate_targets(cfg)

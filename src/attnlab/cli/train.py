@@ -10,13 +10,18 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from attnlab.checkpoint import load_checkpoint
+from attnlab.cli.distributed import job_relaunchable_by_ddp
+from attnlab.cli.resolvers import register_resolvers
 from attnlab.cli.schema import register_schemas
 from attnlab.cli.summary import print_summary
+from attnlab.cli.tracking import assign_wandb_run_id
 from attnlab.cli.validate import ConfigError, check_no_missing, validate_targets
-from attnlab.lit.callbacks import EmbedConfig, Throughput
+from attnlab.lit.callbacks import EmbedConfig, ResumeTrainLoader, Throughput
+from attnlab.lit.loggers import finish_loggers
 
 log = logging.getLogger(__name__)
 register_schemas()
+register_resolvers()
 
 
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
@@ -41,15 +46,29 @@ def instantiate_all(nodes: DictConfig | None) -> list[Any]:
     return [hydra.utils.instantiate(node) for node in (nodes or {}).values() if node is not None]
 
 
+def fit_and_test(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule,
+                 datamodule: pl.LightningDataModule, ckpt_path: str | None) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    if cfg.train:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    if cfg.test:
+        best = trainer.checkpoint_callback.best_model_path if cfg.train and trainer.checkpoint_callback else ""
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    return metrics
+
+
 def train(cfg: DictConfig) -> float | None:
     """Wire everything together; returns ``cfg.optimized_metric`` for sweepers."""
     validate_targets(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     ckpt_path = resolve_ckpt_path(cfg)
+    resumed = load_checkpoint(ckpt_path) if ckpt_path is not None else None
 
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
-    if ckpt_path is not None:  # resume with the checkpoint's tokenizer/vocabulary, never a retrained one
-        datamodule.load_state_dict(load_checkpoint(ckpt_path).get(type(datamodule).__qualname__, {}))
+    if resumed is not None:  # resume with the checkpoint's tokenizer/vocabulary, never a retrained one
+        datamodule.load_state_dict(resumed.get(type(datamodule).__qualname__, {}))
     datamodule.prepare_data()
     datamodule.setup("fit")
     with open_dict(cfg):
@@ -57,20 +76,20 @@ def train(cfg: DictConfig) -> float | None:
     check_no_missing(cfg.model)
 
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    assign_wandb_run_id(cfg, resumed)  # a resumed run continues its W&B run
+    del resumed  # free its tensors before Lightning loads the checkpoint again
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    callbacks = instantiate_all(cfg.get("callbacks")) + [EmbedConfig(resolved), Throughput()]
+    callbacks = instantiate_all(cfg.get("callbacks")) + [EmbedConfig(resolved), Throughput(), ResumeTrainLoader()]
     loggers = instantiate_all(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(resolved)
 
-    if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    if cfg.test:
-        best = trainer.checkpoint_callback.best_model_path if cfg.train and trainer.checkpoint_callback else ""
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    with job_relaunchable_by_ddp():  # DDP ranks re-run this one job, also inside a multirun
+        try:
+            metrics = fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
+        finally:
+            finish_loggers(loggers)
 
     if trainer.is_global_zero:
         print_summary(trainer, metrics, cfg.paths.output_dir)

@@ -7,6 +7,7 @@ from typing import Any
 import pytorch_lightning as pl
 
 from attnlab.checkpoint import CONFIG_KEY
+from attnlab.data.resumable import ResumableDataLoader
 
 
 class EmbedConfig(pl.Callback):
@@ -34,3 +35,30 @@ class Throughput(pl.Callback):
         if tokens and self._start is not None:
             rate = tokens / max(time.perf_counter() - self._start, 1e-9)
             pl_module.log("train/tokens_per_s", float(rate), prog_bar=True, on_step=True, on_epoch=False, batch_size=1)
+
+
+class ResumeTrainLoader(pl.Callback):
+    """Resumes a mid-epoch checkpoint at the next batch: stores the position of a
+    :class:`~attnlab.data.resumable.ResumableDataLoader` in each checkpoint and restores it when training
+    starts, after everything else is restored and before the first batch is drawn. (Lightning's own
+    loader-state restore is skipped when the module built the loader while configuring its optimizers.)"""
+
+    KEY = "attnlab_train_loader"
+
+    def __init__(self):
+        self._pending: int | None = None
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        loader = trainer.train_dataloader
+        if isinstance(loader, ResumableDataLoader):
+            checkpoint[self.KEY] = {"batches_served": loader.batches_served}
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        self._pending = checkpoint.get(self.KEY, {}).get("batches_served")
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        served, self._pending = self._pending, None
+        loader = trainer.train_dataloader
+        # an epoch-end checkpoint (all batches served) starts the next epoch from its beginning
+        if served and isinstance(loader, ResumableDataLoader) and served < trainer.num_training_batches:
+            loader.resume_at(served)

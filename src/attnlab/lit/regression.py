@@ -14,14 +14,27 @@ from attnlab.lit.figures import publish_figure
 
 
 class KernelRegressionModule(pl.LightningModule):
-    """Trains the kernel's parameters (if any) with the injected optimizer; evaluates MSE against the truth."""
+    """Trains the kernel's parameters (if any) with the injected optimizer; evaluates MSE against the truth.
 
-    def __init__(self, net: nn.Module, optimizer: Callable | None = None, scheduler: Callable | None = None):
+    ``compile=True`` compiles the net with ``torch.compile`` (in place: state-dict keys are unchanged, so
+    checkpoints load with or without it).
+    """
+
+    def __init__(
+        self, net: nn.Module, optimizer: Callable | None = None, scheduler: Callable | None = None, compile: bool = False
+    ):
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        self._compiled = False
+
+    def configure_model(self) -> None:
+        """Lightning calls this before fit/validate/test, on the device and inside the strategy."""
+        if self.hparams.compile and not self._compiled:
+            self.net.compile()
+            self._compiled = True
 
     def _predict(self, batch: RegressionBatch):
         key_mask = None
@@ -37,11 +50,11 @@ class KernelRegressionModule(pl.LightningModule):
 
     def validation_step(self, batch: RegressionBatch, batch_idx: int) -> None:
         mse = F.mse_loss(self._predict(batch).prediction, batch.targets)
-        self.log("val/mse", mse, prog_bar=True, batch_size=1)
+        self.log("val/mse", mse, prog_bar=True, batch_size=1, sync_dist=True)
 
     def test_step(self, batch: RegressionBatch, batch_idx: int) -> None:
         output = self._predict(batch)
-        self.log("test/mse", F.mse_loss(output.prediction, batch.targets), batch_size=1)
+        self.log("test/mse", F.mse_loss(output.prediction, batch.targets), batch_size=1, sync_dist=True)
         fit = plots.regression_fit(
             batch.keys[0].cpu(), batch.values[0].cpu(), batch.queries[0].cpu(), batch.targets[0].cpu(),
             output.prediction[0].detach().cpu(), title="Nadaraya-Watson regression",

@@ -1,0 +1,37 @@
+"""OmegaConf resolvers the configs use to read Hydra's runtime without Hydra leaking into ``lit/``.
+
+- ``${multirun_group:${task_name}}``: in a multirun, ``<task_name>-<sweep dir name>`` (one W&B group per
+  sweep); in a single run, null.
+- ``${optuna_direction:${monitor_mode}}``: ``min``/``max`` as Optuna's ``minimize``/``maximize``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+_DIRECTIONS = {"min": "minimize", "max": "maximize"}
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def multirun_group(task_name: str) -> str | None:
+    if not in_multirun():
+        return None
+    return f"{task_name}-{Path(HydraConfig.get().sweep.dir).name}"
+
+
+def optuna_direction(mode) -> str:
+    key = getattr(mode, "value", mode)  # the schema's MonitorMode enum or a plain string
+    if key not in _DIRECTIONS:
+        raise ValueError(f"monitor_mode={mode!r} has no optimization direction; allowed: {', '.join(_DIRECTIONS)}")
+    return _DIRECTIONS[key]
+
+
+def register_resolvers() -> None:
+    OmegaConf.register_new_resolver("multirun_group", multirun_group, replace=True)
+    OmegaConf.register_new_resolver("optuna_direction", optuna_direction, replace=True)

@@ -1,0 +1,23 @@
+"""Pieces of distributed strategies that configs cannot spell directly."""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Sequence
+
+from torch import nn
+
+
+def module_classes(paths: Sequence[str]) -> set[type[nn.Module]]:
+    """The module classes named by dotted ``paths``, as a set: the form of FSDP's ``auto_wrap_policy`` that
+    makes every instance of these classes (the Transformer/BERT blocks) a unit sharded on its own."""
+    classes = set()
+    for path in paths:
+        module_name, _, name = path.rpartition(".")
+        try:
+            cls = getattr(import_module(module_name), name)
+        except (ImportError, AttributeError, ValueError) as error:
+            raise ValueError(f"cannot import module class {path!r}: {error}") from error
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise ValueError(f"{path!r} is not a torch.nn.Module subclass")
+        classes.add(cls)
+    return classes

@@ -1,0 +1,84 @@
+"""``python bench/run.py --quick`` end to end on the cheapest cases: one table, JSON and Markdown, skips."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RUN = [sys.executable, str(REPO_ROOT / "bench" / "run.py")]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    empty = tmp_path_factory.mktemp("no_data")
+    completed = subprocess.run(
+        [*RUN, "--cases", "gemm,attention_memory,data_prep", "--quick", "--repeats", "2", "--warmup", "0",
+         "--threads", "1", "--data-dir", str(empty), "--out", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return out, completed, json.loads((out / "latest.json").read_text())
+
+
+def test_writes_latest_and_timestamped_tables(quick_run):
+    out, completed, _ = quick_run
+    names = sorted(p.name for p in out.iterdir() if p.is_file())
+    assert {"latest.md", "latest.json"} <= set(names)
+    stamped = [n for n in names if not n.startswith("latest")]
+    assert sorted(Path(n).suffix for n in stamped) == [".json", ".md"]
+    assert (out / "latest.md").read_text() == completed.stdout.rstrip("\n") + "\n"  # the printed table is the file
+
+
+def test_json_states_machine_versions_and_method(quick_run):
+    _, _, report = quick_run
+    meta = report["meta"]
+    machine = meta["machine"]
+    for key in ("date", "cpu", "cores", "ram_gib", "torch_threads", "python", "torch", "pytorch_lightning"):
+        assert machine[key] not in (None, ""), key
+    assert machine["torch_threads"] == 1
+    assert (meta["mode"], meta["repeats"], meta["warmup"]) == ("quick", 2, 0)
+    assert [case["name"] for case in report["cases"]] == ["gemm", "attention_memory", "data_prep"]
+
+
+def test_rows_carry_figures_ratios_and_goal_verdicts(quick_run):
+    _, _, report = quick_run
+    gemm, memory, _ = report["cases"]
+    assert gemm["status"] == memory["status"] == "ok"
+    assert all(row["attnlab"]["value"] > 0 for row in gemm["rows"])
+    per_length = memory["rows"][:-1]
+    assert [row["setting"].split(",")[0] for row in per_length] == ["T=128", "T=256", "T=512"]
+    for row in per_length:
+        for ref in row["references"]:
+            assert row["ratios"][ref["name"]] == pytest.approx(row["attnlab"]["value"] / ref["value"])
+    growth = memory["rows"][-1]
+    assert growth["goals"][0]["met"] in (True, False)
+    assert set(growth["ratios"].values()) == {None}  # growth exponents are shown, not divided
+
+
+def test_missing_corpus_is_a_skip_that_names_the_path(quick_run):
+    _, _, report = quick_run
+    data_prep = report["cases"][2]
+    assert data_prep["status"] == "skipped"
+    assert "wiki.train.tokens not found" in data_prep["reason"]
+
+
+def test_markdown_is_one_table_with_every_case(quick_run):
+    out, _, _ = quick_run
+    text = (out / "latest.md").read_text()
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    assert table[0].startswith("| case | setting | metric | attnlab | peak MiB | reference |")
+    assert len({len(line.split("|")) for line in table}) == 1  # every line has the same number of cells
+    for name in ("gemm", "attention_memory", "data_prep"):
+        assert any(line.startswith(f"| {name} |") for line in table)
+    assert "skipped:" in text and "torch threads 1" in text
+
+
+def test_unknown_case_is_rejected_with_the_choices():
+    completed = subprocess.run([*RUN, "--cases", "gemm,warp_drive"], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 2
+    assert "warp_drive" in completed.stderr and "attention_memory" in completed.stderr

@@ -1,0 +1,73 @@
+"""``trainer=ddp_cpu`` (two processes over gloo) inside a Hydra multirun: each job trains on both ranks in its
+own dir, no rank starts a sweep of its own, and the result equals a one-process run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from hydra.utils import instantiate
+from pytorch_lightning.strategies import FSDPStrategy
+
+from attnlab.layers.blocks import TransformerBlock
+from cli_support import compose_with_hydra, find_run_dirs, metric_history, run_attnlab
+
+TOLERANCE = 1e-6  # NW's one batch goes to both ranks: DDP's averaged gradient equals the single-process one
+
+
+@pytest.fixture(scope="module")
+def ddp_sweep(tmp_path_factory) -> tuple[Path, str]:
+    outputs = tmp_path_factory.mktemp("ddp")
+    proc = run_attnlab(["-m", "experiment=nw_parametric", "trainer=ddp_cpu", "kernel.init_w=0.5,2.0",
+                        "trainer.max_epochs=2", "test=false", "~callbacks.progress_bar"], outputs, timeout=400)
+    return outputs, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_ddp_cpu_inside_multirun_runs_each_job_once_on_two_ranks(ddp_sweep):
+    outputs, log = ddp_sweep
+    assert log.count("Launching 2 jobs locally") == 1  # rank 1 re-ran one job, not the sweep
+    assert log.count("#0 : ") == 1 and log.count("#1 : ") == 1
+    assert log.count("GLOBAL_RANK: 1, MEMBER: 2/2") == 2  # each job had its second rank
+    (sweep,) = (outputs / "nw_parametric" / "multirun").iterdir()
+    jobs = find_run_dirs(outputs)
+    assert jobs == [sweep / "0", sweep / "1"]  # no stray run dirs from the launched ranks
+    for job, init_w in zip(jobs, (0.5, 2.0)):
+        assert (job / "train_ddp_process_1.log").is_file()  # rank 1 ran in the job's dir
+        checkpoints = sorted(p.name for p in (job / "checkpoints").iterdir())
+        assert len(checkpoints) == 2 and checkpoints[1] == "last.ckpt"  # written once, by rank 0
+        saved = torch.load(job / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+        assert saved["global_step"] == 2
+        assert saved["attnlab_config"]["kernel"]["init_w"] == init_w
+        assert saved["attnlab_config"]["trainer"]["devices"] == 2
+
+
+@pytest.mark.slow
+def test_ddp_cpu_matches_one_process(ddp_sweep, tmp_path: Path):
+    outputs, _ = ddp_sweep
+    single = tmp_path / "single"
+    run_attnlab(["experiment=nw_parametric", "kernel.init_w=2.0", "trainer.max_epochs=2", "test=false",
+                 "~callbacks.progress_bar", f"hydra.run.dir={single}"], tmp_path)
+    (sweep,) = (outputs / "nw_parametric" / "multirun").iterdir()
+    ddp, one = metric_history(sweep / "1", "val/mse"), metric_history(single, "val/mse")
+    assert [step for step, _ in ddp] == [step for step, _ in one] == [0, 1]
+    for (_, a), (_, b) in zip(ddp, one):
+        assert abs(a - b) <= TOLERANCE
+
+
+def test_fsdp_strategy_wraps_each_block_and_saves_full_checkpoints():
+    """FSDP needs GPUs to run; its strategy object builds anywhere."""
+    strategy = instantiate(compose_with_hydra("trainer=fsdp").trainer.strategy)
+    assert isinstance(strategy, FSDPStrategy)
+    assert strategy.kwargs["auto_wrap_policy"]._module_classes == {TransformerBlock}
+    assert strategy._state_dict_type == "full"
+
+
+def test_slurm_launcher_follows_the_trainer():
+    cfg = compose_with_hydra("hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.num_nodes=2",
+                             "hydra.launcher.gpus_per_node=4", "experiment=nw_parametric")
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher.nodes, launcher.gpus_per_node, launcher.tasks_per_node) == (2, 4, 4)  # one rank per GPU
+    assert launcher.submitit_folder.startswith(cfg.hydra.sweep.dir) and launcher.name == "nw_parametric"

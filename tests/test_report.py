@@ -1,0 +1,67 @@
+"""attnlab.report on hand-written run dirs: best = min or max by metric, overrides as columns, clear errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from attnlab.report import load_runs, table, write_report
+
+
+def _run(root: Path, name: str, overrides: list[str], csv_text: str, monitor_mode: str = "min") -> Path:
+    run = root / name
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (run / ".hydra" / "config.yaml").write_text(f"monitor: val/loss\nmonitor_mode: {monitor_mode}\n")
+    (run / "csv").mkdir()
+    (run / "csv" / "metrics.csv").write_text(csv_text)
+    return run
+
+
+CSV_A = """epoch,step,train/loss_step,val/loss,val/acc,test/loss
+0,4,2.0,,,
+0,4,,1.5,0.40,
+1,9,,1.2,0.70,
+2,14,,1.3,0.60,
+3,15,,,,1.25
+"""
+CSV_B = """epoch,step,val/loss,val/acc
+0,4,0.9,0.8
+1,9,1.1,0.9
+"""
+
+
+def test_table_final_and_best_per_metric(tmp_path: Path):
+    _run(tmp_path, "multirun/0", ["model.optimizer.lr=0.1", "seed=1"], CSV_A)
+    _run(tmp_path, "multirun/10", ["model.optimizer.lr=0.01"], CSV_B)
+    _run(tmp_path, "multirun/2", ["model.optimizer.lr=0.001", "~logger"], CSV_B)
+    runs = load_runs(tmp_path)
+    assert [r.name for r in runs] == ["multirun/0", "multirun/2", "multirun/10"]  # natural order
+    columns, rows = table(runs)
+    assert columns[:4] == ["run", "model.optimizer.lr", "seed", "~logger"]
+    first = dict(zip(columns, rows[0]))
+    assert first["final val/loss"] == 1.3 and first["best val/loss"] == 1.2  # loss: lower is better
+    assert first["final val/acc"] == 0.6 and first["best val/acc"] == 0.7  # accuracy: higher is better
+    assert first["final test/loss"] == 1.25 and first["last_step"] == 15
+    assert "train/loss_step" not in " ".join(columns)
+    last = dict(zip(columns, rows[2]))
+    assert last["seed"] == "" and last["final test/loss"] == "" and last["best val/loss"] == 0.9
+
+
+def test_monitor_mode_and_maximize_decide_best(tmp_path: Path):
+    _run(tmp_path, "a", [], CSV_B, monitor_mode="max")
+    columns, rows = table(load_runs(tmp_path), maximize=[])
+    assert dict(zip(columns, rows[0]))["best val/loss"] == 1.1  # the run's monitor with monitor_mode=max
+    files = write_report(tmp_path, out=tmp_path / "r", metric="val/acc")
+    assert files.plot.name == "report_val_acc.png" and files.plot.stat().st_size > 0
+    assert "| a |" in files.markdown.read_text() and files.csv.read_text().startswith("run,")
+
+
+def test_errors_name_the_problem(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_runs(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="no run dirs"):
+        load_runs(tmp_path)
+    _run(tmp_path, "a", [], CSV_B)
+    with pytest.raises(ValueError, match=r"metric='val/bleu'.*logged: val/acc, val/loss"):
+        write_report(tmp_path, metric="val/bleu")
