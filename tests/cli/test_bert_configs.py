@@ -92,3 +92,19 @@ def test_larger_model_configs(compose_bert, model, sizes):
     assert net.activation == "gelu" and net.scorer._target_.endswith("ScaledDotProductScorer")
     if model == "bert_small":
         assert isinstance(instantiate(cfg.model).net, BertForPretraining)
+
+
+def test_experiment_tokenizer_is_d2ls_and_every_tokenizer_option_replaces_it_whole(compose_bert):
+    cfg = compose_bert()
+    assert cfg.tokenizer._target_.endswith("tokenizers.word") and cfg.tokenizer.min_freq == 5  # d2l 15.9
+    for option in options("tokenizer"):
+        cfg = compose_bert(f"tokenizer={option}")  # validates: no key of another tokenizer left behind
+        build = instantiate(cfg.data.tokenizer)
+        assert build().config == instantiate(cfg.tokenizer)().config, option
+    assert "min_freq" not in compose_bert("tokenizer=wordpiece").tokenizer
+
+
+def test_compile_switch_reaches_the_module(compose_bert):
+    assert compose_bert().model.compile is False
+    module = instantiate(compose_bert("model.compile=true", "model.net.d_model=16", "model.net.d_ff=32").model)
+    assert module.hparams.compile is True

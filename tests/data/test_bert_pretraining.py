@@ -4,6 +4,7 @@ import os
 import random
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import pytorch_lightning as pl
@@ -471,6 +472,32 @@ def test_ranks_mask_the_same_pairs_differently(wiki_dir):
     rank0, rank1 = dm.examples("train", 0, 0), dm.examples("train", 0, 1)
     assert torch.equal(rank0.segments, rank1.segments) and not torch.equal(rank0.mlm_positions, rank1.mlm_positions)
     assert all(torch.equal(x, y) for x, y in zip(dm.examples("train", 2, 1), dm.examples("train", 2, 1)))
+
+
+def test_a_restored_training_loader_resumes_at_the_next_batch_of_the_epoch(wiki_dir):
+    def loader_at(dm, epoch, rank):
+        dm.trainer = SimpleNamespace(reload_dataloaders_every_n_epochs=1, current_epoch=epoch, global_rank=rank)
+        return dm.train_dataloader()
+
+    dm = _module(wiki_dir, batch_size=8)
+    dm.setup("fit")
+    full = list(loader_at(dm, 1, 1))
+    interrupted = iter(loader := loader_at(dm, 1, 1))
+    for _ in range(3):
+        next(interrupted)
+    state = loader.state_dict()  # what a mid-epoch checkpoint stores
+    assert state == {"batches_served": 3} and len(full) > 4
+
+    resumed_dm = _module(wiki_dir, batch_size=8)  # a new process: setup, then the checkpoint's state
+    resumed_dm.setup("fit")
+    resumed_dm.load_state_dict(dm.state_dict())
+    resumed = loader_at(resumed_dm, 1, 1)
+    resumed.load_state_dict(state)
+    rest = list(resumed)
+    assert len(rest) == len(full) - 3
+    for batch, expected in zip(rest, full[3:]):
+        assert all(torch.equal(x, y) for x, y in zip(batch, expected))
+    assert len(list(resumed)) == len(full)  # the skip applies once: the next epoch is whole
 
 
 # ---- real data ----------------------------------------------------------------------------------------------------

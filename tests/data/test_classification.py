@@ -162,6 +162,31 @@ def test_training_order_is_a_function_of_seed_and_epoch(tmp_path):
     assert test_order == [[1, 0]]  # evaluation keeps the file order
 
 
+def test_a_restored_training_loader_resumes_at_the_next_batch_of_the_epoch(tmp_path):
+    module = sst2_module(tmp_path)
+    module.setup("fit")
+    loader = module.train_dataloader()
+    loader.sampler.set_epoch(1)
+    full = [batch.tokens for batch in loader]
+    loader.sampler.set_epoch(1)
+    interrupted = iter(loader)
+    for _ in range(4):
+        next(interrupted)
+    state = loader.state_dict()  # what a mid-epoch checkpoint stores
+    assert state == {"batches_served": 4} and len(full) > 5
+
+    resumed_module = sst2_module(tmp_path)  # a new process: setup, then the checkpoint's state
+    resumed_module.setup("fit")
+    resumed_module.load_state_dict(module.state_dict())
+    resumed = resumed_module.train_dataloader()
+    resumed.load_state_dict(state)
+    resumed.sampler.set_epoch(1)  # Lightning sets the epoch after restoring the position
+    rest = [batch.tokens for batch in resumed]
+    assert len(rest) == len(full) - 4
+    assert all(torch.equal(x, y) for x, y in zip(rest, full[4:]))
+    assert len(list(resumed)) == len(full)  # the skip applies once: the next epoch is whole
+
+
 def test_pair_task_val_file_and_label_names(tmp_path):
     rows = [("entailment", "A dog runs.", "An animal moves."), ("contradiction", "A cat sleeps.", "A cat runs.")]
     files = [write_tsv(tmp_path / f"{name}.tsv.gz", ["label", "sentence1", "sentence2"], rows) for name in ("train", "dev", "test")]

@@ -10,13 +10,13 @@ datamodule's tokenizer (``attnlab.cli.restore``).
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from attnlab.cli.arguments import parse_key_values, run_main
 from attnlab.cli.restore import restore_run
 from attnlab.data.tokenizers import TextTokenizer
 from attnlab.models.bert import BertModel
@@ -81,38 +81,19 @@ USAGE = (
     "usage: attnlab-features ckpt_path=PATH text=TEXT [text_b=TEXT] [output=FILE.pt] [device=cpu|cuda]\n"
     "  prints each token's contextual vector (first dims) and the [CLS] vector, or saves them with torch.save"
 )
-ARGUMENTS = {"ckpt_path": None, "text": None, "text_b": None, "output": None, "device": "cpu"}
-REQUIRED = ("ckpt_path", "text")
+KEYS = ("ckpt_path", "text", "text_b", "output", "device")
 
 
-def parse_arguments(argv: list[str]) -> dict[str, str | None]:
-    """``key=value`` pairs (the value is the rest of the argument, quotes around it optional)."""
-    values = dict(ARGUMENTS)
-    for argument in argv:
-        key, sep, value = argument.partition("=")
-        if not sep or key not in ARGUMENTS:
-            raise ValueError(f"unexpected argument {argument!r}; allowed keys: {', '.join(ARGUMENTS)}")
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]  # Hydra-style quoting: text="a, b"
-        values[key] = value
-    missing = [key for key in REQUIRED if values[key] is None]
-    if missing:
-        raise ValueError(f"missing {', '.join(missing)}")
-    return values
+def parse_arguments(argv: list[str]) -> dict[str, str]:
+    """``key=value`` pairs (see ``attnlab.cli.arguments``); ``ckpt_path`` and ``text`` are required."""
+    return parse_key_values(argv, KEYS, defaults={"device": "cpu"}, required=("ckpt_path", "text"))
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if any(arg in ("-h", "--help") for arg in argv):
-        print(USAGE)
-        return
-    try:
-        args = parse_arguments(argv)
-        features = BertFeatures.from_checkpoint(args["ckpt_path"], device=args["device"])
-        result = features.encode(args["text"], args["text_b"])
-    except (ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"attnlab-features: {error}\n{USAGE}") from error
-    if args["output"] is not None:
+def run(argv: list[str]) -> None:
+    args = parse_arguments(argv)
+    encoder = BertFeatures.from_checkpoint(args["ckpt_path"], device=args["device"])
+    result = encoder.encode(args["text"], args.get("text_b"))
+    if "output" in args:
         path = Path(args["output"])
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(result._asdict(), path)  # plain tensors and strings: loads with weights_only=True
@@ -124,6 +105,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{token:<{width}}  seg {segment}  [{shown} ...]  |v|={vector.norm():.3f}")
     print(f"{len(result.tokens)} tokens x {result.vectors.shape[1]} dims; the [CLS] vector is the first row; "
           "output=FILE.pt saves every value")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_main("attnlab-features", USAGE, run, argv)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,12 @@ Prints ``label<TAB>probability`` per input, in order. Arguments are ``key=value`
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
+from attnlab.cli.arguments import parse_key_values, positive_int, run_main
 from attnlab.cli.restore import restore_run
 
 USAGE = (
@@ -29,23 +29,14 @@ class Prediction(NamedTuple):
     probability: float  # its probability
 
 
-def parse_arguments(argv: list[str]) -> dict[str, str]:
-    options = {"batch_size": "64", "device": "cpu"}
-    for argument in argv:
-        key, sep, value = argument.partition("=")
-        if not sep or key not in KEYS:
-            raise ValueError(f"unexpected argument {argument!r}; allowed keys: {', '.join(KEYS)}")
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]  # Hydra-style quoting: text="a, b"
-        options[key] = value
-    if "ckpt_path" not in options:
-        raise ValueError("missing ckpt_path")
+def parse_arguments(argv: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs (see ``attnlab.cli.arguments``): ``ckpt_path`` and either ``text`` or ``input``."""
+    options = parse_key_values(argv, KEYS, defaults={"batch_size": "64", "device": "cpu"}, required=("ckpt_path",))
     if ("text" in options) == ("input" in options):
         raise ValueError("give either text=TEXT (with text_b=TEXT for pairs) or input=FILE")
     if "text_b" in options and "text" not in options:
         raise ValueError("text_b= goes with text=; a file of pairs is input=FILE with text<TAB>text_b lines")
-    if not options["batch_size"].isdigit() or int(options["batch_size"]) < 1:
-        raise ValueError(f"batch_size must be a positive int, got {options['batch_size']!r}")
+    options["batch_size"] = positive_int("batch_size", options["batch_size"])
     return options
 
 
@@ -89,22 +80,18 @@ def predict(
     return predictions
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if any(arg in ("-h", "--help") for arg in argv):
-        print(USAGE)
-        return
-    try:
-        options = parse_arguments(argv)
-        if "input" in options:
-            texts_a, texts_b = read_inputs(options["input"])
-        else:
-            texts_a, texts_b = [options["text"]], [options["text_b"]] if "text_b" in options else None
-        predictions = predict(options["ckpt_path"], texts_a, texts_b, int(options["batch_size"]), options["device"])
-    except (ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"attnlab-predict: {error}\n{USAGE}") from error
-    for prediction in predictions:
+def run(argv: list[str]) -> None:
+    options = parse_arguments(argv)
+    if "input" in options:
+        texts_a, texts_b = read_inputs(options["input"])
+    else:
+        texts_a, texts_b = [options["text"]], [options["text_b"]] if "text_b" in options else None
+    for prediction in predict(options["ckpt_path"], texts_a, texts_b, options["batch_size"], options["device"]):
         print(f"{prediction.label}\t{prediction.probability:.6f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_main("attnlab-predict", USAGE, run, argv)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,13 @@ overrides the checkpoint's search options.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from attnlab.cli.arguments import parse_key_values, positive_int, run_main
 from attnlab.cli.restore import restore_run
 from attnlab.models.decoding import SearchConfig
 
@@ -25,6 +26,7 @@ USAGE = (
 )
 KEYS = ("ckpt_path", "text", "input", "batch_size", "device")
 DECODE_TYPES = {f.name: f.type for f in fields(SearchConfig)}
+DECODE_KEYS = tuple(f"decode.{name}" for name in DECODE_TYPES)
 
 
 def _convert(key: str, value: str):
@@ -41,26 +43,15 @@ def _convert(key: str, value: str):
         raise ValueError(f"decode.{key}={value!r} is not a valid {converter.__name__}") from error
 
 
-def parse_arguments(argv: list[str]) -> tuple[dict[str, str], list[str], dict[str, object]]:
-    """Split ``key=value`` arguments into options, the ``text=`` sentences and ``decode.*`` overrides."""
-    options: dict[str, str] = {"batch_size": "64", "device": "cpu"}
-    texts: list[str] = []
-    decode: dict[str, object] = {}
-    for argument in argv:
-        key, sep, value = argument.partition("=")
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]  # Hydra-style quoting: text="a, b"
-        if sep and key == "text":
-            texts.append(value)
-        elif sep and key.startswith("decode.") and key[len("decode."):] in DECODE_TYPES:
-            decode[key[len("decode."):]] = _convert(key[len("decode."):], value)
-        elif sep and key in KEYS:
-            options[key] = value
-        else:
-            allowed = ", ".join([*KEYS, *(f"decode.{name}" for name in DECODE_TYPES)])
-            raise ValueError(f"unexpected argument {argument!r}; allowed keys: {allowed}")
-    if "ckpt_path" not in options:
-        raise ValueError("missing ckpt_path")
+def parse_arguments(argv: list[str]) -> tuple[dict[str, Any], list[str], dict[str, object]]:
+    """Split ``key=value`` arguments (see ``attnlab.cli.arguments``) into options, the sentences (``text=``,
+    then the lines of ``input=``) and ``decode.*`` overrides."""
+    options = parse_key_values(
+        argv, [*KEYS, *DECODE_KEYS], defaults={"batch_size": "64", "device": "cpu"}, required=("ckpt_path",),
+        repeatable=("text",),
+    )
+    decode = {key: _convert(key, options.pop(f"decode.{key}")) for key in DECODE_TYPES if f"decode.{key}" in options}
+    texts = options.pop("text")
     if "input" in options:
         path = Path(options["input"])
         if not path.is_file():
@@ -68,8 +59,7 @@ def parse_arguments(argv: list[str]) -> tuple[dict[str, str], list[str], dict[st
         texts += [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines()]
     if not texts:
         raise ValueError("nothing to translate: give text=SENTENCE or input=FILE")
-    if not options["batch_size"].isdigit() or int(options["batch_size"]) < 1:
-        raise ValueError(f"batch_size must be a positive int, got {options['batch_size']!r}")
+    options["batch_size"] = positive_int("batch_size", options["batch_size"])
     return options, texts, decode
 
 
@@ -90,18 +80,14 @@ def translate(ckpt_path: str | Path, texts: list[str], decode: dict | None = Non
     return translations
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if any(arg in ("-h", "--help") for arg in argv):
-        print(USAGE)
-        return
-    try:
-        options, texts, decode = parse_arguments(argv)
-        translations = translate(options["ckpt_path"], texts, decode, int(options["batch_size"]), options["device"])
-    except (ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"attnlab-translate: {error}\n{USAGE}") from error
-    for translation in translations:
+def run(argv: list[str]) -> None:
+    options, texts, decode = parse_arguments(argv)
+    for translation in translate(options["ckpt_path"], texts, decode, options["batch_size"], options["device"]):
         print(translation)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_main("attnlab-translate", USAGE, run, argv)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from attnlab.data.resumable import ResumableDataLoader
 from attnlab.data.tokenizers import TextTokenizer
 from attnlab.data.wikitext import WIKITEXT2_SPLITS, read_wikitext2, wikitext2_file
 
@@ -426,7 +427,9 @@ class WikiText2DataModule(pl.LightningDataModule):
         )
 
     def _loader(self, examples: PretrainingBatch) -> DataLoader:
-        return DataLoader(
+        """Batches in the drawn order, which ``(seed, split, epoch, rank)`` fixes, so a mid-epoch checkpoint
+        resumes at the next batch of the same order."""
+        return ResumableDataLoader(
             PretrainingExamples(examples), batch_size=self.batch_size, shuffle=False,  # examples come shuffled
             num_workers=self.num_workers, collate_fn=_as_batch,
         )

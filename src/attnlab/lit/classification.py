@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from attnlab.data.classification import ClassificationBatch
+from attnlab.lit.compilation import CompileNetMixin
 from attnlab.lit.optim import scheduler_for_run, weight_decay_groups
 from attnlab.models.bert_classifier import ClassifierOutput, load_encoder_state, read_pretrained_encoder
 
@@ -37,14 +38,15 @@ class ClassificationMetrics(nn.Module):
         self.f1 = MulticlassF1Score(num_classes, average="macro")
 
 
-class ClassificationModule(pl.LightningModule):
+class ClassificationModule(CompileNetMixin, pl.LightningModule):
     """Cross-entropy on the classifier's logits; AdamW groups without decay on biases and norm gains.
 
     ``pretrained``: an attnlab BERT checkpoint or a Hugging Face state dict whose encoder weights are loaded
     when fitting starts (``setup("fit")``, before a resumed checkpoint would overwrite them), so rebuilding a
     fine-tuned model from its checkpoint never needs that file. ``encoder_lr_scale`` multiplies the learning
     rate of pretrained encoder weights, which should move less than the new layer; an encoder trained from
-    scratch is new too and learns at the full rate.
+    scratch is new too and learns at the full rate. ``compile=True`` compiles the net with ``torch.compile``
+    (in place, so checkpoints load either way).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class ClassificationModule(pl.LightningModule):
         freeze_encoder: bool = False,
         encoder_lr_scale: float = 1.0,
         weight_decay: float = 0.01,
+        compile: bool = False,
     ):
         super().__init__()
         if weight_decay < 0 or not 0 < encoder_lr_scale <= 1:

@@ -17,6 +17,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAccuracy
 
 from attnlab.data.bert_pretraining import PretrainingBatch
+from attnlab.lit.compilation import CompileNetMixin
 from attnlab.lit.optim import scheduler_for_run, weight_decay_groups
 from attnlab.models.bert import PretrainingOutput
 
@@ -57,8 +58,11 @@ class PretrainingMetrics(nn.Module):
         self.nsp_acc = BinaryAccuracy()
 
 
-class PretrainingModule(pl.LightningModule):
-    """Trains a :class:`attnlab.models.bert.BertForPretraining` on pretraining batches; loss = MLM + NSP."""
+class PretrainingModule(CompileNetMixin, pl.LightningModule):
+    """Trains a :class:`attnlab.models.bert.BertForPretraining` on pretraining batches; loss = MLM + NSP.
+
+    ``compile=True`` compiles the net with ``torch.compile`` (in place, so checkpoints load either way).
+    """
 
     def __init__(
         self,
@@ -66,6 +70,7 @@ class PretrainingModule(pl.LightningModule):
         optimizer: Callable,
         scheduler: Callable | None = None,
         weight_decay: float = 0.01,
+        compile: bool = False,
     ):
         super().__init__()
         if weight_decay < 0:

@@ -10,10 +10,11 @@ from torch import nn
 
 from attnlab import plots
 from attnlab.data.synthetic import RegressionBatch
+from attnlab.lit.compilation import CompileNetMixin
 from attnlab.lit.figures import publish_figure
 
 
-class KernelRegressionModule(pl.LightningModule):
+class KernelRegressionModule(CompileNetMixin, pl.LightningModule):
     """Trains the kernel's parameters (if any) with the injected optimizer; evaluates MSE against the truth.
 
     ``compile=True`` compiles the net with ``torch.compile`` (in place: state-dict keys are unchanged, so
@@ -28,13 +29,6 @@ class KernelRegressionModule(pl.LightningModule):
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self._compiled = False
-
-    def configure_model(self) -> None:
-        """Lightning calls this before fit/validate/test, on the device and inside the strategy."""
-        if self.hparams.compile and not self._compiled:
-            self.net.compile()
-            self._compiled = True
 
     def _predict(self, batch: RegressionBatch):
         key_mask = None

@@ -20,6 +20,7 @@ from torchmetrics import MeanMetric
 from attnlab import plots
 from attnlab.data.translation import TranslationBatch
 from attnlab.lit.bleu import CorpusBLEU, d2l_bleu
+from attnlab.lit.compilation import CompileNetMixin
 from attnlab.lit.figures import publish_figure
 from attnlab.lit.optim import scheduler_for_run
 from attnlab.models.decoding import Hypotheses, SearchConfig, Seq2SeqNet
@@ -54,7 +55,7 @@ def masked_cross_entropy(logits: Tensor, targets: Tensor, pad_id: int, label_smo
     )
 
 
-class Seq2SeqModule(pl.LightningModule):
+class Seq2SeqModule(CompileNetMixin, pl.LightningModule):
     """Teacher-forced training and decoded evaluation of a ``Seq2SeqNet``.
 
     Args:
@@ -98,7 +99,6 @@ class Seq2SeqModule(pl.LightningModule):
         self.search = self.search_config.build()
         self.examples = examples
         self.plot_attention = plot_attention
-        self._compiled = False
         self.metrics = nn.ModuleDict({
             stage: nn.ModuleDict({"loss": MeanMetric(), "token_acc": MeanMetric(), "bleu": CorpusBLEU()})
             for stage in EVAL_STAGES
@@ -206,12 +206,6 @@ class Seq2SeqModule(pl.LightningModule):
         self.log("test/d2l_bleu", sum(scores) / len(scores), batch_size=len(scores), sync_dist=True)
 
     # ---- optimisation ----------------------------------------------------------------------------------------
-    def configure_model(self) -> None:
-        """Lightning calls this before fit/validate/test, on the device and inside the strategy."""
-        if self.hparams.compile and not self._compiled:
-            self.net.compile()  # in place: state-dict keys stay the same
-            self._compiled = True
-
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
