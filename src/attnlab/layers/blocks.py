@@ -57,7 +57,7 @@ class TransformerBlock(nn.Module):
         self.self_residual = residual(norm(d_model), dropout)
         self.cross_attention = MultiHeadAttention(d_model, num_heads, scorer, dropout, bias) if cross_attention else None
         self.cross_residual = residual(norm(d_model), dropout) if cross_attention else None
-        self.feed_forward = PositionwiseFeedForward(d_model, d_ff, activation, dropout)
+        self.feed_forward = PositionwiseFeedForward(d_model, d_ff, activation)
         self.ffn_residual = residual(norm(d_model), dropout)
 
     def forward(

@@ -78,7 +78,7 @@ def _next_log_probs(
     net: Seq2SeqNet, state: DecodingState, tokens: Tensor, banned: Tensor
 ) -> tuple[Tensor, DecodingState]:
     logits, state = net.decode_step(state, tokens)
-    logits = logits.float().index_fill(-1, banned, torch.finfo(torch.float32).min)  # (B, V)
+    logits = logits.float().index_fill_(-1, banned, torch.finfo(torch.float32).min)  # (B, V), in place: no copy
     return torch.log_softmax(logits, dim=-1), state
 
 

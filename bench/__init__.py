@@ -1,0 +1,1 @@
+"""attnlab's benchmark suite: ``make bench`` / ``python bench/run.py`` (see ``bench/run.py``)."""
