@@ -305,6 +305,9 @@ class Corpus(Protocol):
         ...
 
 
+FRA_TXT_SHA256 = "0bb85dbaa1c896844649094d7eaf2e34bee34e84fe362b26ce7e8f2e12aae104"  # d2l's fra.txt, 167,130 pairs
+
+
 class FraEngCorpus:
     """English -> French pairs of d2l's ``fra-eng`` (Tatoeba via manythings.org): one ``fra.txt``, split by seed."""
 
@@ -317,6 +320,7 @@ class FraEngCorpus:
         return ensure_file(
             self.path,
             self.url,
+            sha256=FRA_TXT_SHA256,
             member="fra-eng/fra.txt",
             how_to_get=(
                 f"download {self.url} and unzip its member fra-eng/fra.txt to {self.path}, "
