@@ -25,6 +25,7 @@ from attnlab.data.bert_pretraining import (
     sample_sentence_pairs,
     truncate_longest_first,
 )
+from attnlab.data.examples import TensorExamples
 from attnlab.data.tokenizers import word, wordpiece
 
 IDS = SpecialIds(pad=0, unk=1, cls=2, sep=3, mask=4)
@@ -297,9 +298,12 @@ def test_epoch_generators_reject_negative_values():
 
 def test_dataset_slices_whole_batches():
     ex = _epoch(corpus_of(unique_paragraphs(50)))
-    dataset = bert_pretraining.PretrainingExamples(ex)
+    dataset = TensorExamples(ex)
     batch = dataset.__getitems__([3, 0, 7])
-    assert torch.equal(batch.tokens, ex.tokens[[3, 0, 7]]) and torch.equal(batch.mlm_mask, ex.mlm_mask[[3, 0, 7]])
+    longest = int(ex.valid_lens[[3, 0, 7]].max())
+    assert batch.tokens.shape[1] == longest < ex.tokens.shape[1]  # all-padding columns are cut
+    assert torch.equal(batch.tokens, ex.tokens[[3, 0, 7], :longest]) and torch.equal(batch.mlm_mask, ex.mlm_mask[[3, 0, 7]])
+    assert torch.equal(batch.segments, ex.segments[[3, 0, 7], :longest])
     assert torch.equal(dataset[5].mlm_labels, ex.mlm_labels[5]) and len(dataset) == len(ex.nsp_labels)
 
 
@@ -338,7 +342,8 @@ def test_datamodule_batches_and_net_kwargs(wiki_dir):
     assert dm.tokenizer.specials == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     batch = next(iter(dm.train_dataloader()))
     assert isinstance(batch, PretrainingBatch)
-    assert batch.tokens.shape == batch.segments.shape == (16, 24) and batch.tokens.dtype == torch.long
+    longest = int(batch.valid_lens.max())  # batches are cut to their longest pair (at most max_len = 24)
+    assert batch.tokens.shape == batch.segments.shape == (16, longest) and longest <= 24 and batch.tokens.dtype == torch.long
     assert batch.valid_lens.shape == batch.nsp_labels.shape == (16,)
     assert batch.mlm_positions.shape == batch.mlm_labels.shape == batch.mlm_mask.shape == (16, 3)
     assert batch.mlm_mask.dtype == torch.bool and (batch.tokens[:, 0] == dm.special_ids.cls).all()
@@ -454,7 +459,7 @@ def test_trainer_gets_a_new_draw_every_epoch_and_checkpoints_the_tokenizer(wiki_
     trainer.fit(model, datamodule=dm)
     assert [epoch for epoch, _ in model.seen] == [0, 1]
     for epoch, tokens in model.seen:
-        assert torch.equal(tokens, dm.examples("train", epoch=epoch, rank=0).tokens[:16])
+        assert torch.equal(tokens, dm.examples("train", epoch=epoch, rank=0).tokens[:16, : tokens.shape[1]])
     assert not torch.equal(model.seen[0][1], model.seen[1][1])
     trainer.save_checkpoint(tmp_path / "last.ckpt")
     checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True)

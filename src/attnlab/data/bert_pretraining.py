@@ -22,8 +22,9 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from attnlab.data.examples import TensorExamples, already_batched
 from attnlab.data.resumable import ResumableDataLoader
 from attnlab.data.tokenizers import TextTokenizer
 from attnlab.data.wikitext import WIKITEXT2_SPLITS, read_wikitext2, wikitext2_file
@@ -291,28 +292,6 @@ def draw_examples(
     )
 
 
-class PretrainingExamples(Dataset):
-    """A drawn epoch; ``__getitems__`` slices whole batches, so the loader never stacks single examples."""
-
-    def __init__(self, examples: PretrainingBatch):
-        self.examples = examples
-
-    def __len__(self) -> int:
-        return len(self.examples.nsp_labels)
-
-    def __getitem__(self, index: int) -> PretrainingBatch:
-        return PretrainingBatch(*(field[index] for field in self.examples))
-
-    def __getitems__(self, indices: list[int]) -> PretrainingBatch:
-        index = torch.as_tensor(indices)
-        return PretrainingBatch(*(field[index] for field in self.examples))
-
-
-def _as_batch(batch: PretrainingBatch) -> PretrainingBatch:
-    """Collate for :meth:`PretrainingExamples.__getitems__`, which already returns a batch."""
-    return batch
-
-
 class WikiText2DataModule(pl.LightningDataModule):
     """WikiText-2 (``wiki.{train,valid,test}.tokens``) as BERT pretraining batches.
 
@@ -430,8 +409,8 @@ class WikiText2DataModule(pl.LightningDataModule):
         """Batches in the drawn order, which ``(seed, split, epoch, rank)`` fixes, so a mid-epoch checkpoint
         resumes at the next batch of the same order."""
         return ResumableDataLoader(
-            PretrainingExamples(examples), batch_size=self.batch_size, shuffle=False,  # examples come shuffled
-            num_workers=self.num_workers, collate_fn=_as_batch,
+            TensorExamples(examples), batch_size=self.batch_size, shuffle=False,  # examples come shuffled
+            num_workers=self.num_workers, collate_fn=already_batched,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from attnlab.checkpoint import CONFIG_KEY, load_checkpoint
 from attnlab.data.bert_pretraining import (
@@ -37,6 +37,7 @@ from attnlab.data.bert_pretraining import (
     assemble_pairs,
     truncate_longest_first,
 )
+from attnlab.data.examples import TensorExamples, already_batched
 from attnlab.data.resumable import ResumableDataLoader
 from attnlab.data.tokenizers import TextTokenizer
 from attnlab.data.translation import SeededPermutation, split_indices
@@ -234,29 +235,6 @@ def encode_texts(
     return ClassificationBatch(tokens, segments, valid_lens, labels)
 
 
-class ClassificationExamples(Dataset):
-    """An encoded split; ``__getitems__`` slices a whole batch and cuts it to its longest row."""
-
-    def __init__(self, examples: ClassificationBatch):
-        self.examples = examples
-
-    def __len__(self) -> int:
-        return len(self.examples.labels)
-
-    def __getitem__(self, index: int) -> ClassificationBatch:
-        return ClassificationBatch(*(field[index] for field in self.examples))
-
-    def __getitems__(self, indices: list[int]) -> ClassificationBatch:
-        batch = ClassificationBatch(*(field[torch.as_tensor(indices)] for field in self.examples))
-        longest = int(batch.valid_lens.max())
-        return batch._replace(tokens=batch.tokens[:, :longest], segments=batch.segments[:, :longest])
-
-
-def _as_batch(batch: ClassificationBatch) -> ClassificationBatch:
-    """Collate for :meth:`ClassificationExamples.__getitems__`, which already returns a batch."""
-    return batch
-
-
 class ClassificationDataModule(pl.LightningDataModule):
     """Labelled TSV files (a header row; one or two text columns and a label column) as BERT classification batches.
 
@@ -389,10 +367,10 @@ class ClassificationDataModule(pl.LightningDataModule):
         mid-epoch checkpoint resumes at the next batch of the same order."""
         if self.splits is None:
             raise RuntimeError(f"{split}_dataloader() needs the encoded data: call setup() first")
-        examples = ClassificationExamples(self.splits[split])
+        examples = TensorExamples(self.splits[split])
         return ResumableDataLoader(
             examples, batch_size=self.batch_size, sampler=SeededPermutation(len(examples), shuffle, self.seed),
-            num_workers=self.num_workers, collate_fn=_as_batch,
+            num_workers=self.num_workers, collate_fn=already_batched,
         )
 
     def train_dataloader(self) -> DataLoader:
