@@ -101,3 +101,9 @@ def test_validation_names_missing_required_argument(compose_train):
     cfg = compose_train("experiment=nw_parametric", "~model.net.kernel")
     with pytest.raises(ConfigError, match=r"model.net.kernel is required by .*NadarayaWatson"):
         validate_targets(cfg)
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+@pytest.mark.parametrize("tokenizer", options("tokenizer"))
+def test_every_tokenizer_option_composes_with_every_experiment(compose_train, experiment, tokenizer):
+    validate_targets(compose_train(f"experiment={experiment}", f"tokenizer={tokenizer}"))
