@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 
 from attnlab.data.examples import TensorExamples, already_batched
 from attnlab.data.resumable import ResumableDataLoader
+from attnlab.data.tokenizer_state import TokenizerState
 from attnlab.data.tokenizers import TextTokenizer
 from attnlab.data.wikitext import WIKITEXT2_SPLITS, read_wikitext2, wikitext2_file
 
@@ -292,7 +293,7 @@ def draw_examples(
     )
 
 
-class WikiText2DataModule(pl.LightningDataModule):
+class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
     """WikiText-2 (``wiki.{train,valid,test}.tokens``) as BERT pretraining batches.
 
     The tokenizer is trained on the training split only and the encoded sentences of all three splits are
@@ -437,16 +438,7 @@ class WikiText2DataModule(pl.LightningDataModule):
         return self._fixed_loader("test")
 
     # ---- checkpointed state ---------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {} if self.tokenizer is None else {"tokenizer": self.tokenizer.to_str()}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Adopt a checkpoint's tokenizer; re-encode if ``setup`` already ran with a different one."""
-        if "tokenizer" not in state_dict:
-            return
-        if self.tokenizer is not None and self.tokenizer.to_str() == state_dict["tokenizer"]:
-            return
-        self.tokenizer = TextTokenizer.from_str(state_dict["tokenizer"])
+    def _reencode(self) -> None:
         if self.corpora is not None:
             self.corpora = None
             self.setup()

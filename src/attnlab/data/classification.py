@@ -39,6 +39,7 @@ from attnlab.data.bert_pretraining import (
 )
 from attnlab.data.examples import TensorExamples, already_batched
 from attnlab.data.resumable import ResumableDataLoader
+from attnlab.data.tokenizer_state import TokenizerState
 from attnlab.data.tokenizers import TextTokenizer
 from attnlab.data.translation import SeededPermutation, split_indices
 
@@ -235,7 +236,7 @@ def encode_texts(
     return ClassificationBatch(tokens, segments, valid_lens, labels)
 
 
-class ClassificationDataModule(pl.LightningDataModule):
+class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
     """Labelled TSV files (a header row; one or two text columns and a label column) as BERT classification batches.
 
     ``val_file=null`` holds out a seeded ``val_fraction`` of the training file as validation (SST-2, whose dev
@@ -383,16 +384,7 @@ class ClassificationDataModule(pl.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     # ---- checkpointed state ---------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {} if self.tokenizer is None else {"tokenizer": self.tokenizer.to_str()}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Adopt a checkpoint's tokenizer; re-encode if ``setup`` already ran with a different one."""
-        if "tokenizer" not in state_dict:
-            return
-        if self.tokenizer is not None and self.tokenizer.to_str() == state_dict["tokenizer"]:
-            return
-        self.tokenizer = TextTokenizer.from_str(state_dict["tokenizer"])
+    def _reencode(self) -> None:
         if self.splits is not None:
             self.splits = None
             self.setup()
