@@ -65,3 +65,18 @@ def test_errors_name_the_problem(tmp_path: Path):
     _run(tmp_path, "a", [], CSV_B)
     with pytest.raises(ValueError, match=r"metric='val/bleu'.*logged: val/acc, val/loss"):
         write_report(tmp_path, metric="val/bleu")
+
+
+def test_several_dirs_make_one_table_named_from_their_common_parent(tmp_path: Path):
+    _run(tmp_path, "sst2/ablation/0", ["data=sst2", "model.freeze_encoder=false"], CSV_B, monitor_mode="max")
+    _run(tmp_path, "snli/ablation/0", ["data=snli", "model.freeze_encoder=true"], CSV_A, monitor_mode="max")
+    runs = load_runs([tmp_path / "sst2" / "ablation", tmp_path / "snli" / "ablation"])
+    assert [run.name for run in runs] == ["sst2/ablation/0", "snli/ablation/0"]
+    columns, rows = table(runs)
+    assert columns[:3] == ["run", "data", "model.freeze_encoder"]
+    assert [row[1] for row in rows] == ["sst2", "snli"]
+    files = write_report([tmp_path / "sst2", tmp_path / "snli"], metric="val/acc")
+    assert files.markdown.parent == tmp_path.resolve()
+    assert "| snli/ablation/0 | snli | true |" in files.markdown.read_text()
+    with pytest.raises(FileNotFoundError, match="nope does not exist"):
+        load_runs([tmp_path / "sst2", tmp_path / "nope"])

@@ -1,5 +1,5 @@
-"""One table over many runs: every run dir under a multirun or outputs dir, its overrides, the final and best
-value of each val/test metric, its wall time; written as Markdown and CSV, plus one metric's curves as a PNG.
+"""One table over many runs: every run dir under one or more multirun or outputs dirs, its overrides, the final
+and best value of each val/test metric, its wall time; written as Markdown and CSV, plus one metric's curves as a PNG.
 
 A run dir is any directory holding ``.hydra/config.yaml`` (Hydra writes it when the job starts); its
 metrics come from the CSV logger's ``csv/metrics.csv`` (one row per logging call, empty cells elsewhere).
@@ -92,14 +92,31 @@ def load_run(run_dir: Path, root: Path) -> Run:
     )
 
 
-def load_runs(root: str | Path) -> list[Run]:
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"report dir {root} does not exist")
-    run_dirs = find_run_dirs(root)
-    if not run_dirs:
-        raise FileNotFoundError(f"no run dirs (holding .hydra/config.yaml) under {root}")
-    return [load_run(run_dir, root) for run_dir in run_dirs]
+def _as_roots(roots: str | Path | Iterable[str | Path]) -> list[Path]:
+    return [Path(roots)] if isinstance(roots, (str, Path)) else [Path(root) for root in roots]
+
+
+def _common_root(roots: list[Path]) -> Path:
+    """The one root as given, or the deepest directory holding all of several."""
+    return roots[0] if len(roots) == 1 else Path(os.path.commonpath([root.resolve() for root in roots]))
+
+
+def load_runs(roots: str | Path | Iterable[str | Path]) -> list[Run]:
+    """Every run under ``roots`` (one dir or several); with several, run names are relative to their common parent."""
+    roots = _as_roots(roots)
+    if not roots:
+        raise ValueError("no report dir given")
+    for root in roots:
+        if not root.is_dir():
+            raise FileNotFoundError(f"report dir {root} does not exist")
+    base = _common_root(roots)
+    runs = []
+    for root in roots:
+        run_dirs = find_run_dirs(root if len(roots) == 1 else root.resolve())
+        if not run_dirs:
+            raise FileNotFoundError(f"no run dirs (holding .hydra/config.yaml) under {root}")
+        runs += [load_run(run_dir, base) for run_dir in run_dirs]
+    return runs
 
 
 def higher_is_better(metric: str, run: Run, maximize: Iterable[str] = ()) -> bool:
@@ -163,16 +180,18 @@ def default_metric(runs: list[Run]) -> str:
     return next((run.monitor for run in runs if run.monitor), "val/loss")
 
 
-def write_report(root: str | Path, out: str | Path | None = None, metric: str | None = None,
+def write_report(roots: str | Path | Iterable[str | Path], out: str | Path | None = None, metric: str | None = None,
                  maximize: Iterable[str] = ()) -> ReportFiles:
-    """Write ``report.md``, ``report.csv`` and ``report_<metric>.png`` into ``out`` (default: ``root``)."""
-    runs = load_runs(root)
+    """Write ``report.md``, ``report.csv`` and ``report_<metric>.png`` into ``out`` (default: the one root, or the
+    common parent of several)."""
+    roots = _as_roots(roots)
+    runs = load_runs(roots)
     metric = metric or default_metric(runs)
     lines = curves(runs, metric)
     if not lines:
         logged = sorted({m for run in runs for m in run.history})
         raise ValueError(f"metric={metric!r} was logged by none of the {len(runs)} runs; logged: {', '.join(logged)}")
-    out = Path(out) if out is not None else Path(root)
+    out = Path(out) if out is not None else _common_root(roots)
     out.mkdir(parents=True, exist_ok=True)
     columns, rows = table(runs, maximize)
     plot_path = out / f"report_{metric.replace('/', '_')}.png"
@@ -186,7 +205,7 @@ def write_report(root: str | Path, out: str | Path | None = None, metric: str | 
         writer.writerows(rows)
     md_path = out / "report.md"
     md_path.write_text(
-        f"# Runs under {Path(root).resolve()}\n\n{len(runs)} runs. Best = min, except for the maximized metrics "
+        f"# Runs under {', '.join(str(root.resolve()) for root in roots)}\n\n{len(runs)} runs. Best = min, except for the maximized metrics "
         f"(a run's monitor with monitor_mode=max, {', '.join(HIGHER_IS_BETTER)}, or --maximize).\n\n"
         f"{markdown(columns, rows)}\n![{metric}]({plot_path.name})\n"
     )
