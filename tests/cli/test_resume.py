@@ -46,12 +46,15 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path: Path)
         proc = subprocess.Popen([str(BIN / "attnlab-train"), *_args(data, killed_dir, pause)], cwd=outputs,
                                 env=cli_env(outputs), stdout=sink, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 240
-    while not marker.exists():
-        assert proc.poll() is None, f"training ended before step {PAUSE_STEP}:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, "training never reached the pause step"
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    try:
+        while not marker.exists():
+            assert proc.poll() is None, f"training ended before step {PAUSE_STEP}:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "training never reached the pause step"
+            time.sleep(0.2)
+    finally:  # killed at the pause, or on a failed wait so no paused process outlives the test
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     interrupted = _final_state(killed_dir)
     assert interrupted["global_step"] == PAUSE_STEP and interrupted["epoch"] == PAUSE_STEP // STEPS_PER_EPOCH
