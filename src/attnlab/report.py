@@ -93,12 +93,16 @@ def load_run(run_dir: Path, root: Path) -> Run:
 
 
 def _as_roots(roots: str | Path | Iterable[str | Path]) -> list[Path]:
-    return [Path(roots)] if isinstance(roots, (str, Path)) else [Path(root) for root in roots]
+    """One root as given; several resolved, so that run names and the output dir come from their common parent."""
+    if isinstance(roots, (str, Path)):
+        return [Path(roots)]
+    roots = [Path(root) for root in roots]
+    return roots if len(roots) == 1 else [root.resolve() for root in roots]
 
 
 def _common_root(roots: list[Path]) -> Path:
-    """The one root as given, or the deepest directory holding all of several."""
-    return roots[0] if len(roots) == 1 else Path(os.path.commonpath([root.resolve() for root in roots]))
+    """The one root, or the deepest directory holding all of several."""
+    return roots[0] if len(roots) == 1 else Path(os.path.commonpath(roots))
 
 
 def load_runs(roots: str | Path | Iterable[str | Path]) -> list[Run]:
@@ -112,7 +116,7 @@ def load_runs(roots: str | Path | Iterable[str | Path]) -> list[Run]:
     base = _common_root(roots)
     runs = []
     for root in roots:
-        run_dirs = find_run_dirs(root if len(roots) == 1 else root.resolve())
+        run_dirs = find_run_dirs(root)
         if not run_dirs:
             raise FileNotFoundError(f"no run dirs (holding .hydra/config.yaml) under {root}")
         runs += [load_run(run_dir, base) for run_dir in run_dirs]
