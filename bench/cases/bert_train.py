@@ -41,7 +41,7 @@ def prepared(batch) -> dict:
 
 def synthetic_batches(count: int, rows: int, length: int, slots: int, vocab: int, specials: int, seed: int):
     """Full-length rows (valid length = max_len), ``slots`` predicted positions each, no padding slots."""
-    from attnlab.data.bert_pretraining import PretrainingBatch
+    from attnlab.data.pretraining_examples import PretrainingBatch
 
     generator = torch.Generator().manual_seed(seed)
     batches = []

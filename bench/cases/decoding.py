@@ -21,7 +21,7 @@ def sizes(ctx: Context) -> list[str]:
 
 
 def run(ctx: Context) -> CaseResult:
-    from attnlab.data.translation import collate_pairs
+    from attnlab.data.pairs import collate_pairs
     from attnlab.models.decoding import beam_search, greedy_decode
 
     result = CaseResult("decoding", "greedy and beam-4 decoding, KV cache vs recomputation")

@@ -46,7 +46,7 @@ def shrink(batch, rows: int):
 def synthetic_batches(count: int, rows: int, length: int, src_vocab: int, tgt_vocab: int, bos_id: int,
                       specials: int, seed: int):
     """Full-length random batches: no padding anywhere, so every position is a useful token."""
-    from attnlab.data.translation import TranslationBatch
+    from attnlab.data.pairs import TranslationBatch
 
     generator = torch.Generator().manual_seed(seed)
     batches = []

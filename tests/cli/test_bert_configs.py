@@ -12,7 +12,7 @@ from omegaconf import open_dict
 from attnlab.cli.resolvers import register_resolvers
 from attnlab.cli.schema import register_schemas
 from attnlab.cli.validate import validate_targets
-from attnlab.data.bert_pretraining import PretrainingBatch
+from attnlab.data.pretraining_examples import PretrainingBatch
 from attnlab.lit.pretraining import PretrainingModule
 from attnlab.models.bert import BertForPretraining
 

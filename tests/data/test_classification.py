@@ -6,14 +6,14 @@ import json
 import pytest
 import torch
 
-from attnlab.data.bert_pretraining import SPECIAL_TOKENS
+from attnlab.data.bert_inputs import SPECIAL_TOKENS
 from attnlab.data.classification import (
     ClassificationDataModule,
     encode_texts,
     normalize,
-    read_labelled_tsv,
     read_pretrained,
 )
+from attnlab.data.text_io import read_labelled_tsv
 from attnlab.data.tokenizers import word
 
 PAD, UNK, CLS, SEP, MASK = range(5)  # ids of SPECIAL_TOKENS
@@ -50,27 +50,6 @@ def sst2_module(tmp_path, **kwargs):
 
 
 # ---- reading -----------------------------------------------------------------------------------------------------
-def test_tsv_rows_split_on_tabs_keep_quotes_and_map_labels(tmp_path):
-    path = write_tsv(tmp_path / "dev.tsv.gz", ["label", "sentence1", "sentence2"], [
-        ("neutral", 'A man says "hi".', "He is happy."),
-        ("contradiction", "Two dogs run", ' "Cats" sleep'),
-    ])
-    texts = read_labelled_tsv(path, ["sentence1", "sentence2"], "label", {"entailment": 0, "neutral": 1, "contradiction": 2})
-    assert texts.columns == [['A man says "hi".', "Two dogs run"], ["He is happy.", ' "Cats" sleep']]
-    assert texts.labels.tolist() == [1, 2]
-
-
-def test_unknown_label_and_bad_rows_name_the_line(tmp_path):
-    path = write_tsv(tmp_path / "t.tsv", ["sentence", "label"], [("fine", "1"), ("odd", "2")])
-    with pytest.raises(ValueError, match=r"t.tsv:3: label '2' is not one of \['0', '1'\]"):
-        read_labelled_tsv(path, ["sentence"], "label", {"0": 0, "1": 1})
-    path = write_tsv(tmp_path / "u.tsv", ["sentence", "label"], [("a\tb", "1")])
-    with pytest.raises(ValueError, match=r"u.tsv:2: expected 2 tab-separated fields, got 3"):
-        read_labelled_tsv(path, ["sentence"], "label", {"0": 0, "1": 1})
-    with pytest.raises(ValueError, match=r"lacks the columns \['sentence2'\]"):
-        read_labelled_tsv(path, ["sentence", "sentence2"], "label", {"0": 0, "1": 1})
-
-
 def test_missing_file_names_the_path_and_how_to_get_it(tmp_path):
     module = ClassificationDataModule(
         tmp_path / "sst2" / "train.tsv.gz", tmp_path / "sst2" / "dev.tsv.gz", ["sentence"], SST2_LABELS,

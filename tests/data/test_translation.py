@@ -1,4 +1,4 @@
-"""Translation pipeline: preprocessing, splits without leakage, tokenizers, batches, bucketing, cache, errors."""
+"""Translation DataModule: preprocessing, splits without leakage, tokenizers, batches, sharding, cache, errors."""
 from __future__ import annotations
 
 import gzip
@@ -8,26 +8,18 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
 from lightning_fabric.utilities.data import _set_sampler_epoch
 from omegaconf import OmegaConf
 
+from attnlab.data.corpora import FraEngCorpus, ParallelCorpus
+from attnlab.data.pairs import TranslationBatch
+from attnlab.data.text_io import read_tab_pairs
 from attnlab.data.tokenizers import TextTokenizer, bpe, word
-from attnlab.data.translation import (
-    BucketBatchSampler,
-    FraEngCorpus,
-    ParallelCorpus,
-    SeededPermutation,
-    TranslationBatch,
-    TranslationDataModule,
-    preprocess,
-    preprocess_lines,
-    read_tab_pairs,
-    split_indices,
-)
+from attnlab.data.translation import TranslationDataModule
+from attnlab.data.translation_prep import preprocess, preprocess_lines
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 EN = "i you he she we they see like want take the a big small red cat dog house car book".split()
@@ -62,7 +54,7 @@ def fra_txt(tmp_path) -> Path:
     return tmp_path / "fra-eng" / "fra.txt"
 
 
-# ---- preprocessing and reading ----------------------------------------------------------------------------------
+# ---- preprocessing ----------------------------------------------------------------------------------------------
 def test_preprocess_matches_d2l():
     assert preprocess("Go.") == "go ."
     assert preprocess("Cours\u202f!") == "cours !"
@@ -75,26 +67,7 @@ def test_preprocess_matches_d2l():
     assert preprocess_lines(["a.\nb."]) == ["a .\nb ."]  # a text holding a newline stays one text
 
 
-def test_read_tab_pairs_ignores_attribution_and_rejects_bad_lines(fra_txt, tmp_path):
-    sources, targets = read_tab_pairs(fra_txt)
-    assert len(sources) == len(targets) == 240
-    assert "\t" not in targets[0] and targets[0].endswith("\u202f!")
-    bad = tmp_path / "bad.txt"
-    bad.write_text("Go.\tVa !\nno tab here\n")
-    with pytest.raises(ValueError, match=r"bad.txt:2"):
-        read_tab_pairs(bad)
-
-
 # ---- split, vocabulary, leakage ---------------------------------------------------------------------------------
-def test_split_is_seeded_disjoint_and_complete():
-    a = split_indices(1000, {"val": 0.1, "test": 0.2}, seed=3)
-    b = split_indices(1000, {"val": 0.1, "test": 0.2}, seed=3)
-    assert all(np.array_equal(a[k], b[k]) for k in a)
-    assert (len(a["train"]), len(a["val"]), len(a["test"])) == (700, 100, 200)
-    assert sorted(np.concatenate(list(a.values())).tolist()) == list(range(1000))
-    assert not np.array_equal(split_indices(1000, {"val": 0.1, "test": 0.2}, seed=4)["test"], a["test"])
-
-
 def test_no_test_or_val_words_in_vocabulary(tmp_path):
     path = tmp_path / "fra.txt"  # every pair has its own words, so leakage would be visible
     path.write_text("".join(f"en{i} word{i} .\tfr{i} mot{i} !\n" for i in range(100)))
@@ -198,48 +171,6 @@ def test_max_len_policies(fra_txt, tmp_path, policy):
     assert src.shape == (1, 6) and src[0, 5] == 3
 
 
-# ---- the bucketed batch sampler ---------------------------------------------------------------------------------
-def _sampler(lengths, shuffle=True, seed=0, **kwargs):
-    return BucketBatchSampler(SeededPermutation(len(lengths), shuffle, seed), np.asarray(lengths), **kwargs)
-
-
-def test_bucketing_is_deterministic_per_epoch_and_sorts_lengths():
-    lengths = np.random.default_rng(0).integers(2, 40, size=500)
-    sampler = _sampler(lengths, batch_size=32, bucket_size=500)
-    epoch0 = list(sampler)
-    assert epoch0 == list(_sampler(lengths, batch_size=32, bucket_size=500))
-    assert sorted(i for b in epoch0 for i in b) == list(range(500))
-    spans = sorted((lengths[b].min(), lengths[b].max()) for b in epoch0)
-    assert all(hi <= next_lo for (_, hi), (next_lo, _) in zip(spans, spans[1:]))  # one chunk: disjoint length runs
-    sampler.set_epoch(1)
-    assert list(sampler) != epoch0 and sorted(i for b in sampler for i in b) == list(range(500))
-    sampler.set_epoch(0)
-    assert list(sampler) == epoch0
-    assert list(_sampler(lengths, seed=1, batch_size=32, bucket_size=500)) != epoch0
-    unshuffled = _sampler(lengths, shuffle=False, batch_size=32, bucket_size=100)
-    assert list(unshuffled) == list(unshuffled) and len(unshuffled) == len(list(unshuffled))
-
-
-def test_max_tokens_budget():
-    lengths = np.random.default_rng(1).integers(2, 40, size=300)
-    sampler = _sampler(lengths, max_tokens=200, bucket_size=300)
-    batches = list(sampler)
-    assert sorted(i for b in batches for i in b) == list(range(300))
-    assert all(len(b) * lengths[b].max() <= 200 for b in batches)
-    assert len(batches) == len(sampler)
-    assert all(len(b) > 1 for b in batches)  # lengths < 40, so at least 5 rows fit
-    with pytest.raises(ValueError, match="exactly one of batch_size"):
-        _sampler(lengths, batch_size=8, max_tokens=200)
-
-
-def test_ranks_get_disjoint_shards_of_equal_length():
-    lengths = np.random.default_rng(2).integers(2, 40, size=250)
-    shards = [list(_sampler(lengths, max_tokens=150, rank=r, world_size=3)) for r in range(3)]
-    assert len({len(s) for s in shards}) == 1  # same number of steps on every rank (no DDP hang)
-    covered = [i for shard in shards for b in shard for i in b]
-    assert set(covered) == set(range(250))
-    single = list(_sampler(lengths, max_tokens=150))
-    assert len(covered) - 250 < max(len(b) for b in single) * 3  # only the cycled padding repeats
 
 
 def test_datamodule_shards_by_trainer_rank_and_lightning_sets_epoch(fra_txt, tmp_path):
@@ -469,8 +400,21 @@ def test_data_configs_instantiate(name, fra_txt, tmp_path):
     dm.prepare_data()
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
-    assert batch.src.shape[0] == 64 and dm.tokenizer_factory().config["min_freq"] == 2
+    assert batch.src.shape[0] == 64 and dm.preparation.build_tokenizer().config["min_freq"] == 2
     assert (tmp_path / "run" / "tokenizer_src.json").is_file() and any((tmp_path / "cache").glob("*.npz"))
+
+
+def test_configs_inside_older_checkpoints_still_name_the_corpora(fra_txt, tmp_path):
+    """Checkpoints written before the data package was split name the corpora as attnlab.data.translation.*."""
+    old = OmegaConf.create({
+        "_target_": "attnlab.data.translation.TranslationDataModule", "output_dir": str(tmp_path / "run"),
+        "corpus": {"_target_": "attnlab.data.translation.FraEngCorpus", "path": str(fra_txt)},
+    })
+    dm = instantiate(old)
+    assert isinstance(dm.preparation.corpus, FraEngCorpus) and dm.preparation.corpus.path == fra_txt
+    parallel = instantiate({"_target_": "attnlab.data.translation.ParallelCorpus", "train": "t", "src_lang": "en",
+                            "tgt_lang": "fr"})
+    assert isinstance(parallel, ParallelCorpus)
 
 
 # ---- the real corpus --------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ import zipfile
 import pytest
 
 from attnlab.data import wikitext
-from attnlab.data.wikitext import paragraphs_from_lines, read_wikitext2, wikitext2_file
+from attnlab.data.text_io import paragraphs_from_lines
+from attnlab.data.wikitext import read_wikitext2, wikitext2_file
 
 LINES = [
     " \n",

@@ -6,7 +6,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from attnlab.data.bert_pretraining import SPECIAL_TOKENS
+from attnlab.data.bert_inputs import SPECIAL_TOKENS
 from attnlab.data.classification import ClassificationDataModule
 from attnlab.data.tokenizers import word
 from attnlab.lit.classification import ClassificationModule

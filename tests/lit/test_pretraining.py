@@ -9,7 +9,8 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from attnlab.data.bert_pretraining import PretrainingBatch, WikiText2DataModule
+from attnlab.data.bert_pretraining import WikiText2DataModule
+from attnlab.data.pretraining_examples import PretrainingBatch
 from attnlab.data.tokenizers import word
 from attnlab.lit.optim import linear_warmup_decay
 from attnlab.lit.pretraining import PretrainingModule, pretraining_losses

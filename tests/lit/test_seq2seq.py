@@ -18,8 +18,10 @@ from omegaconf import open_dict
 
 from attnlab.attention.scorers import ScaledDotProductScorer
 from attnlab.cli.schema import register_schemas
+from attnlab.data.corpora import ParallelCorpus
+from attnlab.data.pairs import TranslationBatch
 from attnlab.data.tokenizers import word
-from attnlab.data.translation import ParallelCorpus, TranslationBatch, TranslationDataModule
+from attnlab.data.translation import TranslationDataModule
 from attnlab.layers.norm import LayerNorm
 from attnlab.layers.positional import SinusoidalPositionalEncoding
 from attnlab.lit.seq2seq import Seq2SeqModule, masked_cross_entropy

@@ -2,7 +2,7 @@
 
 Shape legend: N examples in a split, B batch, T length (``max_len`` at most; batches are cut to their longest row).
 
-Every example becomes BERT's input exactly as in pretraining (:mod:`attnlab.data.bert_pretraining` assembles
+Every example becomes BERT's input exactly as in pretraining (:mod:`attnlab.data.bert_inputs` assembles
 it): ``[CLS] A [SEP]`` for a single text, ``[CLS] A [SEP] B [SEP]`` for a pair with segment 0 for
 ``[CLS] A [SEP]`` and 1 for ``B [SEP]``; pairs are truncated longest-first, single texts from their end.
 
@@ -13,7 +13,6 @@ With no pretrained model (``tokenizer_from=null``) a tokenizer is trained on the
 """
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import os
@@ -29,19 +28,22 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from attnlab.checkpoint import CONFIG_KEY, load_checkpoint
-from attnlab.data.bert_pretraining import (
+from attnlab.data.bert_inputs import (
     SPECIAL_TOKENS,
     EncodedCorpus,
     SentencePairs,
     SpecialIds,
     assemble_pairs,
+    assemble_singles,
     truncate_longest_first,
 )
+from attnlab.data.corpora import split_indices
 from attnlab.data.examples import TensorExamples, already_batched
 from attnlab.data.resumable import ResumableDataLoader
+from attnlab.data.samplers import SeededPermutation
+from attnlab.data.text_io import LabelledTexts, read_labelled_tsv
 from attnlab.data.tokenizer_state import TokenizerState
 from attnlab.data.tokenizers import TextTokenizer
-from attnlab.data.translation import SeededPermutation, split_indices
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +70,6 @@ class ClassificationBatch(NamedTuple):
     labels: Tensor  # (B,) class index; -1 where unknown (texts to predict)
 
 
-class LabelledTexts(NamedTuple):
-    """One split as read from its file: one list of texts per text column (A, or A and B) and the labels."""
-
-    columns: list[list[str]]  # 1 or 2 lists of N texts
-    labels: Tensor  # (N,) class index
-
-
 class PretrainedSource(NamedTuple):
     """What a pretrained model file tells the fine-tuning data: its tokenizer and its encoder's architecture."""
 
@@ -91,54 +86,6 @@ def normalize(text: str, lowercase: bool = False, split_punctuation: bool = Fals
     if split_punctuation:
         text = " ".join(_PUNCTUATION.sub(r" \1 ", text).split())
     return text.strip()
-
-
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="\n")
-    return open(path, encoding="utf-8", newline="\n")
-
-
-def read_labelled_tsv(
-    path: str | os.PathLike,
-    text_columns: Sequence[str],
-    label_column: str,
-    labels: Mapping[str, int],
-    how_to_get: str = "",
-) -> LabelledTexts:
-    """Rows of a TSV with a header (plain or ``.gz``), split on tabs only: quote characters are ordinary text.
-
-    ``labels`` maps each label as written in the file to its class index; any other label is an error.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}. How to get it: {how_to_get or 'see the data config'}")
-    with _open_text(path) as lines:
-        header = next(lines, "").rstrip("\r\n").split("\t")
-        wanted = [*text_columns, label_column]
-        absent = [name for name in wanted if name not in header]
-        if absent:
-            raise ValueError(f"{path}: header {header} lacks the columns {absent}; expected {wanted}")
-        where = [header.index(name) for name in wanted]
-        columns: list[list[str]] = [[] for _ in text_columns]
-        classes = []
-        for number, line in enumerate(lines, start=2):
-            fields = line.rstrip("\r\n").split("\t")
-            if fields == [""]:
-                continue
-            if len(fields) != len(header):
-                raise ValueError(f"{path}:{number}: expected {len(header)} tab-separated fields, got {len(fields)}")
-            *texts, label = (fields[index] for index in where)
-            if label not in labels:
-                raise ValueError(f"{path}:{number}: label {label!r} is not one of {list(labels)}")
-            if not all(text.strip() for text in texts):
-                raise ValueError(f"{path}:{number}: empty text in {line.rstrip()!r}")
-            for column, text in zip(columns, texts):
-                column.append(text)
-            classes.append(labels[label])
-    if not classes:
-        raise ValueError(f"{path} holds no examples")
-    return LabelledTexts(columns, torch.tensor(classes))
 
 
 # ---- the pretrained model's tokenizer and architecture -----------------------------------------------------------
@@ -195,19 +142,6 @@ def _from_hf_directory(path: Path) -> PretrainedSource:
 
 
 # ---- assembling model inputs ---------------------------------------------------------------------------------------
-def assemble_singles(corpus: EncodedCorpus, lengths: Tensor, max_len: int, ids: SpecialIds) -> tuple[Tensor, Tensor, Tensor]:
-    """``[CLS] A [SEP]`` padded to ``max_len`` for sentence ``i`` of ``corpus`` (its first ``lengths[i]`` tokens):
-    tokens (N, T), segments (N, T) all 0, valid_lens (N,)."""
-    t = torch.arange(max_len).unsqueeze(0)  # (1, T)
-    length = lengths.unsqueeze(1)  # (N, 1)
-    in_a = (t >= 1) & (t <= length)  # (N, T)
-    source = torch.where(in_a, corpus.sentence_offsets[: len(lengths)].unsqueeze(1) + t - 1, 0)
-    tokens = torch.where(in_a, corpus.token_ids[source], ids.pad)  # (N, T)
-    tokens[:, 0] = ids.cls
-    tokens = torch.where(t == length + 1, ids.sep, tokens)
-    return tokens, torch.zeros_like(tokens), lengths + 2
-
-
 def encode_texts(
     tokenizer: TextTokenizer, columns: Sequence[Sequence[str]], max_len: int, labels: Tensor | None = None
 ) -> ClassificationBatch:

@@ -1,16 +1,16 @@
 """WikiText-2 (Merity et al., 2016) prepared as d2l 15.9 does for BERT pretraining.
 
-The token files hold one paragraph (or heading, or blank) per line, already word-tokenized. A paragraph is
-lowercased and split into sentences on `` . ``; lines with fewer than two sentences (headings, blanks,
-one-sentence paragraphs) are dropped, as next-sentence prediction needs a successor within the paragraph.
-Like d2l, the last sentence keeps its final `` .``.
+The token files hold one paragraph (or heading, or blank) per line, already word-tokenized; they are read by
+:func:`attnlab.data.text_io.read_paragraphs`, which lowercases each paragraph, splits it into sentences on
+`` . `` and drops lines with fewer than two sentences (headings, blanks, one-sentence paragraphs), as
+next-sentence prediction needs a successor within the paragraph.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
 from attnlab.data.download import ensure_file
+from attnlab.data.text_io import read_paragraphs
 
 WIKITEXT2_URL = "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-v1.zip"
 WIKITEXT2_SPLITS = ("train", "valid", "test")
@@ -20,7 +20,6 @@ WIKITEXT2_SHA256 = {
     "valid": "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
     "test": "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0",
 }
-SENTENCE_SEPARATOR = " . "
 
 
 def wikitext2_file(data_dir: str | Path, split: str) -> Path:
@@ -40,17 +39,6 @@ def wikitext2_file(data_dir: str | Path, split: str) -> Path:
     )
 
 
-def paragraphs_from_lines(lines: Iterable[str]) -> list[list[str]]:
-    """One lowercased paragraph per line, split into sentences; paragraphs of < 2 sentences are dropped.
-
-    d2l tests the raw line, which keeps a one-sentence line ending in `` . `` as a "paragraph" that yields
-    no sentence pair; we test the sentences themselves.
-    """
-    paragraphs = (line.strip().lower().split(SENTENCE_SEPARATOR) for line in lines)
-    return [sentences for sentences in paragraphs if len(sentences) >= 2]
-
-
 def read_wikitext2(data_dir: str | Path, split: str) -> list[list[str]]:
     """Paragraphs (lists of sentence strings) of one WikiText-2 split."""
-    with wikitext2_file(data_dir, split).open(encoding="utf-8") as lines:
-        return paragraphs_from_lines(lines)
+    return read_paragraphs(wikitext2_file(data_dir, split))

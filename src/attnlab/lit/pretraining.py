@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAccuracy
 
-from attnlab.data.bert_pretraining import PretrainingBatch
+from attnlab.data.pretraining_examples import PretrainingBatch
 from attnlab.lit.compilation import CompileNetMixin
 from attnlab.lit.optim import scheduler_for_run, weight_decay_groups
 from attnlab.models.bert import PretrainingOutput

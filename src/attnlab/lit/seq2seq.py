@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from attnlab import plots
-from attnlab.data.translation import TranslationBatch
+from attnlab.data.pairs import TranslationBatch
 from attnlab.lit.bleu import CorpusBLEU, d2l_bleu
 from attnlab.lit.compilation import CompileNetMixin
 from attnlab.lit.figures import publish_figure

@@ -1,0 +1,132 @@
+"""BERT's input format (Devlin et al., 2019, sec. 3.2; d2l 15.8), shared by pretraining and fine-tuning.
+
+Shape legend: N examples, T max_len, L corpus tokens, S sentences, G paragraphs.
+
+A sequence is ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``, with segment 0 for ``[CLS] A [SEP]`` and 1 for
+``B [SEP]``; sentences come from an :class:`EncodedCorpus` and are assembled with whole-tensor operations.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import chain
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from attnlab.data.ragged import RaggedIds, offsets_from_lengths
+from attnlab.data.tokenizers import TextTokenizer
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+class SpecialIds(NamedTuple):
+    """Ids of the special tokens; ``[UNK]`` counts as special, so it is never a prediction target."""
+
+    pad: int
+    unk: int
+    cls: int
+    sep: int
+    mask: int
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: TextTokenizer) -> SpecialIds:
+        missing = [token for token in SPECIAL_TOKENS if token not in tokenizer.specials]
+        if missing:
+            raise ValueError(f"tokenizer lacks the special tokens {missing}; train it with specials {SPECIAL_TOKENS}")
+        return cls(*(tokenizer.token_to_id(token) for token in SPECIAL_TOKENS))
+
+    def replacement_ids(self, vocab_size: int) -> Tensor:
+        """Every non-special id: the pool the 10 % random replacements are drawn from."""
+        keep = torch.ones(vocab_size, dtype=torch.bool)
+        keep[list(self)] = False
+        return keep.nonzero().squeeze(1)  # (V - 5,)
+
+
+class EncodedCorpus(NamedTuple):
+    """Paragraphs of encoded sentences, stored flat (the cache format): two levels of ragged rows."""
+
+    token_ids: Tensor  # (L,) every sentence's ids, concatenated
+    sentence_offsets: Tensor  # (S + 1,) sentence s is token_ids[sentence_offsets[s]:sentence_offsets[s + 1]]
+    paragraph_offsets: Tensor  # (G + 1,) paragraph g is sentences paragraph_offsets[g]:paragraph_offsets[g + 1]
+
+    @classmethod
+    def encode(cls, paragraphs: Sequence[Sequence[str]], tokenizer: TextTokenizer) -> EncodedCorpus:
+        """Encode every sentence with one call to the tokenizer's batch API."""
+        sentences = RaggedIds.from_lists(tokenizer.encode_batch(list(chain.from_iterable(paragraphs))), np.int64)
+        sizes = np.fromiter(map(len, paragraphs), dtype=np.int64, count=len(paragraphs))
+        offsets = offsets_from_lengths(sizes)
+        return cls(torch.from_numpy(sentences.ids), torch.from_numpy(sentences.offsets), torch.from_numpy(offsets))
+
+    @property
+    def num_sentences(self) -> int:
+        return len(self.sentence_offsets) - 1
+
+    @property
+    def num_paragraphs(self) -> int:
+        return len(self.paragraph_offsets) - 1
+
+    def sentence(self, index: int) -> list[int]:
+        return self.token_ids[self.sentence_offsets[index] : self.sentence_offsets[index + 1]].tolist()
+
+
+class SentencePairs(NamedTuple):
+    """Sentence pairs for next-sentence prediction, as indices into an :class:`EncodedCorpus`."""
+
+    first: Tensor  # (N,) sentence index of A
+    second: Tensor  # (N,) sentence index of B
+    first_len: Tensor  # (N,) tokens of A kept (after truncation)
+    second_len: Tensor  # (N,) tokens of B kept
+    is_next: Tensor  # (N,) bool, True when B follows A in the text
+
+
+def truncate_longest_first(first_len: Tensor, second_len: Tensor, budget: int) -> tuple[Tensor, Tensor]:
+    """Closed form of BERT's ``truncate_seq_pair``: drop a token from the longer side (B on ties) until it fits.
+
+    The shorter side is untouched while it fits in half the budget; otherwise A keeps ``ceil(budget / 2)``
+    tokens and B ``floor(budget / 2)``. Tokens are cut from the end of a sentence.
+    """
+    half_up, half_down = (budget + 1) // 2, budget // 2
+    over = first_len + second_len > budget
+    first_fits = 2 * first_len <= budget  # A short: only B shrinks
+    second_fits = 2 * second_len <= budget  # B short: only A shrinks
+    new_first = torch.where(second_fits, budget - second_len, torch.full_like(first_len, half_up))
+    new_second = torch.where(first_fits, budget - first_len, torch.full_like(second_len, half_down))
+    new_first = torch.where(first_fits, first_len, new_first)
+    new_second = torch.where(second_fits & ~first_fits, second_len, new_second)
+    return torch.where(over, new_first, first_len), torch.where(over, new_second, second_len)
+
+
+def assemble_pairs(
+    corpus: EncodedCorpus, pairs: SentencePairs, max_len: int, ids: SpecialIds
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``[CLS] A [SEP] B [SEP]`` padded to ``max_len``: tokens (N, T), segments (N, T), valid_lens (N,)."""
+    t = torch.arange(max_len).unsqueeze(0)  # (1, T)
+    len_a, len_b = pairs.first_len.unsqueeze(1), pairs.second_len.unsqueeze(1)  # (N, 1)
+    in_a = (t >= 1) & (t <= len_a)  # (N, T)
+    in_b = (t >= len_a + 2) & (t <= len_a + len_b + 1)
+    source = torch.where(in_a, corpus.sentence_offsets[pairs.first].unsqueeze(1) + t - 1, 0)
+    source = torch.where(in_b, corpus.sentence_offsets[pairs.second].unsqueeze(1) + t - len_a - 2, source)
+    tokens = torch.where(in_a | in_b, corpus.token_ids[source], ids.pad)  # (N, T)
+    tokens[:, 0] = ids.cls
+    is_sep = (t == len_a + 1) | (t == len_a + len_b + 2)
+    tokens = torch.where(is_sep, ids.sep, tokens)
+    segments = ((t >= len_a + 2) & (t <= len_a + len_b + 2)).long()  # (N, T)
+    valid_lens = (len_a + len_b + 3).squeeze(1)  # (N,)
+    return tokens, segments, valid_lens
+
+
+def assemble_singles(
+    corpus: EncodedCorpus, lengths: Tensor, max_len: int, ids: SpecialIds
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``[CLS] A [SEP]`` padded to ``max_len`` for sentence ``i`` of ``corpus`` (its first ``lengths[i]`` tokens):
+    tokens (N, T), segments (N, T) all 0, valid_lens (N,)."""
+    t = torch.arange(max_len).unsqueeze(0)  # (1, T)
+    length = lengths.unsqueeze(1)  # (N, 1)
+    in_a = (t >= 1) & (t <= length)  # (N, T)
+    source = torch.where(in_a, corpus.sentence_offsets[: len(lengths)].unsqueeze(1) + t - 1, 0)
+    tokens = torch.where(in_a, corpus.token_ids[source], ids.pad)  # (N, T)
+    tokens[:, 0] = ids.cls
+    tokens = torch.where(t == length + 1, ids.sep, tokens)
+    return tokens, torch.zeros_like(tokens), lengths + 2

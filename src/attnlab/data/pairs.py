@@ -1,0 +1,59 @@
+"""Encoded sentence pairs and their collation into padded seq2seq batches (d2l 10.5).
+
+Shape legend: B batch, S source length (tokens + <eos>), T target length (tokens + one of <bos>/<eos>).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from attnlab.data.ragged import RaggedIds
+
+
+class TranslationBatch(NamedTuple):
+    src: Tensor  # (B, S) source ids + <eos>, padded with pad id
+    src_lens: Tensor  # (B,) valid source lengths (incl. <eos>)
+    tgt_in: Tensor  # (B, T) <bos> y: decoder input under teacher forcing
+    tgt_out: Tensor  # (B, T) y <eos>: labels, padded with pad id
+    tgt_lens: Tensor  # (B,) valid target lengths (len(y) + 1)
+
+
+class PairDataset(Dataset):
+    """Encoded (source, target) pairs without specials; ``collate_pairs`` adds <bos>/<eos> and pads."""
+
+    def __init__(self, src: RaggedIds, tgt: RaggedIds):
+        if len(src) != len(tgt):
+            raise ValueError(f"source has {len(src)} rows, target {len(tgt)}")
+        self.src, self.tgt = src, tgt
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        return self.src[i], self.tgt[i]
+
+    def lengths(self) -> np.ndarray:
+        """Longest padded side of each pair, the bucketing key (``+ 1`` for <eos> / <bos>)."""
+        return np.maximum(self.src.lengths(), self.tgt.lengths()) + 1
+
+
+def collate_pairs(examples: Sequence[tuple[Tensor, Tensor]], pad_id: int, bos_id: int, eos_id: int) -> TranslationBatch:
+    src_lens = torch.tensor([len(x) + 1 for x, _ in examples])  # (B,)
+    tgt_lens = torch.tensor([len(y) + 1 for _, y in examples])  # (B,)
+    batch = len(examples)
+    src = torch.full((batch, int(src_lens.max())), pad_id, dtype=torch.long)  # (B, S)
+    tgt_in = torch.full((batch, int(tgt_lens.max())), pad_id, dtype=torch.long)  # (B, T)
+    tgt_out = tgt_in.clone()  # (B, T)
+    for row, (x, y) in enumerate(examples):
+        src[row, : len(x)] = x
+        src[row, len(x)] = eos_id
+        tgt_in[row, 0] = bos_id
+        tgt_in[row, 1 : len(y) + 1] = y
+        tgt_out[row, : len(y)] = y
+        tgt_out[row, len(y)] = eos_id
+    return TranslationBatch(src, src_lens, tgt_in, tgt_out, tgt_lens)

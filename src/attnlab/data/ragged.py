@@ -1,0 +1,58 @@
+"""Variable-length rows of token ids in two flat arrays: the storage of every encoded corpus.
+
+Shape legend: N rows, L ids in all.
+
+The arrays are plain NumPy arrays, so they may just as well be memory maps of files on disk: nothing here
+copies them whole, a row is a view, and the lengths come from the offsets alone.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def offsets_from_lengths(lengths: np.ndarray) -> np.ndarray:
+    """``(N + 1,)`` int64 start offsets of rows of the given lengths, ending with their total."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
+@dataclass(frozen=True)
+class RaggedIds:
+    """Row i is ``ids[offsets[i]:offsets[i + 1]]``."""
+
+    ids: np.ndarray  # (L,) token ids
+    offsets: np.ndarray  # (N + 1,) int64, non-decreasing, from 0 to L
+
+    @classmethod
+    def from_lists(cls, rows: Sequence[Sequence[int]], dtype: np.dtype | type = np.int32) -> RaggedIds:
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        offsets = offsets_from_lengths(lengths)
+        ids = np.fromiter(itertools.chain.from_iterable(rows), dtype=dtype, count=int(offsets[-1]))
+        return cls(ids, offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> Tensor:
+        return torch.from_numpy(self.ids[self.offsets[i] : self.offsets[i + 1]])  # a view, no copy
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)  # (N,)
+
+    def to_lists(self) -> list[list[int]]:
+        return [self.ids[start:stop].tolist() for start, stop in zip(self.offsets[:-1], self.offsets[1:])]
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """The two arrays under ``<prefix>_ids`` and ``<prefix>_offsets`` (how a cache stores them)."""
+        return {f"{prefix}_ids": self.ids, f"{prefix}_offsets": self.offsets}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> RaggedIds:
+        return cls(arrays[f"{prefix}_ids"], arrays[f"{prefix}_offsets"])

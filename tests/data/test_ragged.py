@@ -1,0 +1,30 @@
+"""Ragged id storage: rows as views of two flat arrays, which may be memory maps."""
+import numpy as np
+import torch
+
+from attnlab.data.ragged import RaggedIds, offsets_from_lengths
+
+ROWS = [[5, 6, 7], [], [8], [9, 10]]
+
+
+def test_rows_round_trip_with_lengths_and_offsets():
+    ragged = RaggedIds.from_lists(ROWS)
+    assert ragged.ids.dtype == np.int32 and ragged.offsets.dtype == np.int64
+    assert ragged.offsets.tolist() == [0, 3, 3, 4, 6] and len(ragged) == 4
+    assert ragged.lengths().tolist() == [3, 0, 1, 2] and ragged.to_lists() == ROWS
+    assert torch.equal(ragged[3], torch.tensor([9, 10], dtype=torch.int32))
+    assert RaggedIds.from_lists(ROWS, np.int64).ids.dtype == np.int64
+    assert offsets_from_lengths(np.array([2, 0, 1])).tolist() == [0, 2, 2, 3]
+    assert len(RaggedIds.from_lists([])) == 0
+
+
+def test_arrays_round_trip_and_memory_mapped_arrays_serve_rows(tmp_path):
+    ragged = RaggedIds.from_lists(ROWS)
+    arrays = ragged.arrays("train_src")
+    assert set(arrays) == {"train_src_ids", "train_src_offsets"}
+    assert RaggedIds.from_arrays(arrays, "train_src").to_lists() == ROWS
+    for name, array in arrays.items():
+        np.save(tmp_path / f"{name}.npy", array)
+    mapped = RaggedIds(*(np.load(tmp_path / f"train_src_{part}.npy", mmap_mode="r+") for part in ("ids", "offsets")))
+    assert isinstance(mapped.ids, np.memmap) and mapped.to_lists() == ROWS
+    assert mapped[0].tolist() == [5, 6, 7] and mapped.lengths().tolist() == [3, 0, 1, 2]
