@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from attnlab.data.cache import CacheEntry, DiskCache, tokenizer_identity
 from attnlab.data.corpora import SPLITS, Corpus, Pairs, split_indices
 from attnlab.data.pairs import PairDataset
@@ -54,9 +56,9 @@ class PreparedPairs:
         return self.src_tokenizer, self.tgt_tokenizer
 
     def save(self, cache: DiskCache) -> None:
-        arrays = {}
+        arrays: dict[str, np.ndarray] = {}
         for name, dataset in self.datasets.items():
-            arrays.update(dataset.src.arrays(f"{name}_src"), **dataset.tgt.arrays(f"{name}_tgt"))
+            arrays |= dataset.src.arrays(f"{name}_src") | dataset.tgt.arrays(f"{name}_tgt")
         cache.save(arrays, {
             "tokenizer_src": self.src_tokenizer.to_str(),
             "tokenizer_tgt": self.tgt_tokenizer.to_str(),
