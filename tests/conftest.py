@@ -1,7 +1,12 @@
-"""Shared fixtures: a fixed seed for every test, tiny dims, and where the shared real data lives."""
+"""Shared fixtures: a fixed seed for every test, tiny dims, where the shared real data lives, and the configs.
+
+Config helpers, in one place: a test argument named ``<group>_option`` (``attention_option``, ``experiment_option``,
+...) runs the test once per option of that config group; the ``compose`` fixture composes the real configs.
+"""
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 # Tests use tiny tensors: one thread avoids OpenMP oversubscription (30x slowdowns on a busy 2-core box),
@@ -10,11 +15,32 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from hydra import compose as hydra_compose  # noqa: E402
+from hydra import initialize_config_module  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import DictConfig, open_dict  # noqa: E402
+
+from attnlab.cli.resolvers import register_resolvers  # noqa: E402
+from attnlab.cli.schema import register_schemas  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ATTNLAB_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+CONF = resources.files("attnlab.conf")
+OPTION_SUFFIX = "_option"
+
+
+def options(group: str) -> list[str]:
+    """The options of a config group: the names of its yaml files."""
+    return sorted(p.name[: -len(".yaml")] for p in CONF.joinpath(group).iterdir() if p.name.endswith(".yaml"))
+
+
+def pytest_generate_tests(metafunc):
+    for name in metafunc.fixturenames:
+        if name.endswith(OPTION_SUFFIX):
+            metafunc.parametrize(name, options(name[: -len(OPTION_SUFFIX)]))
 
 
 @pytest.fixture(autouse=True)
@@ -28,3 +54,37 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def config_options():
+    """:func:`options`, for tests that loop over a group's options."""
+    return options
+
+
+@pytest.fixture
+def compose(tmp_path):
+    """``compose(*overrides, hydra_node=False)``: the root training config for ``overrides`` as ``attnlab-train``
+    sees it (schemas and resolvers registered, Hydra's runtime set with ``tmp_path`` as the run dir, the
+    ``hydra`` node removed); ``hydra_node=True`` keeps that node (sweeper, launcher)."""
+    register_schemas()
+    register_resolvers()
+
+    def _compose(*overrides: str, hydra_node: bool = False) -> DictConfig:
+        GlobalHydra.instance().clear()
+        try:
+            with initialize_config_module("attnlab.conf", version_base="1.3"):
+                cfg = hydra_compose("train", overrides=list(overrides), return_hydra_config=True)
+        finally:
+            GlobalHydra.instance().clear()
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(tmp_path)
+            cfg.hydra.runtime.cwd = str(tmp_path)
+        HydraConfig.instance().set_config(cfg)
+        if not hydra_node:
+            with open_dict(cfg):
+                del cfg["hydra"]
+        return cfg
+
+    yield _compose
+    HydraConfig.instance().cfg = None

@@ -1,4 +1,5 @@
-"""The package layout is the architecture: imports go attention -> layers -> models -> lit -> cli."""
+"""The package layout is the architecture: every module sits in a layer, and imports go attention -> layers ->
+models -> lit -> cli (data, beside them, never imports models)."""
 from __future__ import annotations
 
 import ast
@@ -8,6 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "attnlab"
 
+LAYERS = ("attention", "layers", "models", "data", "lit", "cli")
 # what each subpackage must never import (absolute module prefixes)
 FORBIDDEN = {
     "attention": ["pytorch_lightning", "lightning", "hydra", "omegaconf", "attnlab.layers", "attnlab.models", "attnlab.lit", "attnlab.cli", "attnlab.data"],
@@ -36,3 +38,9 @@ def test_imports_go_one_way(subpackage):
             if any(module == banned or module.startswith(banned + ".") for banned in FORBIDDEN[subpackage]):
                 offenders.append(f"{path.relative_to(PACKAGE)} imports {module}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_every_module_sits_in_a_layer():
+    floating = sorted(path.name for path in PACKAGE.glob("*.py") if path.name != "__init__.py")
+    assert not floating, f"modules beside the layers: {floating}"
+    assert sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").is_file()) == sorted(LAYERS)

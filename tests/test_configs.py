@@ -1,109 +1,67 @@
 """Every config composes and validates; every option of the swappable groups instantiates and obeys its contract."""
 from __future__ import annotations
 
-from importlib import resources
-
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import open_dict
 
-from attnlab.cli.resolvers import register_resolvers
-from attnlab.cli.schema import register_schemas
 from attnlab.cli.validate import ConfigError, validate_targets
 
-CONF = resources.files("attnlab.conf")
 
-
-def options(group: str) -> list[str]:
-    return sorted(p.name[:-5] for p in CONF.joinpath(group).iterdir() if p.name.endswith(".yaml"))
-
-
-@pytest.fixture
-def compose_train(tmp_path):
-    register_schemas()
-    register_resolvers()
-
-    def _compose(*overrides: str):
-        GlobalHydra.instance().clear()
-        with initialize_config_module("attnlab.conf", version_base="1.3"):
-            cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-        with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = str(tmp_path)
-            cfg.hydra.runtime.cwd = str(tmp_path)
-        HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg):
-            del cfg["hydra"]  # as the app sees it
-        return cfg
-
-    yield _compose
-    GlobalHydra.instance().clear()
-
-
-@pytest.mark.parametrize("experiment", options("experiment"))
-def test_every_experiment_composes_and_validates(compose_train, experiment):
-    cfg = compose_train(f"experiment={experiment}")
+def test_every_experiment_composes_and_validates(compose, experiment_option):
+    cfg = compose(f"experiment={experiment_option}")
     assert cfg.task_name
     validate_targets(cfg)
 
 
-@pytest.mark.parametrize("scorer", options("attention"))
-def test_every_attention_option_scores(compose_train, scorer):
-    factory = instantiate(compose_train(f"attention={scorer}").attention)
+def test_every_attention_option_scores(compose, attention_option):
+    factory = instantiate(compose(f"attention={attention_option}").attention)
     scores = factory(8, 8)(torch.randn(2, 3, 3, 8), torch.randn(2, 3, 5, 8))  # (B, H, Tq, Dh) x (B, H, Tk, Dh)
     assert scores.shape == (2, 3, 3, 5)
 
 
-@pytest.mark.parametrize("encoding", options("pos_encoding"))
-def test_every_pos_encoding_option_keeps_shapes(compose_train, encoding):
-    pe = instantiate(compose_train(f"pos_encoding={encoding}").pos_encoding)(16, 2, 32)
+def test_every_pos_encoding_option_keeps_shapes(compose, pos_encoding_option):
+    pe = instantiate(compose(f"pos_encoding={pos_encoding_option}").pos_encoding)(16, 2, 32)
     assert pe(torch.zeros(2, 5, 16)).shape == (2, 5, 16)
     assert pe.rotate(torch.zeros(2, 2, 5, 8)).shape == (2, 2, 5, 8)
 
 
-@pytest.mark.parametrize("norm", options("norm"))
-def test_every_norm_option_normalises(compose_train, norm):
-    cfg = compose_train(f"norm={norm}")
+def test_every_norm_option_normalises(compose, norm_option):
+    cfg = compose(f"norm={norm_option}")
     layer = instantiate(cfg.norm.layer)(8)
     out = layer(torch.randn(4, 5, 8) * 10 + 3, torch.ones(4, 5, dtype=torch.bool))
     assert out.shape == (4, 5, 8) and out.abs().mean() < 3
     assert cfg.norm.placement in ("post", "pre")
 
 
-@pytest.mark.parametrize("kernel", options("kernel"))
-def test_every_kernel_option_scores(compose_train, kernel):
-    scores, support = instantiate(compose_train(f"kernel={kernel}").kernel)(torch.rand(1, 4), torch.rand(1, 6))
+def test_every_kernel_option_scores(compose, kernel_option):
+    scores, support = instantiate(compose(f"kernel={kernel_option}").kernel)(torch.rand(1, 4), torch.rand(1, 6))
     assert scores.shape == support.shape == (1, 4, 6)
 
 
 @pytest.mark.parametrize("group", ["trainer", "logger", "callbacks", "debug"])
-def test_every_option_of_the_run_groups_composes(compose_train, group):
-    for option in options(group):
-        validate_targets(compose_train(f"{group}={option}"))
+def test_every_option_of_the_run_groups_composes(compose, config_options, group):
+    for option in config_options(group):
+        validate_targets(compose(f"{group}={option}"))
 
 
-def test_validation_names_bad_key_and_allowed_arguments(compose_train):
-    cfg = compose_train("experiment=nw_parametric", "+model.net.kernal=3")
+def test_validation_names_bad_key_and_allowed_arguments(compose):
+    cfg = compose("experiment=nw_parametric", "+model.net.kernal=3")
     with pytest.raises(ConfigError, match=r"model.net.kernal is not an argument of .*NadarayaWatson; allowed: kernel"):
         validate_targets(cfg)
 
 
-def test_validation_names_wrong_type(compose_train):
-    cfg = compose_train("experiment=nw_parametric", "data.num_train=many")
+def test_validation_names_wrong_type(compose):
+    cfg = compose("experiment=nw_parametric", "data.num_train=many")
     with pytest.raises(ConfigError, match=r"data.num_train='many' has type str; .* expects int"):
         validate_targets(cfg)
 
 
-def test_validation_names_missing_required_argument(compose_train):
-    cfg = compose_train("experiment=nw_parametric", "~model.net.kernel")
+def test_validation_names_missing_required_argument(compose):
+    cfg = compose("experiment=nw_parametric", "~model.net.kernel")
     with pytest.raises(ConfigError, match=r"model.net.kernel is required by .*NadarayaWatson"):
         validate_targets(cfg)
 
 
-@pytest.mark.parametrize("experiment", options("experiment"))
-@pytest.mark.parametrize("tokenizer", options("tokenizer"))
-def test_every_tokenizer_option_composes_with_every_experiment(compose_train, experiment, tokenizer):
-    validate_targets(compose_train(f"experiment={experiment}", f"tokenizer={tokenizer}"))
+def test_every_tokenizer_option_composes_with_every_experiment(compose, experiment_option, tokenizer_option):
+    validate_targets(compose(f"experiment={experiment_option}", f"tokenizer={tokenizer_option}"))

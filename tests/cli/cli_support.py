@@ -59,24 +59,6 @@ def metric_history(run_dir: Path, metric: str) -> list[tuple[int, float]]:
         return [(int(row["step"]), float(row[metric])) for row in csv.DictReader(handle) if row.get(metric)]
 
 
-def compose_with_hydra(*overrides: str):
-    """The root config for ``overrides``, with its ``hydra`` node (sweeper, launcher) resolvable."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    from attnlab.cli.resolvers import register_resolvers
-    from attnlab.cli.schema import register_schemas
-
-    register_schemas()
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module="attnlab.conf", version_base="1.3"):
-            return compose("train", overrides=list(overrides), return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
-
-
 def write_pairs(root: Path) -> Path:
     """A tiny English -> French corpus (word-for-word, reversed order) as ``{train,valid,test}.{en,fr}``:
     48 training pairs, 8 validation and 8 test pairs."""

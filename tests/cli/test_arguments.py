@@ -1,7 +1,7 @@
-"""The inference tools' ``key=value`` parsing and console-script wrapper (in process, no checkpoint needed)."""
+"""The tools' one ``key=value`` command-line style and console-script wrapper (in process, no checkpoint needed)."""
 import pytest
 
-from attnlab.cli import predict, translate
+from attnlab.cli import average, predict, report, translate
 from attnlab.cli.arguments import USAGE_ERROR, parse_key_values, positive_int, run_main, unquote
 
 KEYS = ("ckpt_path", "text", "device")
@@ -29,6 +29,26 @@ def test_defaults_required_and_repeatable_keys():
 def test_a_bad_argument_is_named_with_the_allowed_keys(argument):
     with pytest.raises(ValueError, match=rf"unexpected argument '{argument}'; allowed keys: ckpt_path, text, device$"):
         parse_key_values([argument], KEYS)
+
+
+def test_positionals_are_the_other_arguments_in_order_paths_with_equals_signs_too():
+    args = parse_key_values(["runs/seed=1", "metric=val/loss", "runs/b", "maximize=val/x"], ("metric", "maximize"),
+                            repeatable=["maximize"], positional="dirs")
+    assert args == {"dirs": ["runs/seed=1", "runs/b"], "metric": "val/loss", "maximize": ["val/x"]}
+    assert parse_key_values([], ("metric",), positional="dirs") == {"dirs": []}
+
+
+def test_average_and_report_speak_the_same_style(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="^attnlab-average: give checkpoint paths or dir=, not both\nusage"):
+        average.main(["output=o.ckpt", "dir=d", "a.ckpt"])
+    with pytest.raises(SystemExit, match="^attnlab-average: last must be a positive int, got '0'"):
+        average.main(["output=o.ckpt", f"dir={tmp_path}", "last=0"])
+    with pytest.raises(SystemExit, match="^attnlab-report: give at least one DIR\nusage: attnlab-report DIR"):
+        report.main(["metric=val/loss"])
+    with pytest.raises(SystemExit, match=f"^attnlab-report: .*{tmp_path / 'none'}"):
+        report.main([str(tmp_path / "none"), "metric=val/loss"])
+    report.main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: attnlab-report DIR [DIR ...] [metric=NAME]")
 
 
 def test_a_spec_naming_keys_it_does_not_allow_is_refused():

@@ -1,52 +1,31 @@
 """The BERT configs compose, and every option of attention=, pos_encoding= and norm= builds a working BERT."""
-from importlib import resources
-
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
-from attnlab.cli.resolvers import register_resolvers
-from attnlab.cli.schema import register_schemas
 from attnlab.cli.validate import validate_targets
 from attnlab.data.pretraining_examples import PretrainingBatch
 from attnlab.lit.pretraining import PretrainingModule
 from attnlab.models.bert import BertForPretraining
 
-CONF = resources.files("attnlab.conf")
 NET_KWARGS = {"vocab_size": 50, "pad_id": 0, "max_len": 16}  # what WikiText2DataModule.net_kwargs() supplies
 
 
-def options(group):
-    return sorted(p.name[:-5] for p in CONF.joinpath(group).iterdir() if p.name.endswith(".yaml"))
-
-
 @pytest.fixture
-def compose_bert(tmp_path):
+def compose_bert(compose):
     """Composes ``experiment=bert_pretrain`` plus overrides, as the app sees it, with the data's sizes filled in."""
-    register_schemas()
-    register_resolvers()
 
     def _compose(*overrides):
-        GlobalHydra.instance().clear()
-        with initialize_config_module("attnlab.conf", version_base="1.3"):
-            cfg = compose("train", overrides=["experiment=bert_pretrain", *overrides], return_hydra_config=True)
-        with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = str(tmp_path)
-            cfg.hydra.runtime.cwd = str(tmp_path)
-        HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg):
-            del cfg["hydra"]
+        cfg = compose("experiment=bert_pretrain", *overrides)
         validate_targets(cfg)
         with open_dict(cfg):
             cfg.model.net.update(NET_KWARGS)
         return cfg
 
-    yield _compose
-    GlobalHydra.instance().clear()
+    return _compose
+
+
 def batch():
     tokens = torch.randint(5, 50, (4, 10))
     return PretrainingBatch(
@@ -70,8 +49,8 @@ def test_experiment_is_bert_with_post_norm_gelu_and_learned_positions(compose_be
 
 
 @pytest.mark.parametrize("group", ["attention", "pos_encoding", "norm"])
-def test_every_group_option_builds_a_bert_that_trains(compose_bert, group):
-    for option in options(group):
+def test_every_group_option_builds_a_bert_that_trains(compose_bert, config_options, group):
+    for option in config_options(group):
         cfg = compose_bert(f"{group}={option}", "model.net.d_model=16", "model.net.d_ff=32")
         module: PretrainingModule = instantiate(cfg.model)
         assert isinstance(module.net, BertForPretraining)
@@ -94,10 +73,10 @@ def test_larger_model_configs(compose_bert, model, sizes):
         assert isinstance(instantiate(cfg.model).net, BertForPretraining)
 
 
-def test_experiment_tokenizer_is_d2ls_and_every_tokenizer_option_replaces_it_whole(compose_bert):
+def test_experiment_tokenizer_is_d2ls_and_every_tokenizer_option_replaces_it_whole(compose_bert, config_options):
     cfg = compose_bert()
     assert cfg.tokenizer._target_.endswith("tokenizers.word") and cfg.tokenizer.min_freq == 5  # d2l 15.9
-    for option in options("tokenizer"):
+    for option in config_options("tokenizer"):
         cfg = compose_bert(f"tokenizer={option}")  # validates: no key of another tokenizer left behind
         build = instantiate(cfg.data.tokenizer)
         assert build().config == instantiate(cfg.tokenizer)().config, option

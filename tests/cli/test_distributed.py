@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from pytorch_lightning.strategies import FSDPStrategy
 
 from attnlab.layers.blocks import TransformerBlock
-from cli_support import compose_with_hydra, find_run_dirs, metric_history, run_attnlab
+from cli_support import find_run_dirs, metric_history, run_attnlab
 
 TOLERANCE = 1e-6  # NW's one batch goes to both ranks: DDP's averaged gradient equals the single-process one
 
@@ -56,17 +56,17 @@ def test_ddp_cpu_matches_one_process(ddp_sweep, tmp_path: Path):
         assert abs(a - b) <= TOLERANCE
 
 
-def test_fsdp_strategy_wraps_each_block_and_saves_full_checkpoints():
+def test_fsdp_strategy_wraps_each_block_and_saves_full_checkpoints(compose):
     """FSDP needs GPUs to run; its strategy object builds anywhere."""
-    strategy = instantiate(compose_with_hydra("trainer=fsdp").trainer.strategy)
+    strategy = instantiate(compose("trainer=fsdp").trainer.strategy)
     assert isinstance(strategy, FSDPStrategy)
     assert strategy.kwargs["auto_wrap_policy"]._module_classes == {TransformerBlock}
     assert strategy._state_dict_type == "full"
 
 
-def test_slurm_launcher_follows_the_trainer():
-    cfg = compose_with_hydra("hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.num_nodes=2",
-                             "hydra.launcher.gpus_per_node=4", "experiment=nw_parametric")
+def test_slurm_launcher_follows_the_trainer(compose):
+    cfg = compose("hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.num_nodes=2",
+                  "hydra.launcher.gpus_per_node=4", "experiment=nw_parametric", hydra_node=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher.nodes, launcher.gpus_per_node, launcher.tasks_per_node) == (2, 4, 4)  # one rank per GPU

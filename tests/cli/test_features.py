@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from attnlab.checkpoint import CONFIG_KEY, load_run_checkpoint
 from attnlab.cli.features import BertFeatures, main, parse_arguments
+from attnlab.lit.checkpoint import CONFIG_KEY, load_run_checkpoint
 
 BIN = Path(sys.executable).parent
 SUBJECTS = ["the cat", "a dog", "my friend", "the teacher", "our neighbour"]

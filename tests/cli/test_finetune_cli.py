@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import random
 
 import hydra
 import pytest
 import torch
 from conftest import run_dirs
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from attnlab.checkpoint import CONFIG_KEY, load_run_checkpoint
-from attnlab.cli.schema import register_schemas
+from attnlab.cli.predict import predict
+from attnlab.cli.restore import restore_run
+from attnlab.cli.train import train
+from attnlab.cli.validate import ConfigError
 from attnlab.data.classification import encode_texts, normalize
 from attnlab.data.tokenizers import TextTokenizer
+from attnlab.lit.checkpoint import CONFIG_KEY, load_run_checkpoint
+from attnlab.lit.pretrained import encoder_config
+from attnlab.models.bert_interop import to_hf_state_dict
 
 WORDS = "the a film movie story actor plot scene music long short old new".split()
 POSITIVE, NEGATIVE = ["good", "great", "funny"], ["bad", "dull", "boring"]
@@ -69,7 +73,9 @@ def test_pretrain_then_fine_tune_then_predict(run_cli, tmp_path):
     (best,) = (run_dir / "checkpoints").glob("best-*.ckpt")
     checkpoint = load_run_checkpoint(best)
     net = checkpoint[CONFIG_KEY]["model"]["net"]
-    assert (net["d_model"], net["num_layers"], net["d_ff"], net["max_len"], net["num_classes"]) == (16, 1, 32, 24, 2)
+    encoder = encoder_config(checkpoint[CONFIG_KEY]["model"], "net.bert")
+    assert (encoder["d_model"], encoder["num_layers"], encoder["d_ff"], encoder["max_len"]) == (16, 1, 32, 24)
+    assert net["num_classes"] == 2
     pretraining = load_run_checkpoint(pretrained)
     assert checkpoint["ClassificationDataModule"]["tokenizer"] == pretraining["WikiText2DataModule"]["tokenizer"]
 
@@ -92,6 +98,28 @@ def test_pretrain_then_fine_tune_then_predict(run_cli, tmp_path):
         probabilities = classifier.eval()(batch.tokens, batch.segments, batch.valid_lens).logits.softmax(-1).max(-1).values
     assert torch.allclose(torch.tensor([float(p) for _, p in predictions]), probabilities, atol=1e-5)
 
+    # the same encoder as a Hugging Face model directory (weights, tokenizer.json, config.json) fine-tunes too
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    torch.save(to_hf_state_dict(restore_run(pretrained).module.net), hf / "pytorch_model.bin")
+    TextTokenizer.from_str(pretraining["WikiText2DataModule"]["tokenizer"]).save(hf / "tokenizer.json")
+    (hf / "config.json").write_text(json.dumps({"hidden_size": 16, "num_attention_heads": 2, "num_hidden_layers": 1,
+                                                "intermediate_size": 32, "layer_norm_eps": 1e-5}))
+    run_cli("attnlab-train", "experiment=bert_finetune_sst2", f"model.pretrained={hf / 'pytorch_model.bin'}",
+            "data.max_len=24", "data.batch_size=16", "data.val_fraction=0.2", "trainer.max_epochs=1", "test=false",
+            "norm.placement=pre", *RUN, env=env)  # the file's post-norm must win over the command line's pre
+    hf_run = next(d for d in run_dirs(tmp_path, "bert_finetune_sst2") if d != run_dir)
+    assert f"encoder loaded from {hf / 'pytorch_model.bin'}" in (hf_run / "train.log").read_text()
+    hf_config = load_run_checkpoint(hf_run / "checkpoints" / "last.ckpt")[CONFIG_KEY]["model"]
+    hf_encoder = encoder_config(hf_config, "net.bert")
+    assert (hf_encoder["placement"], hf_encoder["norm"]["eps"], hf_encoder["d_ff"]) == ("post", 1e-5, 32)
+
+    # a checkpoint of an older attnlab (its data config read the pretrained file itself) fails naming the key
+    checkpoint[CONFIG_KEY]["data"]["tokenizer_from"] = str(pretrained)
+    torch.save(checkpoint, tmp_path / "older.ckpt")
+    with pytest.raises(ConfigError, match=r"data.tokenizer_from is not an argument of .*ClassificationDataModule"):
+        predict(tmp_path / "older.ckpt", ["a film"])
+
 
 def test_missing_data_is_a_clear_error(run_cli, tmp_path):
     result = run_cli("attnlab-train", "experiment=bert_finetune_sst2", "model.pretrained=null", check=False,
@@ -102,17 +130,12 @@ def test_missing_data_is_a_clear_error(run_cli, tmp_path):
 
 
 @pytest.mark.parametrize("experiment", ["bert_finetune_sst2", "bert_finetune_snli"])
-def test_fine_tuning_requires_model_pretrained_a_file_or_null(experiment):
-    """``model.pretrained`` is ``???``: attnlab-train stops with "missing (???): model.pretrained" rather than
-    silently training from scratch; the data then falls back to training its own tokenizer (``null``)."""
-    register_schemas()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module("attnlab.conf", version_base="1.3"):
-            cfg = compose("train", overrides=[f"experiment={experiment}"])
-            explicit = compose("train", overrides=[f"experiment={experiment}", "model.pretrained=/x/last.ckpt"])
-    finally:
-        GlobalHydra.instance().clear()
-    assert OmegaConf.missing_keys(cfg.model) - OmegaConf.missing_keys(explicit.model) == {"model.pretrained"}
-    assert cfg.data.tokenizer_from is None and explicit.data.tokenizer_from == "/x/last.ckpt"
+def test_fine_tuning_requires_model_pretrained_a_file_or_null(compose, experiment):
+    """``model.pretrained`` is ``???``: attnlab-train stops, before reading any data, rather than silently training
+    from scratch; the data config never reads it (attnlab-train hands the data the pretrained tokenizer)."""
+    cfg = compose(f"experiment={experiment}")
+    assert "model.pretrained" in OmegaConf.missing_keys(cfg)
+    assert "pretrained" not in OmegaConf.to_yaml(cfg.data) and cfg.pretrained_encoder == "net.bert"
     assert (cfg.monitor, cfg.monitor_mode) == ("val/acc", "max")
+    with pytest.raises(ConfigError, match=r"^model.pretrained is required: a pretrained model file .* or null"):
+        train(cfg)

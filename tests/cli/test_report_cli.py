@@ -21,7 +21,7 @@ def sweep(tmp_path_factory) -> Path:
 
 def test_report_tables_every_run_with_overrides_and_metrics(sweep: Path, tmp_path: Path):
     out = tmp_path / "report"
-    proc = run_attnlab([str(sweep), "metric=val/mse", f"--out={out}"], tmp_path, program="attnlab-report")
+    proc = run_attnlab([str(sweep), "metric=val/mse", f"out={out}"], tmp_path, program="attnlab-report")
     assert "| run | experiment | kernel.init_w |" in proc.stdout
 
     with (out / "report.csv").open(newline="") as handle:
@@ -45,7 +45,7 @@ def test_report_tables_every_run_with_overrides_and_metrics(sweep: Path, tmp_pat
 
 
 def test_report_rejects_a_metric_no_run_logged(sweep: Path, tmp_path: Path):
-    proc = run_attnlab([str(sweep), "--metric", "val/bleu", "--out", str(tmp_path)], tmp_path,
+    proc = run_attnlab([str(sweep), "metric=val/bleu", f"out={tmp_path}"], tmp_path,
                         program="attnlab-report", check=False)
     assert proc.returncode != 0
     assert "val/bleu" in proc.stderr and "val/mse" in proc.stderr  # names the logged metrics

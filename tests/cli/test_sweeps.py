@@ -6,20 +6,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from attnlab.cli.resolvers import optuna_direction
 from attnlab.cli.train import train
 from attnlab.cli.validate import ConfigError
-from cli_support import compose_with_hydra, metric_history, run_attnlab, find_run_dirs
+from cli_support import metric_history, run_attnlab, find_run_dirs
 
 
 @pytest.mark.parametrize("name, experiment", [("nw_optuna", "nw_parametric"),
                                               ("transformer_optuna", "transformer_mt"),
                                               ("bert_optuna", "bert_pretrain")])
-def test_search_configs_compose_with_seeded_tpe_and_a_direction(name: str, experiment: str):
-    cfg = compose_with_hydra(f"experiment={experiment}", f"hparams_search={name}")
+def test_search_configs_compose_with_seeded_tpe_and_a_direction(compose, name: str, experiment: str):
+    cfg = compose(f"experiment={experiment}", f"hparams_search={name}", hydra_node=True)
     sweeper = cfg.hydra.sweeper
     assert cfg.hydra.mode.name == "MULTIRUN" and sweeper.sampler._target_ == "optuna.samplers.TPESampler"
     assert sweeper.sampler.seed == cfg.seed and sweeper.n_trials >= 10
@@ -54,16 +53,8 @@ def test_optuna_sweep_of_nw_minimizes_the_returned_metric(tmp_path: Path):
     assert len({overrides["kernel.init_w"] for _, overrides in returned.values()}) == 3  # trials differ
 
 
-def test_wrong_optimized_metric_fails_naming_the_logged_ones(tmp_path: Path):
-    cfg = compose_with_hydra("experiment=nw_parametric", "train=false", "optimized_metric=val/nope",
-                             "callbacks=none", "logger=none")
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(tmp_path)
-    HydraConfig.instance().set_config(cfg)  # as the app sees it: ${hydra:...} resolves, the hydra node is hidden
-    with open_dict(cfg):
-        del cfg["hydra"]
-    try:
-        with pytest.raises(ConfigError, match=r"optimized_metric='val/nope' was never logged; logged metrics: test/"):
-            train(cfg)
-    finally:
-        HydraConfig.instance().cfg = None
+def test_wrong_optimized_metric_fails_naming_the_logged_ones(compose):
+    cfg = compose("experiment=nw_parametric", "train=false", "optimized_metric=val/nope", "callbacks=none",
+                  "logger=none")
+    with pytest.raises(ConfigError, match=r"optimized_metric='val/nope' was never logged; logged metrics: test/"):
+        train(cfg)

@@ -9,8 +9,8 @@ import re
 import pytest
 from conftest import run_dirs
 
-from attnlab.checkpoint import load_run_checkpoint
 from attnlab.cli.translate import main as translate_main
+from attnlab.lit.checkpoint import load_run_checkpoint
 
 D2L_SOURCES = ["go .", "i lost .", "he's calm .", "i'm home ."]
 WORDS = {"i": "je", "you": "tu", "he": "il", "we": "nous", "see": "vois", "like": "aime", "the": "le", "cat": "chat",

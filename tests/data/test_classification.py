@@ -1,7 +1,6 @@
 """Fine-tuning data: TSV reading, [CLS] A [SEP] (B [SEP]) inputs with segments and truncation, the DataModule's
-splits, tokenizer sources (pretrained checkpoint, Hugging Face directory, trained) and its checkpointed state."""
+splits, its tokenizer (handed in, or trained) and its checkpointed state."""
 import gzip
-import json
 
 import pytest
 import torch
@@ -11,7 +10,6 @@ from attnlab.data.classification import (
     ClassificationDataModule,
     encode_texts,
     normalize,
-    read_pretrained,
 )
 from attnlab.data.text_io import read_labelled_tsv
 from attnlab.data.tokenizers import word
@@ -183,45 +181,15 @@ def test_pair_task_val_file_and_label_names(tmp_path):
         module.encode(["a dog"])
 
 
-def fake_run_checkpoint(path, tokenizer, net):
-    torch.save({"state_dict": {}, "attnlab_config": {"model": {"net": net}}, "WikiText2DataModule": {"tokenizer": tokenizer.to_str()}}, path)
-    return path
-
-
-def test_tokenizer_and_architecture_come_from_a_pretrained_checkpoint(tmp_path):
+def test_a_handed_in_tokenizer_is_used_as_it_is(tmp_path):
     pretrained_tokenizer = tokenizer_of(["film good bad number was", "wikitext words only"])
-    scorer = {"_target_": "attnlab.attention.scorers.AdditiveScorer", "_partial_": True}
-    net = {"_target_": "attnlab.models.bert.BertForPretraining", "vocab_size": 99, "pad_id": 0, "max_len": 64,
-           "d_model": 24, "num_heads": 3, "dropout": 0.2, "scorer": scorer}
-    checkpoint = fake_run_checkpoint(tmp_path / "last.ckpt", pretrained_tokenizer, net)
-    module = sst2_module(tmp_path, tokenizer_from=str(checkpoint), tokenizer=None)
+    module = sst2_module(tmp_path, tokenizer=pretrained_tokenizer)
     module.setup("fit")
-    assert module.tokenizer == pretrained_tokenizer
-    assert module.net_kwargs() == {  # architecture from the checkpoint; vocabulary, positions and classes from the data
-        "d_model": 24, "num_heads": 3, "scorer": scorer,
-        "vocab_size": pretrained_tokenizer.vocab_size, "pad_id": PAD, "max_len": 16, "num_classes": 2,
-    }
-
-
-def test_hugging_face_directory_gives_tokenizer_json_and_config_sizes(tmp_path):
-    tokenizer = tokenizer_of(["film good bad"])
-    torch.save({"bert.embeddings.word_embeddings.weight": torch.zeros(tokenizer.vocab_size, 4)}, tmp_path / "model.bin")
-    with pytest.raises(FileNotFoundError, match="tokenizer.json"):
-        read_pretrained(tmp_path / "model.bin")
-    tokenizer.save(tmp_path / "tokenizer.json")
-    (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 4, "num_attention_heads": 2, "num_hidden_layers": 1,
-                                                      "intermediate_size": 8, "vocab_size": 11}))
-    source = read_pretrained(tmp_path / "model.bin")
-    assert source.tokenizer == tokenizer
-    assert source.architecture == {"d_model": 4, "num_heads": 2, "num_layers": 1, "d_ff": 8}
-
-
-def test_pretrained_file_errors_are_clear(tmp_path):
-    with pytest.raises(FileNotFoundError, match="pretrained model file not found: .*nope.ckpt"):
-        read_pretrained(tmp_path / "nope.ckpt")
-    torch.save({"weight": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="neither an attnlab training checkpoint .* nor a Hugging Face BERT state dict"):
-        read_pretrained(tmp_path / "other.pt")
+    assert module.tokenizer is pretrained_tokenizer  # not retrained on the fine-tuning data
+    assert module.net_kwargs() == {"vocab_size": pretrained_tokenizer.vocab_size, "pad_id": PAD, "max_len": 16,
+                                   "num_classes": 2}
+    with pytest.raises(ValueError, match="tokenizer must be a trained tokenizer .* or a factory of one to train"):
+        sst2_module(tmp_path, tokenizer=word(min_freq=1))  # an untrained one
 
 
 def test_checkpointed_tokenizer_encodes_new_text_without_the_files(tmp_path):

@@ -6,9 +6,9 @@ import os
 import pytest
 import torch
 
-from attnlab.checkpoint import load_checkpoint
 from attnlab.cli.average import main as average_main
 from attnlab.lit.averaging import average_checkpoints, latest_checkpoints, write_averaged_checkpoint
+from attnlab.lit.checkpoint import load_checkpoint
 
 
 def save(path, weight: float, step: int):
@@ -47,5 +47,5 @@ def test_mismatched_checkpoints_are_refused(tmp_path):
         average_checkpoints([])
     with pytest.raises(FileNotFoundError, match="no checkpoint directory"):
         latest_checkpoints(tmp_path / "missing", 2)
-    with pytest.raises(SystemExit, match="missing output=FILE"):
+    with pytest.raises(SystemExit, match="attnlab-average: missing output\nusage: attnlab-average output=FILE"):
         average_main([str(first)])

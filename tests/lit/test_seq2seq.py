@@ -5,19 +5,14 @@ from __future__ import annotations
 import math
 import random
 from functools import partial
-from importlib import resources
-
 import pytest
 import pytorch_lightning as pl
 import sacrebleu
 import torch
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
 from attnlab.attention.scorers import ScaledDotProductScorer
-from attnlab.cli.schema import register_schemas
 from attnlab.data.corpora import ParallelCorpus
 from attnlab.data.pairs import TranslationBatch
 from attnlab.data.tokenizers import word
@@ -30,7 +25,6 @@ from attnlab.models.transformer import Transformer
 
 PAD, BOS, EOS = 1, 2, 3  # the translation datamodule's special ids (<unk> is 0)
 VOCAB = 12
-CONF = resources.files("attnlab.conf")
 TINY = ["model.net.d_model=16", "model.net.num_heads=2", "model.net.d_ff=32", "model.net.dropout=0.0",
         "model.net.num_encoder_layers=1", "model.net.num_decoder_layers=1", "model.net.max_len=32"]
 
@@ -57,16 +51,18 @@ def reverse_batch(generator: torch.Generator, size: int = 32) -> TranslationBatc
     return TranslationBatch(src, lengths + 1, tgt_in, tgt_out, lengths + 1, torch.arange(size))
 
 
-def compose_model(*overrides: str) -> Seq2SeqModule:
-    """The LightningModule exactly as ``attnlab-train model=transformer <overrides>`` builds it."""
-    register_schemas()
-    GlobalHydra.instance().clear()
-    with initialize_config_module("attnlab.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["model=transformer", *TINY, *overrides])
-    GlobalHydra.instance().clear()
-    with open_dict(cfg):
-        cfg.model.net.update(src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, pad_id=PAD, bos_id=BOS, eos_id=EOS)
-    return instantiate(cfg.model)
+@pytest.fixture
+def compose_model(compose):
+    """``compose_model(*overrides)``: the LightningModule exactly as ``attnlab-train model=transformer <overrides>``
+    builds it."""
+
+    def _compose(*overrides: str) -> Seq2SeqModule:
+        cfg = compose("model=transformer", *TINY, *overrides)
+        with open_dict(cfg):
+            cfg.model.net.update(src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, pad_id=PAD, bos_id=BOS, eos_id=EOS)
+        return instantiate(cfg.model)
+
+    return _compose
 
 
 def losses_while_training(module: Seq2SeqModule, steps: int, lr: float = 3e-3) -> list[float]:
@@ -83,29 +79,31 @@ def losses_while_training(module: Seq2SeqModule, steps: int, lr: float = 3e-3) -
     return losses
 
 
-def options(group: str) -> list[str]:
-    return sorted(p.name[:-5] for p in CONF.joinpath(group).iterdir() if p.name.endswith(".yaml"))
-
-
-ABLATIONS = (
-    [f"attention={name}" for name in options("attention")]
-    + [f"pos_encoding={name}" for name in options("pos_encoding")]
-    + [f"norm={name}" for name in options("norm")]
-    + ["norm.placement=pre", "model.net.activation=gelu", "model.net.share_embeddings=true",
-       "model.net.tie_output=false"]
-)
-
-
-@pytest.mark.parametrize("choice", ABLATIONS)
-def test_every_ablation_choice_trains(choice):
-    torch.manual_seed(0)
-    module = compose_model(choice)
+def assert_trains(module: Seq2SeqModule, choice: str) -> None:
     losses = losses_while_training(module, steps=60)
     assert all(math.isfinite(loss) for loss in losses)
     assert sum(losses[-5:]) / 5 < 0.75 * losses[0], f"{choice}: loss went {losses[0]:.3f} -> {losses[-5:]}"
 
 
-def test_ablation_axes_reach_the_model():
+def test_every_attention_option_trains(compose_model, attention_option):
+    assert_trains(compose_model(f"attention={attention_option}"), attention_option)
+
+
+def test_every_pos_encoding_option_trains(compose_model, pos_encoding_option):
+    assert_trains(compose_model(f"pos_encoding={pos_encoding_option}"), pos_encoding_option)
+
+
+def test_every_norm_option_trains(compose_model, norm_option):
+    assert_trains(compose_model(f"norm={norm_option}"), norm_option)
+
+
+@pytest.mark.parametrize("choice", ["norm.placement=pre", "model.net.activation=gelu",
+                                    "model.net.share_embeddings=true", "model.net.tie_output=false"])
+def test_every_other_ablation_choice_trains(compose_model, choice):
+    assert_trains(compose_model(choice), choice)
+
+
+def test_ablation_axes_reach_the_model(compose_model):
     module = compose_model("attention=additive", "pos_encoding=rotary", "norm=rmsnorm", "norm.placement=pre",
                            "model.net.activation=gelu")
     net = module.net
@@ -120,7 +118,7 @@ def test_ablation_axes_reach_the_model():
     assert net.output_proj.weight is net.tgt_embed.embedding.weight
 
 
-def test_a_trained_model_reverses_sequences():
+def test_a_trained_model_reverses_sequences(compose_model):
     torch.manual_seed(0)
     module = compose_model("model.net.d_model=32", "model.net.d_ff=64", "model.net.num_encoder_layers=2",
                            "model.net.num_decoder_layers=2")
@@ -264,5 +262,5 @@ def test_checkpoint_hyperparameters_are_plain_data():
     module = Seq2SeqModule(net, partial(torch.optim.Adam), decode={"strategy": "beam"}, examples=[("go .", "va !")])
     assert dict(module.hparams) == {
         "label_smoothing": 0.0, "decode": {"strategy": "beam"}, "examples": [["go .", "va !"]],
-        "plot_attention": True, "compile": False,
+        "plot_attention": True, "compile": False, "weight_decay": None,
     }

@@ -1,29 +1,12 @@
-"""BertClassifier: pretrained encoder weights arrive unchanged (attnlab checkpoints and Hugging Face state dicts),
-pretraining heads are dropped, mismatches are clear errors, a frozen encoder gets no gradient."""
+"""BertClassifier: one new output layer on the pooled [CLS]; a frozen encoder gets no gradient, segments matter.
+(Pretrained weights: tests/lit/test_pretrained.py.)"""
 import pytest
 import torch
 
-from attnlab.models.bert import BertForPretraining, BertModel
-from attnlab.models.bert_classifier import BertClassifier, ClassifierOutput, load_pretrained_encoder
-from attnlab.models.bert_interop import to_hf_state_dict
+from attnlab.models.bert_classifier import BertClassifier, ClassifierOutput
 
 SIZES = dict(d_model=16, num_heads=2, num_layers=2, d_ff=32)
 VOCAB, PAD, MAX_LEN = 30, 0, 12
-
-
-def pretrained_model(max_len=MAX_LEN, vocab=VOCAB, **sizes):
-    torch.manual_seed(1)
-    return BertForPretraining(vocab, PAD, max_len, **{**SIZES, **sizes})
-
-
-def save_run_checkpoint(path, model: BertForPretraining, tokenizer_json="{}"):
-    """What attnlab-train writes for a pretraining run: LightningModule weights under net., config, tokenizer."""
-    torch.save({
-        "state_dict": {f"net.{key}": value for key, value in model.state_dict().items()},
-        "attnlab_config": {"model": {"net": {"_target_": "attnlab.models.bert.BertForPretraining", **SIZES}}},
-        "WikiText2DataModule": {"tokenizer": tokenizer_json},
-    }, path)
-    return path
 
 
 def classifier(max_len=MAX_LEN, vocab=VOCAB, num_classes=3, **sizes):
@@ -31,69 +14,12 @@ def classifier(max_len=MAX_LEN, vocab=VOCAB, num_classes=3, **sizes):
     return BertClassifier(vocab, PAD, max_len, num_classes, **{**SIZES, **sizes})
 
 
-def assert_encoder_equals(encoder: BertModel, reference: BertModel):
-    ours, theirs = encoder.state_dict(), reference.state_dict()
-    assert ours.keys() == theirs.keys()
-    for key in ours:
-        assert torch.equal(ours[key], theirs[key]), key
-
-
-def test_run_checkpoint_encoder_arrives_unchanged_and_heads_are_dropped(tmp_path):
-    pretrained = pretrained_model()
-    path = save_run_checkpoint(tmp_path / "last.ckpt", pretrained, tokenizer_json='{"v": 1}')
-    model = classifier()
-    head_before = {k: v.clone() for k, v in model.head.state_dict().items()}
-    loaded = load_pretrained_encoder(model.bert, path)
-    assert_encoder_equals(model.bert, pretrained.bert)
-    assert loaded.tokenizer_json == '{"v": 1}'
-    assert all(torch.equal(v, head_before[k]) for k, v in model.head.state_dict().items())  # the new layer stays new
-    assert not any(key.startswith(("mlm_head", "nsp_head")) for key in model.state_dict())
-    output = model.eval()(torch.tensor([[2, 5, 6, 3]]))
+def test_output_is_the_head_over_the_pooled_cls_vector():
+    model = classifier().eval()
+    output = model(torch.tensor([[2, 5, 6, 3]]))
     assert isinstance(output, ClassifierOutput) and output.logits.shape == (1, 3)
-    assert torch.allclose(output.pooled, pretrained.bert.eval()(torch.tensor([[2, 5, 6, 3]])).pooled)
-
-
-@pytest.mark.parametrize("layout", ["pretraining", "encoder"])
-def test_hugging_face_state_dict_encoder_arrives_unchanged(tmp_path, layout):
-    pretrained = pretrained_model()
-    source = pretrained if layout == "pretraining" else pretrained.bert
-    torch.save(to_hf_state_dict(source), tmp_path / "pytorch_model.bin")
-    model = classifier()
-    assert load_pretrained_encoder(model.bert, tmp_path / "pytorch_model.bin").tokenizer_json is None
-    assert_encoder_equals(model.bert, pretrained.bert)
-
-
-def test_longer_position_table_keeps_its_first_rows_and_a_shorter_one_is_an_error(tmp_path):
-    pretrained = pretrained_model(max_len=20)
-    path = save_run_checkpoint(tmp_path / "last.ckpt", pretrained)
-    model = classifier(max_len=8)
-    load_pretrained_encoder(model.bert, path)
-    table = pretrained.bert.embeddings.position.embedding.weight
-    assert torch.equal(model.bert.embeddings.position.embedding.weight, table[:8])
-    with pytest.raises(ValueError, match=r"has 20 positions, fewer than max_len=32; set data.max_len <= 20"):
-        load_pretrained_encoder(classifier(max_len=32).bert, path)
-
-
-def test_vocabulary_mismatch_is_a_clear_error(tmp_path):
-    path = save_run_checkpoint(tmp_path / "last.ckpt", pretrained_model(vocab=40))
-    with pytest.raises(ValueError, match=r"tokenizer/vocabulary mismatch: .* embeds 40 tokens but the data's tokenizer has 30"):
-        load_pretrained_encoder(classifier(vocab=30).bert, path)
-
-
-def test_architecture_mismatch_names_the_differing_weights(tmp_path):
-    path = save_run_checkpoint(tmp_path / "last.ckpt", pretrained_model(num_layers=1))
-    with pytest.raises(ValueError, match=r"architecture differs.*missing \['encoder.blocks.1"):
-        load_pretrained_encoder(classifier(num_layers=2).bert, path)
-    path = save_run_checkpoint(tmp_path / "wide.ckpt", pretrained_model(d_ff=64))
-    with pytest.raises(ValueError, match=r"architecture differs.*feed_forward.inner.weight \(64, 16\) vs \(32, 16\)"):
-        load_pretrained_encoder(classifier().bert, path)
-
-
-def test_a_checkpoint_without_bert_weights_is_refused(tmp_path):
-    torch.save({"state_dict": {"net.kernel.w": torch.zeros(1)}, "attnlab_config": {"model": {"net": {"_target_": "NW"}}}},
-               tmp_path / "nw.ckpt")
-    with pytest.raises(ValueError, match=r"without BERT encoder weights \(net.bert.\*\); its model is NW"):
-        load_pretrained_encoder(classifier().bert, tmp_path / "nw.ckpt")
+    assert torch.allclose(output.pooled, model.bert(torch.tensor([[2, 5, 6, 3]])).pooled)
+    assert torch.allclose(output.logits, model.head.output(output.pooled))  # dropout is off in eval mode
 
 
 def test_frozen_encoder_gets_no_gradient_and_stays_in_eval_mode():

@@ -1,4 +1,5 @@
-"""``key=value`` command lines of the inference tools (``attnlab-features``, ``-predict``, ``-translate``).
+"""The one command-line style of the tools besides ``attnlab-train``/``-eval`` (Hydra): ``key=value`` arguments,
+plus bare paths where a tool takes them (``attnlab-features``, ``-predict``, ``-translate``, ``-average``, ``-report``).
 
 A value is the rest of its argument, taken literally, so commas, apostrophes and ``=`` need no escaping;
 quotes around a whole value are dropped, so Hydra-style ``text="a, b"`` works too.
@@ -26,20 +27,28 @@ def parse_key_values(
     defaults: Mapping[str, str] | None = None,
     required: Sequence[str] = (),
     repeatable: Sequence[str] = (),
+    positional: str | None = None,
 ) -> dict[str, Any]:
     """The values of ``key=value`` arguments over ``defaults``; a ``repeatable`` key maps to the list of its
     values (empty when absent), any other key to its one value (absent when neither given nor defaulted).
+    With ``positional``, every other argument (a path, which may hold ``=`` too) is collected, in order, into
+    the list under that name.
 
-    Raises ValueError naming an argument that is not ``key=value`` with an allowed key (and the allowed keys),
-    a non-repeatable key given twice, and the ``required`` keys left out.
+    Raises ValueError naming an argument that is not ``key=value`` with an allowed key (and the allowed keys)
+    where no positionals are taken, a non-repeatable key given twice, and the ``required`` keys left out.
     """
     unknown = [key for key in [*(defaults or {}), *required, *repeatable] if key not in keys]
     if unknown:
         raise ValueError(f"defaults, required and repeatable keys must be among {list(keys)}, got {unknown}")
     values: dict[str, Any] = {**(defaults or {}), **{key: [] for key in repeatable}}
+    if positional is not None:
+        values[positional] = []
     given: set[str] = set()
     for argument in argv:
         key, sep, value = argument.partition("=")
+        if (not sep or key not in keys) and positional is not None:
+            values[positional].append(argument)
+            continue
         if not sep or key not in keys:
             raise ValueError(f"unexpected argument {argument!r}; allowed keys: {', '.join(keys)}")
         if key in repeatable:

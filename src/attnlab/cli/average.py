@@ -8,44 +8,31 @@ tokenizer: ``attnlab-eval ckpt_path=averaged.ckpt`` and ``attnlab-translate`` ta
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+from attnlab.cli.arguments import parse_key_values, positive_int, run_main
 from attnlab.lit.averaging import latest_checkpoints, write_averaged_checkpoint
 
-USAGE = "usage: attnlab-average output=FILE (CKPT CKPT ... | dir=DIR [last=N])"
+USAGE = "usage: attnlab-average output=FILE (CKPT CKPT ... | dir=DIR [last=5])"
+
+
+def run(argv: list[str]) -> None:
+    options = parse_key_values(
+        argv, ("output", "dir", "last"), defaults={"last": "5"}, required=("output",), positional="checkpoints"
+    )
+    paths = [Path(path) for path in options["checkpoints"]]
+    if "dir" in options:
+        if paths:
+            raise ValueError("give checkpoint paths or dir=, not both")
+        paths = latest_checkpoints(options["dir"], positive_int("last", options["last"]))
+    if not paths:
+        raise ValueError("no checkpoints to average")
+    output = write_averaged_checkpoint(paths, options["output"])
+    print(f"averaged {len(paths)} checkpoints into {output}")
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or any(arg in ("-h", "--help") for arg in argv):
-        print(USAGE)
-        return
-    options = {"last": "5"}
-    paths: list[Path] = []
-    try:
-        for argument in argv:
-            key, sep, value = argument.partition("=")
-            if sep and key in ("output", "dir", "last"):
-                options[key] = value
-            elif not sep:
-                paths.append(Path(argument))
-            else:
-                raise ValueError(f"unexpected argument {argument!r}; allowed keys: output, dir, last")
-        if "output" not in options:
-            raise ValueError("missing output=FILE")
-        if "dir" in options:
-            if paths:
-                raise ValueError("give checkpoint paths or dir=, not both")
-            if not options["last"].isdigit():
-                raise ValueError(f"last must be a positive int, got {options['last']!r}")
-            paths = latest_checkpoints(options["dir"], int(options["last"]))
-        if not paths:
-            raise ValueError("no checkpoints to average")
-        output = write_averaged_checkpoint(paths, options["output"])
-    except (ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"attnlab-average: {error}\n{USAGE}") from error
-    print(f"averaged {len(paths)} checkpoints into {output}")
+    run_main("attnlab-average", USAGE, run, argv)
 
 
 if __name__ == "__main__":

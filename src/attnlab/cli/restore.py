@@ -2,7 +2,7 @@
 
 A checkpoint written by ``attnlab-train`` embeds the resolved run config (``attnlab_config``, data-dependent
 sizes filled in) and the datamodule's state (tokenizers), so ``attnlab-eval``, ``attnlab-translate`` and
-``attnlab-features`` need nothing else. Loading is weights-only (``attnlab.checkpoint``).
+``attnlab-features`` need nothing else. Loading is weights-only (``attnlab.lit.checkpoint``).
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from attnlab.checkpoint import CONFIG_KEY, load_run_checkpoint
+from attnlab.cli.validate import validate_targets
+from attnlab.lit.checkpoint import CONFIG_KEY, load_run_checkpoint
 
 
 class RestoredRun(NamedTuple):
@@ -45,5 +46,7 @@ def restore_run(ckpt_path: str | Path, data_overrides: Mapping[str, Any] | None 
     config = OmegaConf.create(checkpoint[CONFIG_KEY])
     if data_overrides:
         config.data = OmegaConf.merge(config.data, OmegaConf.create(dict(data_overrides)))
+    for part in ("model", "data"):  # a config an older attnlab wrote fails here, naming the key that no longer fits
+        validate_targets(config[part], part)
     module, datamodule = restore_module(config, checkpoint), restore_datamodule(config, checkpoint)
     return RestoredRun(module, datamodule, config, Path(ckpt_path))

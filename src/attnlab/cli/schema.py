@@ -23,6 +23,7 @@ class TrainSchema:
     train: bool = True
     test: bool = True
     ckpt_path: Optional[str] = None
+    pretrained_encoder: str = "net.bert"
     monitor: str = "val/loss"
     monitor_mode: MonitorMode = MonitorMode.min
     optimized_metric: Optional[str] = None

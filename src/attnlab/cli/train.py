@@ -1,15 +1,14 @@
 """``attnlab-train``: compose the config, build data, model and trainer, fit, test, return the metric."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import MissingMandatoryValue
 
-from attnlab.checkpoint import load_checkpoint
 from attnlab.cli.distributed import job_relaunchable_by_ddp
 from attnlab.cli.resolvers import register_resolvers
 from attnlab.cli.schema import register_schemas
@@ -17,9 +16,10 @@ from attnlab.cli.summary import print_summary
 from attnlab.cli.tracking import assign_wandb_run_id
 from attnlab.cli.validate import ConfigError, check_no_missing, validate_targets
 from attnlab.lit.callbacks import EmbedConfig, ResumeTrainLoader, Throughput
+from attnlab.lit.checkpoint import load_checkpoint
 from attnlab.lit.loggers import finish_loggers
+from attnlab.lit.pretrained import PretrainedEncoder, encoder_config, load_encoder, read_pretrained
 
-log = logging.getLogger(__name__)
 register_schemas()
 register_resolvers()
 
@@ -46,6 +46,18 @@ def instantiate_all(nodes: DictConfig | None) -> list[Any]:
     return [hydra.utils.instantiate(node) for node in (nodes or {}).values() if node is not None]
 
 
+def read_model_pretrained(cfg: DictConfig) -> PretrainedEncoder | None:
+    """The pretrained file the model starts from (``model.pretrained``, where the model has one), read once."""
+    try:
+        path = OmegaConf.select(cfg, "model.pretrained", default=None, throw_on_missing=True)
+    except MissingMandatoryValue as error:
+        raise ConfigError(
+            "model.pretrained is required: a pretrained model file (an attnlab BERT checkpoint, or a Hugging Face "
+            "BERT state dict with tokenizer.json and config.json beside it), or null to train from scratch"
+        ) from error
+    return None if path is None else read_pretrained(path, cfg.pretrained_encoder)
+
+
 def fit_and_test(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule,
                  datamodule: pl.LightningDataModule, ckpt_path: str | None) -> dict[str, float]:
     metrics: dict[str, float] = {}
@@ -65,17 +77,24 @@ def train(cfg: DictConfig) -> float | None:
     pl.seed_everything(cfg.seed, workers=True)
     ckpt_path = resolve_ckpt_path(cfg)
     resumed = load_checkpoint(ckpt_path) if ckpt_path is not None else None
+    pretrained = read_model_pretrained(cfg)  # its parts go to the data, the model config and the built encoder
 
-    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    given = {} if pretrained is None else {"tokenizer": pretrained.tokenizer}
+    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data, **given)
     if resumed is not None:  # resume with the checkpoint's tokenizer/vocabulary, never a retrained one
         datamodule.load_state_dict(resumed.get(type(datamodule).__qualname__, {}))
     datamodule.prepare_data()
     datamodule.setup("fit")
     with open_dict(cfg):
+        if pretrained is not None:  # in the run's config, so its checkpoints rebuild the model without the file
+            encoder_config(cfg.model, cfg.pretrained_encoder).update(pretrained.architecture)
         cfg.model.net.update(datamodule.net_kwargs())
     check_no_missing(cfg.model)
+    validate_targets(cfg.model, "model")
 
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    if pretrained is not None:  # before fit: a resumed checkpoint, restored by fit, still wins
+        load_encoder(model.get_submodule(cfg.pretrained_encoder), pretrained, datamodule.tokenizer)
     assign_wandb_run_id(cfg, resumed)  # a resumed run continues its W&B run
     del resumed  # free its tensors before Lightning loads the checkpoint again
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)

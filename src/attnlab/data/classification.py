@@ -6,28 +6,25 @@ Every example becomes BERT's input exactly as in pretraining (:mod:`attnlab.data
 it): ``[CLS] A [SEP]`` for a single text, ``[CLS] A [SEP] B [SEP]`` for a pair with segment 0 for
 ``[CLS] A [SEP]`` and 1 for ``B [SEP]``; pairs are truncated longest-first, single texts from their end.
 
-The tokenizer must be the one the encoder was pretrained with, so by default it is read from the pretrained
-checkpoint (``tokenizer_from``); the same file tells the encoder's architecture, which :meth:`net_kwargs`
-forwards into the model config, so a fine-tuned checkpoint's config rebuilds the classifier without it.
-With no pretrained model (``tokenizer_from=null``) a tokenizer is trained on the training split.
+The tokenizer must be the one the encoder was pretrained with, so the DataModule takes a trained tokenizer when
+one is handed to it (``attnlab-train`` reads it from the pretrained model file, :mod:`attnlab.lit.pretrained`);
+without a pretrained model it trains one on the training split.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from itertools import chain
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from attnlab.checkpoint import CONFIG_KEY, load_checkpoint
 from attnlab.data.bert_inputs import (
     SPECIAL_TOKENS,
     EncodedCorpus,
@@ -48,18 +45,6 @@ from attnlab.data.tokenizers import TextTokenizer
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-HF_EMBEDDING_KEYS = ("bert.embeddings.word_embeddings.weight", "embeddings.word_embeddings.weight")
-HF_TOKENIZER_FILE = "tokenizer.json"  # what a Hugging Face model directory holds beside its weights
-HF_CONFIG_FILE = "config.json"
-# Hugging Face BertConfig field -> our encoder argument
-HF_ARCHITECTURE = {
-    "hidden_size": "d_model",
-    "num_attention_heads": "num_heads",
-    "num_hidden_layers": "num_layers",
-    "intermediate_size": "d_ff",
-}
-# keys of a pretrained net config that are not the encoder's architecture: the data or the fine-tuning decide them
-NOT_ARCHITECTURE = {"_target_", "_partial_", "vocab_size", "pad_id", "max_len", "dropout", "num_classes"}
 _PUNCTUATION = re.compile(r"""\s*([.,!?;:"()])\s*""")
 
 
@@ -68,13 +53,6 @@ class ClassificationBatch(NamedTuple):
     segments: Tensor  # (B, T) 0 for [CLS] A [SEP] and padding, 1 for B [SEP]
     valid_lens: Tensor  # (B,) tokens before the padding
     labels: Tensor  # (B,) class index; -1 where unknown (texts to predict)
-
-
-class PretrainedSource(NamedTuple):
-    """What a pretrained model file tells the fine-tuning data: its tokenizer and its encoder's architecture."""
-
-    tokenizer: TextTokenizer
-    architecture: dict[str, Any]  # encoder arguments (d_model, num_heads, ..., scorer, norm, ...) as plain config
 
 
 # ---- reading -----------------------------------------------------------------------------------------------------
@@ -88,57 +66,6 @@ def normalize(text: str, lowercase: bool = False, split_punctuation: bool = Fals
     return text.strip()
 
 
-# ---- the pretrained model's tokenizer and architecture -----------------------------------------------------------
-def read_pretrained(path: str | os.PathLike) -> PretrainedSource:
-    """Tokenizer and encoder architecture of a pretrained model file.
-
-    - an attnlab training checkpoint (BERT pretraining, or an earlier fine-tuning): the tokenizer its
-      DataModule saved and the architecture in its run config;
-    - a Hugging Face ``BertForPreTraining``/``BertModel`` state dict: ``tokenizer.json`` (and, for the sizes,
-      ``config.json``) from the same directory, as a Hugging Face model directory holds them;
-    - a tokenizer ``.json`` alone: just the tokenizer.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"pretrained model file not found: {path} (expected an attnlab checkpoint such as "
-            f"outputs/bert_pretrain/<run>/checkpoints/last.ckpt, or a Hugging Face BERT state dict)"
-        )
-    if path.suffix == ".json":
-        return PretrainedSource(TextTokenizer.load(path), {})
-    checkpoint = load_checkpoint(path)
-    if CONFIG_KEY in checkpoint:
-        return _from_run_checkpoint(path, checkpoint)
-    if any(key in checkpoint for key in HF_EMBEDDING_KEYS):
-        return _from_hf_directory(path)
-    raise ValueError(
-        f"{path} is neither an attnlab training checkpoint (no {CONFIG_KEY!r}) nor a Hugging Face BERT state dict "
-        f"(none of {list(HF_EMBEDDING_KEYS)}); keys: {sorted(checkpoint)[:8]}"
-    )
-
-
-def _from_run_checkpoint(path: Path, checkpoint: dict) -> PretrainedSource:
-    states = [value for value in checkpoint.values() if isinstance(value, dict) and "tokenizer" in value]
-    if not states:
-        raise ValueError(f"{path} holds no tokenizer: it was not trained by an attnlab text DataModule")
-    net = checkpoint[CONFIG_KEY].get("model", {}).get("net", {})
-    architecture = {key: value for key, value in net.items() if key not in NOT_ARCHITECTURE}
-    return PretrainedSource(TextTokenizer.from_str(states[0]["tokenizer"]), architecture)
-
-
-def _from_hf_directory(path: Path) -> PretrainedSource:
-    tokenizer_file = path.parent / HF_TOKENIZER_FILE
-    if not tokenizer_file.is_file():
-        raise FileNotFoundError(
-            f"{path} is a Hugging Face state dict, which holds no tokenizer, and there is no {tokenizer_file} beside "
-            f"it; save the model's tokenizer there (tokenizer.save('{tokenizer_file}')) or set data.tokenizer_from"
-        )
-    architecture = {}
-    config_file = path.parent / HF_CONFIG_FILE
-    if config_file.is_file():
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-        architecture = {ours: config[theirs] for theirs, ours in HF_ARCHITECTURE.items() if theirs in config}
-    return PretrainedSource(TextTokenizer.load(tokenizer_file), architecture)
 
 
 # ---- assembling model inputs ---------------------------------------------------------------------------------------
@@ -190,8 +117,8 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
     """Labelled TSV files (a header row; one or two text columns and a label column) as BERT classification batches.
 
     ``val_file=null`` holds out a seeded ``val_fraction`` of the training file as validation (SST-2, whose dev
-    split serves as the test set). The tokenizer comes from ``tokenizer_from`` (see :func:`read_pretrained`),
-    else ``tokenizer()`` is trained on the training split with BERT's specials. It is saved in checkpoints via
+    split serves as the test set). ``tokenizer`` is a trained tokenizer, used as it is (a pretrained encoder's),
+    or a factory of one to train on the training split with BERT's specials. It is saved in checkpoints via
     :meth:`state_dict`, so a fine-tuned checkpoint tokenizes new text (``attnlab-predict``) without any file.
     ``labels`` lists the file's labels (``[neg, pos]``) or maps each to a printed name; null infers them from the
     training file (sorted, logged). The labels are saved in the checkpoint with the tokenizer.
@@ -207,8 +134,7 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
         val_file: str | os.PathLike | None = None,
         val_fraction: float = 0.02,
         how_to_get: str = "",
-        tokenizer_from: str | None = None,
-        tokenizer: Callable[[], TextTokenizer] | None = None,
+        tokenizer: TextTokenizer | Callable[[], TextTokenizer] | None = None,
         lowercase: bool = False,
         split_punctuation: bool = False,
         max_len: int = 64,
@@ -226,20 +152,20 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
                 f"need max_len >= {2 + len(text_columns)}, batch_size >= 1, num_workers >= 0, seed >= 0; "
                 f"got {max_len}, {batch_size}, {num_workers}, {seed}"
             )
-        if tokenizer_from is None and tokenizer is None:
-            raise ValueError("give tokenizer_from (a pretrained model's tokenizer) or tokenizer (one to train)")
+        trained = isinstance(tokenizer, TextTokenizer)
+        if tokenizer is None or (trained and not tokenizer.is_trained):
+            raise ValueError(f"tokenizer must be a trained tokenizer (a pretrained model's) or a factory of one to "
+                             f"train, got {tokenizer!r}")
         self.files = {"train": Path(train_file), "val": None if val_file is None else Path(val_file), "test": Path(test_file)}
         self.text_columns, self.label_column = list(text_columns), label_column
         # labels as written in the files (position = class index) and the names attnlab-predict prints; None
         # until setup infers them from the training file, or load_state_dict restores them from a checkpoint
         self.label_values, self.label_names = label_classes(labels)
         self.val_fraction, self.how_to_get = val_fraction, how_to_get
-        self.tokenizer_from = tokenizer_from
-        self.build_tokenizer = tokenizer
+        self.build_tokenizer = None if trained else tokenizer
         self.lowercase, self.split_punctuation = lowercase, split_punctuation
         self.max_len, self.batch_size, self.num_workers, self.seed = max_len, batch_size, num_workers, seed
-        self.tokenizer: TextTokenizer | None = None  # from tokenizer_from or trained in setup, or load_state_dict
-        self.architecture: dict[str, Any] = {}  # the pretrained encoder's, forwarded by net_kwargs
+        self.tokenizer: TextTokenizer | None = tokenizer if trained else None  # else trained in setup, or loaded
         self.splits: dict[str, ClassificationBatch] | None = None
 
     @property
@@ -260,12 +186,7 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
             return
         self.prepare_data()
         texts = self._read_splits()
-        if self.tokenizer_from is not None:
-            source = read_pretrained(self.tokenizer_from)
-            self.architecture = source.architecture
-            if self.tokenizer is None:
-                self.tokenizer = source.tokenizer
-        elif self.tokenizer is None:
+        if self.tokenizer is None:
             train_texts = (self._normalize(text) for text in chain.from_iterable(texts["train"].columns))
             self.tokenizer = self.build_tokenizer().train(train_texts, SPECIAL_TOKENS)
         self.splits = {split: self.encode(*split_texts.columns, labels=split_texts.labels) for split, split_texts in texts.items()}
@@ -314,13 +235,12 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
         return normalize(text, self.lowercase, self.split_punctuation)
 
     def net_kwargs(self) -> dict:
-        """Vocabulary, padding id, positions and classes; with a pretrained encoder also its architecture, which
-        overrides the model config's sizes. Valid after ``setup``."""
+        """Vocabulary, padding id, positions and classes. Valid after ``setup``."""
         if self.splits is None:
             raise RuntimeError("net_kwargs() needs the tokenizer: call setup() first")
         ids = SpecialIds.from_tokenizer(self.tokenizer)
-        data = {"vocab_size": self.tokenizer.vocab_size, "pad_id": ids.pad, "max_len": self.max_len}
-        return {**self.architecture, **data, "num_classes": self.num_classes}
+        return {"vocab_size": self.tokenizer.vocab_size, "pad_id": ids.pad, "max_len": self.max_len,
+                "num_classes": self.num_classes}
 
     # ---- loaders --------------------------------------------------------------------------------------------
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from attnlab.checkpoint import load_checkpoint
+from attnlab.lit.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from attnlab.checkpoint import CONFIG_KEY
 from attnlab.data.resumable import ResumableDataLoader
+from attnlab.lit.checkpoint import CONFIG_KEY
 
 
 class EmbedConfig(pl.Callback):

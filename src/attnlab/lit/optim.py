@@ -60,14 +60,22 @@ def cosine_warmup(optimizer: Optimizer, warmup_steps: int, total_steps: int, min
     return _lambda_scheduler(optimizer, factor)
 
 
-def scheduler_for_run(factory: Callable, optimizer: Optimizer, estimated_steps: int) -> LambdaLR:
+def scheduler_for_run(factory: Callable, optimizer: Optimizer, estimated_steps: float) -> LambdaLR:
     """Call a scheduler factory whose ``total_steps`` the config left unset (null) with this run's step count
     (the trainer's ``estimated_stepping_batches``); a warm-up as long as such a (short, debug) run is cut to a
-    tenth of it, with a warning. A factory without ``total_steps``, or with it set, is called as it is."""
+    tenth of it, with a warning. A factory without ``total_steps``, or with it set, is called as it is.
+
+    Raises ValueError when the schedule needs the run's length and the run is open-ended (no max_steps/max_epochs).
+    """
     parameters = inspect.signature(factory).parameters
     total = parameters.get("total_steps")
     if total is None or total.default not in (None, inspect.Parameter.empty):
         return factory(optimizer=optimizer)
+    if not math.isfinite(estimated_steps):
+        raise ValueError(
+            f"the run length is open (estimated {estimated_steps} steps) but the LR schedule needs it; "
+            f"set trainer.max_steps or trainer.max_epochs, or the schedule's total_steps"
+        )
     overrides = {"total_steps": int(estimated_steps)}
     warmup = parameters.get("warmup_steps")
     if warmup is not None and isinstance(warmup.default, int) and warmup.default >= estimated_steps:

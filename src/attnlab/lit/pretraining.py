@@ -10,19 +10,16 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-import pytorch_lightning as pl
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import BinaryAccuracy
 
 from attnlab.data.pretraining_examples import PretrainingBatch
-from attnlab.lit.compilation import CompileNetMixin
-from attnlab.lit.optim import scheduler_for_run, weight_decay_groups
+from attnlab.lit.task import StepOutput, TaskModule
 from attnlab.models.bert import PretrainingOutput
 
 IGNORE = -100  # label of a padding prediction slot for cross_entropy
-STAGES = ("train", "val", "test")
 
 
 class Perplexity(MeanMetric):
@@ -46,22 +43,11 @@ def pretraining_losses(output: PretrainingOutput, batch: PretrainingBatch) -> Pr
     return PretrainingLosses(mlm, nsp, mlm + nsp)
 
 
-class PretrainingMetrics(nn.Module):
-    """The five pretraining metrics of one stage; losses and MLM accuracy are weighted per real slot."""
-
-    def __init__(self):
-        super().__init__()
-        self.mlm_loss = MeanMetric()
-        self.mlm_ppl = Perplexity()
-        self.mlm_acc = MeanMetric()
-        self.nsp_loss = MeanMetric()
-        self.nsp_acc = BinaryAccuracy()
-
-
-class PretrainingModule(CompileNetMixin, pl.LightningModule):
+class PretrainingModule(TaskModule):
     """Trains a :class:`attnlab.models.bert.BertForPretraining` on pretraining batches; loss = MLM + NSP.
 
-    ``compile=True`` compiles the net with ``torch.compile`` (in place, so checkpoints load either way).
+    Arguments as :class:`~attnlab.lit.task.TaskModule`: AdamW-style groups (no decay on biases and norm gains)
+    by default. Metrics per stage: MLM loss, perplexity and accuracy (weighted per real slot), NSP loss and accuracy.
     """
 
     def __init__(
@@ -72,57 +58,25 @@ class PretrainingModule(CompileNetMixin, pl.LightningModule):
         weight_decay: float = 0.01,
         compile: bool = False,
     ):
-        super().__init__()
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
-        self.net = net
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.metrics = nn.ModuleDict({f"{stage}_metrics": PretrainingMetrics() for stage in STAGES})
+        super().__init__(net, optimizer, scheduler, weight_decay=weight_decay, compile=compile)
+
+    def stage_metrics(self) -> dict[str, Metric]:
+        return {"mlm_loss": MeanMetric(), "mlm_ppl": Perplexity(), "mlm_acc": MeanMetric(), "nsp_loss": MeanMetric(),
+                "nsp_acc": BinaryAccuracy()}
 
     def forward(self, batch: PretrainingBatch) -> PretrainingOutput:
         return self.net(batch.tokens, batch.segments, batch.valid_lens, batch.mlm_positions, batch.mlm_mask)
 
-    def _step(self, batch: PretrainingBatch, stage: str) -> Tensor:
+    def step(self, batch: PretrainingBatch, stage: str) -> StepOutput:
         output = self(batch)
         mlm_loss, nsp_loss, loss = pretraining_losses(output, batch)
-
-        metrics: PretrainingMetrics = self.metrics[f"{stage}_metrics"]
+        metrics = self.metrics_of(stage)
         slots = batch.mlm_mask.sum()
         hits = (output.mlm_logits.argmax(-1) == batch.mlm_labels).float()  # (B, P)
-        metrics.mlm_loss.update(mlm_loss.detach(), slots)
-        metrics.mlm_ppl.update(mlm_loss.detach(), slots)
-        metrics.mlm_acc.update(hits, batch.mlm_mask.float())
-        metrics.nsp_loss.update(nsp_loss.detach())
-        metrics.nsp_acc.update(output.nsp_logits.argmax(-1), batch.nsp_labels)
-        on_step = stage == "train"
-        batch_size = batch.tokens.shape[0]
-        self.log(f"{stage}/loss", loss.detach(), prog_bar=True, on_step=on_step, on_epoch=True, batch_size=batch_size)
-        for name in ("mlm_loss", "mlm_ppl", "mlm_acc", "nsp_loss", "nsp_acc"):
-            self.log(f"{stage}/{name}", getattr(metrics, name), on_step=False, on_epoch=True, batch_size=batch_size)
-        return loss
-
-    def training_step(self, batch: PretrainingBatch, batch_idx: int) -> dict:
-        loss = self._step(batch, "train")
-        return {"loss": loss, "num_tokens": int(batch.valid_lens.sum())}  # non-padding tokens, for Throughput
-
-    def validation_step(self, batch: PretrainingBatch, batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch: PretrainingBatch, batch_idx: int) -> None:
-        self._step(batch, "test")
-
-    def configure_optimizers(self):
-        """AdamW-style groups: decay matrices, not biases or norm gains; per-step warm-up/decay schedule."""
-        optimizer = self.optimizer_factory(params=weight_decay_groups(self.net, self.hparams.weight_decay))
-        if self.scheduler_factory is None:
-            return optimizer
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {
-                "scheduler": scheduler_for_run(self.scheduler_factory, optimizer, self.trainer.estimated_stepping_batches),
-                "interval": "step",
-            },
-        }
-
+        metrics["mlm_loss"].update(mlm_loss.detach(), slots)
+        metrics["mlm_ppl"].update(mlm_loss.detach(), slots)
+        metrics["mlm_acc"].update(hits, batch.mlm_mask.float())
+        metrics["nsp_loss"].update(nsp_loss.detach())
+        metrics["nsp_acc"].update(output.nsp_logits.argmax(-1), batch.nsp_labels)
+        self.log_metrics(stage, batch.tokens.shape[0], loss=loss.detach())
+        return StepOutput(loss, int(batch.valid_lens.sum()))

@@ -8,24 +8,19 @@ Shape legend: B batch, S source length, T target length, V target vocabulary.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from attnlab import plots
 from attnlab.data.pairs import TranslationBatch
+from attnlab.lit import plots
 from attnlab.lit.bleu import CorpusBLEU, d2l_bleu
-from attnlab.lit.compilation import CompileNetMixin
 from attnlab.lit.figures import publish_figure
-from attnlab.lit.optim import scheduler_for_run
+from attnlab.lit.task import StepOutput, TaskModule
 from attnlab.models.decoding import Hypotheses, SearchConfig, Seq2SeqNet
-
-EVAL_STAGES = ("val", "test")
 
 
 class TranslationData(Protocol):
@@ -55,21 +50,21 @@ def masked_cross_entropy(logits: Tensor, targets: Tensor, pad_id: int, label_smo
     )
 
 
-class Seq2SeqModule(CompileNetMixin, pl.LightningModule):
+class Seq2SeqModule(TaskModule):
     """Teacher-forced training and decoded evaluation of a ``Seq2SeqNet``.
 
     Args:
-        net: the model (Transformer, Bahdanau seq2seq).
-        optimizer: partial optimizer, called with ``params``.
-        scheduler: partial LR schedule from ``attnlab.lit.optim``, stepped every optimizer step; a missing
-            ``total_steps`` is filled from the trainer's estimate.
+        net, optimizer, scheduler, compile: as :class:`~attnlab.lit.task.TaskModule`.
         label_smoothing: eps of the training loss (the logged val/test loss is the plain cross-entropy).
         decode: search options (``SearchConfig``: strategy greedy|beam, beam_size, length_penalty, max_steps,
             use_cache) used for val/test BLEU and translation.
         examples: (source, reference) pairs translated and scored with d2l's BLEU at the end of a test.
         plot_attention: save every head's attention of the first validation pair after each validation/test.
-        compile: ``torch.compile`` the net's forward (training and teacher-forced evaluation).
     """
+
+    net: Seq2SeqNet
+    metric_stages = ("val", "test")
+    progress_bar = ("loss", "bleu")
 
     def __init__(
         self,
@@ -82,7 +77,6 @@ class Seq2SeqModule(CompileNetMixin, pl.LightningModule):
         plot_attention: bool = True,
         compile: bool = False,
     ):
-        super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
         decode = {str(key): value for key, value in (decode or {}).items()}  # plain types for the checkpoint
@@ -90,19 +84,15 @@ class Seq2SeqModule(CompileNetMixin, pl.LightningModule):
         bad = [pair for pair in examples if len(pair) != 2]
         if bad:
             raise ValueError(f"examples must be [source, reference] pairs, got {bad}")
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
-        self.net: Seq2SeqNet = net
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
+        super().__init__(net, optimizer, scheduler, compile=compile)  # saves the (converted) arguments above
         self.label_smoothing = label_smoothing
         self.search_config = SearchConfig.from_dict(decode)
         self.search = self.search_config.build()
         self.examples = examples
         self.plot_attention = plot_attention
-        self.metrics = nn.ModuleDict({
-            stage: nn.ModuleDict({"loss": MeanMetric(), "token_acc": MeanMetric(), "bleu": CorpusBLEU()})
-            for stage in EVAL_STAGES
-        })
+
+    def stage_metrics(self) -> dict[str, nn.Module]:
+        return {"loss": MeanMetric(), "token_acc": MeanMetric(), "bleu": CorpusBLEU()}
 
     # ---- loss ------------------------------------------------------------------------------------------------
     def compute_loss(self, batch: TranslationBatch, label_smoothing: float | None = None) -> LossOutput:
@@ -111,36 +101,32 @@ class Seq2SeqModule(CompileNetMixin, pl.LightningModule):
         loss = masked_cross_entropy(output.logits, batch.tgt_out, self.net.pad_id, smoothing)
         return LossOutput(loss, output.logits, (batch.tgt_out != self.net.pad_id).sum())
 
-    def training_step(self, batch: TranslationBatch, batch_idx: int) -> dict[str, Any]:
-        out = self.compute_loss(batch)
-        self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch.src.shape[0])
-        return {"loss": out.loss, "num_tokens": int(out.num_tokens)}  # num_tokens feeds the Throughput callback
+    def step(self, batch: TranslationBatch, stage: str) -> StepOutput:
+        if stage == "train":
+            out = self.compute_loss(batch)
+            self.log_metrics(stage, batch.src.shape[0], loss=out.loss)
+        else:
+            out = self._evaluate(batch, stage)
+        return StepOutput(out.loss, int(out.num_tokens))
 
     # ---- evaluation ------------------------------------------------------------------------------------------
     def translate(self, src: Tensor, src_lens: Tensor) -> Hypotheses:
         """Decode a batch with the configured search (eval mode, no gradients)."""
         return self.search(self.net, src.to(self.device), src_lens.to(self.device))
 
-    def _evaluate(self, batch: TranslationBatch, stage: str) -> None:
-        metrics, size = self.metrics[stage], batch.src.shape[0]
+    def _evaluate(self, batch: TranslationBatch, stage: str) -> LossOutput:
+        """Plain cross-entropy (token-weighted over the epoch), token accuracy and corpus BLEU of the decoded batch."""
+        metrics = self.metrics_of(stage)
         out = self.compute_loss(batch, label_smoothing=0.0)
         real = batch.tgt_out != self.net.pad_id  # (B, T)
         correct = (out.logits.argmax(-1) == batch.tgt_out) & real
-        metrics["loss"].update(out.loss, weight=out.num_tokens)  # token-weighted over the epoch
+        metrics["loss"].update(out.loss, weight=out.num_tokens)
         metrics["token_acc"].update(correct.sum() / out.num_tokens, weight=out.num_tokens)
         data = self._data()
         hypotheses = data.decode_target(self.translate(batch.src, batch.src_lens).tokens.cpu())
         metrics["bleu"].update(hypotheses, data.decode_target(batch.tgt_out.cpu()))
-        for name, metric in metrics.items():
-            self.log(
-                f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name != "token_acc", batch_size=size
-            )
-
-    def validation_step(self, batch: TranslationBatch, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: TranslationBatch, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+        self.log_metrics(stage, batch.src.shape[0])
+        return out
 
     def on_validation_epoch_end(self) -> None:
         if self.plot_attention and not self.trainer.sanity_checking and self.trainer.is_global_zero:
@@ -204,17 +190,3 @@ class Seq2SeqModule(CompileNetMixin, pl.LightningModule):
             if self.trainer.is_global_zero:
                 print(f"{source} => {prediction}, bleu {scores[-1]:.3f}")
         self.log("test/d2l_bleu", sum(scores) / len(scores), batch_size=len(scores), sync_dist=True)
-
-    # ---- optimisation ----------------------------------------------------------------------------------------
-    def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        steps = self.trainer.estimated_stepping_batches
-        if not math.isfinite(steps):
-            raise ValueError(
-                f"the run length is open (estimated {steps} steps) but LR schedules need it; "
-                f"set trainer.max_steps or trainer.max_epochs"
-            )
-        scheduler = scheduler_for_run(self.scheduler_factory, optimizer, int(steps))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -11,30 +11,9 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 
-def attention_heatmap(
-    weights,
-    title: str = "",
-    xlabel: str = "keys",
-    ylabel: str = "queries",
-    xticklabels: Sequence[str] | None = None,
-    yticklabels: Sequence[str] | None = None,
-) -> Figure:
+def attention_heatmap(weights, title: str = "", xlabel: str = "keys", ylabel: str = "queries") -> Figure:
     """One (queries, keys) weight matrix as an image with a colour bar."""
-    matrix = np.asarray(weights, dtype=np.float32)
-    height = max(3.0, min(12.0, 0.3 * matrix.shape[0] + 1.5))
-    width = max(3.5, min(14.0, 0.3 * matrix.shape[1] + 2.5))
-    fig, ax = plt.subplots(figsize=(width, height))
-    image = ax.imshow(matrix, cmap="Reds", aspect="auto", vmin=0.0)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    if xticklabels is not None:
-        ax.set_xticks(range(len(xticklabels)), labels=list(xticklabels), rotation=90)
-    if yticklabels is not None:
-        ax.set_yticks(range(len(yticklabels)), labels=list(yticklabels))
-    fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    return fig
+    return attention_grid(np.asarray(weights, dtype=np.float32)[None, None], title, xlabel, ylabel)
 
 
 def regression_fit(x_train, y_train, x_test, truth, prediction, title: str = "") -> Figure:
@@ -83,7 +62,8 @@ def attention_grid(
         for head in range(heads):
             ax = axes[layer, head]
             image = ax.imshow(grid[layer, head], cmap="Reds", aspect="auto", vmin=0.0, vmax=1.0)
-            ax.set_title(f"layer {layer + 1}, head {head + 1}", fontsize="small")
+            if layers * heads > 1:
+                ax.set_title(f"layer {layer + 1}, head {head + 1}", fontsize="small")
             ax.set_xticks(range(num_keys), labels=list(xticklabels) if xticklabels is not None else [], rotation=90,
                           fontsize="x-small")
             ax.set_yticks(range(num_queries), labels=list(yticklabels) if yticklabels is not None else [],

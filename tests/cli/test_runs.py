@@ -1,11 +1,11 @@
-"""attnlab.report on hand-written run dirs: best = min or max by metric, overrides as columns, clear errors."""
+"""attnlab.cli.runs on hand-written run dirs: best = min or max by metric, overrides as columns, clear errors."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from attnlab.report import load_runs, table, write_report
+from attnlab.cli.runs import load_runs, table, write_report
 
 
 def _run(root: Path, name: str, overrides: list[str], csv_text: str, monitor_mode: str = "min") -> Path:

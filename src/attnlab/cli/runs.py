@@ -16,8 +16,8 @@ from typing import Iterable, NamedTuple
 
 import yaml
 
-from attnlab import plots
-from matplotlib import pyplot as plt  # after attnlab.plots, which selects the headless backend
+from attnlab.lit import plots
+from matplotlib import pyplot as plt  # after attnlab.lit.plots, which selects the headless backend
 
 METRICS_CSV = Path("csv") / "metrics.csv"
 # Metrics whose best value is the largest; every other metric is a loss or an error (lower is better).
