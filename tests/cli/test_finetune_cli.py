@@ -15,13 +15,15 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from attnlab.checkpoint import CONFIG_KEY, load_run_checkpoint
+from attnlab.cli.resolvers import register_resolvers
 from attnlab.cli.schema import register_schemas
 from attnlab.data.classification import encode_texts, normalize
 from attnlab.data.tokenizers import TextTokenizer
 
 WORDS = "the a film movie story actor plot scene music long short old new".split()
 POSITIVE, NEGATIVE = ["good", "great", "funny"], ["bad", "dull", "boring"]
-TINY_BERT = ["model.net.d_model=16", "model.net.num_heads=2", "model.net.d_ff=32", "model.net.num_layers=1"]
+TINY_BERT = ["model.net.bert.d_model=16", "model.net.bert.num_heads=2", "model.net.bert.block.d_ff=32",
+             "model.net.bert.num_layers=1"]
 RUN = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false"]
 
 
@@ -69,7 +71,9 @@ def test_pretrain_then_fine_tune_then_predict(run_cli, tmp_path):
     (best,) = (run_dir / "checkpoints").glob("best-*.ckpt")
     checkpoint = load_run_checkpoint(best)
     net = checkpoint[CONFIG_KEY]["model"]["net"]
-    assert (net["d_model"], net["num_layers"], net["d_ff"], net["max_len"], net["num_classes"]) == (16, 1, 32, 24, 2)
+    bert = net["bert"]
+    assert (bert["d_model"], bert["num_layers"], bert["block"]["d_ff"], bert["max_len"], net["num_classes"]) == (16, 1, 32, 24, 2)
+    assert bert["dropout"] == bert["block"]["dropout"] == net["dropout"]  # the fine-tuning's, not the pretraining's
     pretraining = load_run_checkpoint(pretrained)
     assert checkpoint["ClassificationDataModule"]["tokenizer"] == pretraining["WikiText2DataModule"]["tokenizer"]
 
@@ -106,6 +110,7 @@ def test_fine_tuning_requires_model_pretrained_a_file_or_null(experiment):
     """``model.pretrained`` is ``???``: attnlab-train stops with "missing (???): model.pretrained" rather than
     silently training from scratch; the data then falls back to training its own tokenizer (``null``)."""
     register_schemas()
+    register_resolvers()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module("attnlab.conf", version_base="1.3"):

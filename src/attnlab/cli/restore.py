@@ -2,7 +2,8 @@
 
 A checkpoint written by ``attnlab-train`` embeds the resolved run config (``attnlab_config``, data-dependent
 sizes filled in) and the datamodule's state (tokenizers), so ``attnlab-eval``, ``attnlab-translate`` and
-``attnlab-features`` need nothing else. Loading is weights-only (``attnlab.checkpoint``).
+``attnlab-features`` need nothing else. Loading is weights-only (``attnlab.checkpoint``); the model config of an
+older run is first brought to today's layout (``attnlab.models.legacy_config``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from attnlab.checkpoint import CONFIG_KEY, load_run_checkpoint
+from attnlab.models.legacy_config import upgrade_net_config
 
 
 class RestoredRun(NamedTuple):
@@ -43,6 +45,8 @@ def restore_run(ckpt_path: str | Path, data_overrides: Mapping[str, Any] | None 
     are merged over the checkpoint's data config."""
     checkpoint = load_run_checkpoint(ckpt_path)
     config = OmegaConf.create(checkpoint[CONFIG_KEY])
+    if "net" in config.get("model", {}):
+        config.model.net = upgrade_net_config(OmegaConf.to_container(config.model.net))
     if data_overrides:
         config.data = OmegaConf.merge(config.data, OmegaConf.create(dict(data_overrides)))
     module, datamodule = restore_module(config, checkpoint), restore_datamodule(config, checkpoint)

@@ -15,7 +15,7 @@ from attnlab.cli.resolvers import register_resolvers
 from attnlab.cli.schema import register_schemas
 from attnlab.cli.summary import print_summary
 from attnlab.cli.tracking import assign_wandb_run_id
-from attnlab.cli.validate import ConfigError, check_no_missing, validate_targets
+from attnlab.cli.validate import ConfigError, check_no_missing, fill_missing, validate_targets
 from attnlab.lit.callbacks import EmbedConfig, ResumeTrainLoader, Throughput
 from attnlab.lit.loggers import finish_loggers
 
@@ -71,8 +71,13 @@ def train(cfg: DictConfig) -> float | None:
         datamodule.load_state_dict(resumed.get(type(datamodule).__qualname__, {}))
     datamodule.prepare_data()
     datamodule.setup("fit")
-    with open_dict(cfg):
-        cfg.model.net.update(datamodule.net_kwargs())
+    data_values = datamodule.net_kwargs()
+    pretrained = data_values.get("bert")  # until pretrained files get one owner (issue 12, point 1): the fine-tuning
+    if pretrained is not None:  # data reports the pretrained encoder's node, whose architecture replaces the config's
+        with open_dict(cfg):
+            cfg.model.net.bert.update({k: v for k, v in pretrained.items() if k not in ("vocab_size", "pad_id", "max_len")})
+            cfg.model.net.bert.dropout = cfg.model.net.bert.block.dropout = "${..dropout}"  # the fine-tuning's
+    fill_missing(cfg.model, data_values)  # the `???` leaves the data decides (vocabulary, ids, ...)
     check_no_missing(cfg.model)
 
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model)

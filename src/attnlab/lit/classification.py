@@ -80,7 +80,7 @@ class ClassificationModule(CompileNetMixin, pl.LightningModule):
 
     def load_pretrained(self, path: str) -> None:
         """Load the encoder from ``path`` after checking it was pretrained with the data's tokenizer."""
-        pretrained = read_pretrained_encoder(path, self.net.bert.encoder.blocks[0].self_attention.num_heads)
+        pretrained = read_pretrained_encoder(path, self.net.bert.num_heads)
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         tokenizer = getattr(datamodule, "tokenizer", None)
         if pretrained.tokenizer_json is not None and tokenizer is not None and tokenizer.to_str() != pretrained.tokenizer_json:
