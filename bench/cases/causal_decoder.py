@@ -33,7 +33,7 @@ def settings(ctx: Context) -> list[tuple[str, int, int, float | None]]:
 
 def padded_batches(count: int, rows: int, length: int, seed: int):
     """Right-padded source/target batches: every row its own length in [length/2, length]."""
-    from attnlab.data.translation import TranslationBatch
+    from attnlab.data.pairs import TranslationBatch
 
     generator = torch.Generator().manual_seed(seed)
     batches = []

@@ -7,7 +7,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from attnlab.data.bert_pretraining import SPECIAL_TOKENS
+from attnlab.data.bert_inputs import SPECIAL_TOKENS
 from attnlab.data.tokenizers import word
 from attnlab.lit.pretrained import encoder_config, load_encoder, read_pretrained
 from attnlab.models.bert import BertForPretraining, BertModel
