@@ -34,6 +34,7 @@ CASES = {
     "gemm": "fp32 GEMM peak of this machine",
     "attention_memory": "attention memory, forward + backward",
     "transformer_train": "Transformer MT training step",
+    "causal_decoder": "decoder training step: SDPA is_causal vs the explicit mask before",
     "bert_train": "BERT pretraining step (MLM + NSP)",
     "decoding": "greedy and beam-4 decoding, KV cache vs recomputation",
     "data_prep": "data preparation, cold and cached",

@@ -5,7 +5,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from attnlab.cli.validate import ConfigError, validate_targets
+from attnlab.cli.validate import ConfigError, check_no_missing, fill_missing, validate_targets
+from attnlab.layers.norm import normalize
 
 
 def test_every_experiment_composes_and_validates(compose, experiment_option):
@@ -29,9 +30,32 @@ def test_every_pos_encoding_option_keeps_shapes(compose, pos_encoding_option):
 def test_every_norm_option_normalises(compose, norm_option):
     cfg = compose(f"norm={norm_option}")
     layer = instantiate(cfg.norm.layer)(8)
-    out = layer(torch.randn(4, 5, 8) * 10 + 3, torch.ones(4, 5, dtype=torch.bool))
+    out = normalize(layer, torch.randn(4, 5, 8) * 10 + 3, torch.ones(4, 5, dtype=torch.bool))
     assert out.shape == (4, 5, 8) and out.abs().mean() < 3
     assert cfg.norm.placement in ("post", "pre")
+
+
+@pytest.mark.parametrize("placement", ["post", "pre"])
+def test_norm_placement_selects_the_block_class(compose, placement):
+    cfg = compose("experiment=transformer_mt", f"norm.placement={placement}")
+    assert cfg.model.net.block._target_ == f"attnlab.layers.blocks.{placement.capitalize()}NormBlock"
+    cfg = compose("experiment=transformer_mt", "norm.placement=middle")
+    with pytest.raises(Exception, match="placement='middle' is not one of"):
+        validate_targets(cfg)
+
+
+def test_data_values_fill_the_missing_leaves_wherever_they_sit(compose):
+    cfg = compose("experiment=bert_finetune_sst2", "model.pretrained=null")
+    data = {"vocab_size": 50, "pad_id": 0, "max_len": 16, "num_classes": 3, "d_model": 999}
+    assert sorted(fill_missing(cfg.model, data)) == ["net.bert.max_len", "net.bert.pad_id", "net.bert.vocab_size",
+                                                     "net.num_classes"]
+    assert cfg.model.net.bert.vocab_size == 50 and cfg.model.net.num_classes == 3
+    assert cfg.model.net.bert.d_model == 128  # a value the config sets is not the data's to change
+    check_no_missing(cfg.model)
+    cfg = compose("experiment=bert_pretrain")
+    fill_missing(cfg.model, {"vocab_size": 50})
+    with pytest.raises(ConfigError, match=r"missing \(\?\?\?\): model.net.bert.max_len, model.net.bert.pad_id;"):
+        check_no_missing(cfg.model)
 
 
 def test_every_kernel_option_scores(compose, kernel_option):

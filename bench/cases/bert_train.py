@@ -19,7 +19,7 @@ from bench.reference.hf_bert import IGNORE, bert_for_pretraining, gathered_logit
 HF_STANDARD = "BertForPreTraining (standard)"
 HF_GATHERED = "BertForPreTraining (gathered head)"
 EXPLICIT = "explicit (d2l-style)"
-DIMS = ("d_model", "num_heads", "num_layers", "d_ff", "dropout", "activation")
+DIMS = ("d_model", "num_heads", "num_layers", "dropout", "activation")
 ROWS = 128  # sequences per batch (d2l trains with 512; 128 x 64 tokens already keeps the GEMMs busy)
 
 
@@ -70,7 +70,7 @@ def contestants(ctx: Context, size: str, ids: dict):
     cfg = compose_train(ctx, "experiment=bert_pretrain", f"model={size}")
     torch.manual_seed(ctx.seed)
     net = build_net(cfg, **ids)
-    dims = {key: cfg.model.net[key] for key in DIMS}
+    dims = {key: cfg.model.net.bert[key] for key in DIMS} | {"d_ff": cfg.model.net.bert.block.d_ff}
     explicit = ExplicitBertForPretraining(ids["vocab_size"], ids["pad_id"], ids["max_len"], **dims)
     hf = bert_for_pretraining(ids["vocab_size"], ids["pad_id"], ids["max_len"], **dims)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from bench.harness import Skip
@@ -85,9 +85,11 @@ def compose_train(ctx: Context, *overrides: str) -> DictConfig:
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
+    from attnlab.cli.resolvers import register_resolvers
     from attnlab.cli.schema import register_schemas
 
     register_schemas()
+    register_resolvers()
     paths = [f"paths.data_dir={ctx.data_dir}", f"paths.cache_dir={ctx.work_dir / 'cache'}",
              f"paths.output_dir={ctx.work_dir / 'run'}", f"seed={ctx.seed}"]
     GlobalHydra.instance().clear()
@@ -99,13 +101,14 @@ def compose_train(ctx: Context, *overrides: str) -> DictConfig:
 
 
 def build_net(cfg: DictConfig, **data_kwargs) -> nn.Module:
-    """The plain torch model of ``cfg.model.net`` with the values only the data knows."""
+    """The plain torch model of ``cfg.model.net`` with its ``???`` filled by the values only the data knows."""
     from hydra.utils import instantiate
 
-    net_cfg = cfg.model.net.copy()
-    with open_dict(net_cfg):
-        net_cfg.update(data_kwargs)
-    return instantiate(net_cfg)
+    from attnlab.cli.validate import check_no_missing, fill_missing
+
+    fill_missing(cfg.model.net, data_kwargs)
+    check_no_missing(cfg.model.net)
+    return instantiate(cfg.model.net)
 
 
 def num_parameters(module: nn.Module) -> int:

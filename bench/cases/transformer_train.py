@@ -17,8 +17,8 @@ from bench.reference.torch_transformer import TorchTransformerMT
 
 TORCH = "torch.nn.Transformer"
 EXPLICIT = "explicit (d2l-style)"
-DIMS = ("d_model", "num_heads", "num_encoder_layers", "num_decoder_layers", "d_ff", "dropout", "activation",
-        "max_len", "tie_output")
+DIMS = ("d_model", "num_heads", "num_encoder_layers", "num_decoder_layers", "dropout", "max_len", "tie_output")
+BLOCK_DIMS = ("d_ff", "activation")
 
 
 def sizes(ctx: Context) -> list[str]:
@@ -85,7 +85,7 @@ def contestants(ctx: Context, size: str, ids: dict):
     cfg = compose_train(ctx, "experiment=transformer_mt", f"model={size}")
     torch.manual_seed(ctx.seed)
     net = build_net(cfg, **ids)
-    dims = {key: cfg.model.net[key] for key in DIMS}
+    dims = {key: cfg.model.net[key] for key in DIMS} | {key: cfg.model.net.block[key] for key in BLOCK_DIMS}
     vocab = (ids["src_vocab_size"], ids["tgt_vocab_size"], ids["pad_id"])
     torch_ref = TorchTransformerMT(*vocab, **dims)
     explicit = ExplicitTransformer(*vocab, **dims)

@@ -82,3 +82,18 @@ def test_unknown_case_is_rejected_with_the_choices():
     completed = subprocess.run([*RUN, "--cases", "gemm,warp_drive"], capture_output=True, text=True, timeout=60)
     assert completed.returncode == 2
     assert "warp_drive" in completed.stderr and "attention_memory" in completed.stderr
+
+
+def test_causal_decoder_case_compares_the_is_causal_path_with_the_explicit_mask(tmp_path):
+    """Needs no corpus: synthetic right-padded batches, the same net on both paths, equal logits where real."""
+    completed = subprocess.run(
+        [*RUN, "--cases", "causal_decoder", "--quick", "--repeats", "1", "--warmup", "0", "--threads", "1",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    (case,) = json.loads((tmp_path / "latest.json").read_text())["cases"]
+    assert case["status"] == "ok", case
+    (row,) = case["rows"]
+    assert row["metric"] == "useful target tokens/s" and row["ratios"]["explicit mask (before)"] > 0
+    assert any("logits equal at real positions: True" in note for note in case["notes"])

@@ -2,14 +2,10 @@
 padding handling differ; and the harness interleaves, takes medians and sees allocations."""
 from __future__ import annotations
 
-from functools import partial
-
 import pytest
 import torch
+from tiny_models import tiny_bert, tiny_transformer
 
-from attnlab.attention.scorers import ScaledDotProductScorer
-from attnlab.layers.norm import LayerNorm
-from attnlab.layers.positional import SinusoidalPositionalEncoding
 from attnlab.models.bert import BertForPretraining
 from attnlab.models.transformer import Transformer
 from bench.harness import MIB, Contender, Goal, Figure, Row, loglog_slope, measure, peak_allocated
@@ -28,8 +24,7 @@ def count(module) -> int:
 
 
 def attnlab_transformer() -> Transformer:
-    return Transformer(40, 50, PAD, 2, 3, ScaledDotProductScorer, SinusoidalPositionalEncoding,
-                       partial(LayerNorm, eps=1e-5), **MT)
+    return tiny_transformer(40, 50, pad_id=PAD, bos_id=2, eos_id=3, **MT)
 
 
 def padded_pair():
@@ -74,7 +69,7 @@ def bert_batch():
 
 
 def test_explicit_bert_matches_attnlab_with_its_weights():
-    net = BertForPretraining(60, 0, 12, **BERT).eval()
+    net = BertForPretraining(tiny_bert(60, pad_id=0, max_len=12, **BERT)).eval()
     explicit = ExplicitBertForPretraining(60, 0, 12, **BERT).eval()
     explicit.load_state_dict(net.state_dict())
     assert count(explicit) == count(net)
@@ -90,7 +85,7 @@ def test_hf_bert_has_attnlabs_size_and_its_gathered_head_equals_the_standard_one
     from bench.reference.hf_bert import bert_for_pretraining, gathered_logits
 
     hf = bert_for_pretraining(60, 0, 12, **BERT).eval()
-    assert count(hf) == count(BertForPretraining(60, 0, 12, **BERT))
+    assert count(hf) == count(BertForPretraining(tiny_bert(60, pad_id=0, max_len=12, **BERT)))
     tokens, segments, valid_lens, positions = bert_batch()
     mask = (tokens != 0).long()
     full = hf(input_ids=tokens, token_type_ids=segments, attention_mask=mask).prediction_logits  # (B, T, V)

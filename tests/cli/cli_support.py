@@ -86,7 +86,7 @@ def tiny_transformer_args(data: Path) -> list[str]:
         "experiment=transformer_mt", "data=parallel", f"data.corpus.train={data}/train",
         f"data.corpus.val={data}/valid", f"data.corpus.test={data}/test", "data.batch_size=8",
         "tokenizer.min_freq=1", "model.net.d_model=16", "model.net.num_heads=2", "model.net.num_encoder_layers=1",
-        "model.net.num_decoder_layers=1", "model.net.d_ff=32",
+        "model.net.num_decoder_layers=1", "model.net.block.d_ff=32",
         "model.net.dropout=0.0",  # dropout masks come from the global RNG, which a resume does not restore
         "model.decode.max_steps=4", "model.examples=[]", "model.plot_attention=false",
         "~callbacks.recent_checkpoints", "~callbacks.checkpoint_averaging", "~callbacks.progress_bar",

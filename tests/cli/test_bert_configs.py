@@ -2,9 +2,8 @@
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import open_dict
 
-from attnlab.cli.validate import validate_targets
+from attnlab.cli.validate import fill_missing, validate_targets
 from attnlab.data.pretraining_examples import PretrainingBatch
 from attnlab.lit.pretraining import PretrainingModule
 from attnlab.models.bert import BertForPretraining
@@ -19,8 +18,7 @@ def compose_bert(compose):
     def _compose(*overrides):
         cfg = compose("experiment=bert_pretrain", *overrides)
         validate_targets(cfg)
-        with open_dict(cfg):
-            cfg.model.net.update(NET_KWARGS)
+        fill_missing(cfg.model, NET_KWARGS)
         return cfg
 
     return _compose
@@ -40,18 +38,19 @@ def test_experiment_is_bert_with_post_norm_gelu_and_learned_positions(compose_be
     assert cfg.task_name == "bert_pretrain" and cfg.monitor == "val/mlm_loss"
     assert cfg.data._target_.endswith("WikiText2DataModule")
     assert cfg.trainer.reload_dataloaders_every_n_epochs == 1
-    net = cfg.model.net
-    assert (net.d_model, net.num_heads, net.num_layers, net.d_ff, net.dropout) == (128, 2, 2, 256, 0.2)
-    assert net.activation == "gelu" and net.placement == "post"
+    net = cfg.model.net.bert
+    assert (net.d_model, net.num_heads, net.num_layers, net.block.d_ff, net.dropout) == (128, 2, 2, 256, 0.2)
+    assert net.activation == net.block.activation == "gelu" and net.block._target_.endswith("PostNormBlock")
     assert net.pos_encoding._target_.endswith("LearnedPositionalEncoding")
-    assert net.norm._target_.endswith("layers.norm.LayerNorm")
+    assert net.norm._target_ == net.block.norm._target_ == "torch.nn.LayerNorm"
+    assert net.max_len == NET_KWARGS["max_len"]  # the data's, never the config's
     assert cfg.model.optimizer._target_ == "torch.optim.AdamW"
 
 
 @pytest.mark.parametrize("group", ["attention", "pos_encoding", "norm"])
 def test_every_group_option_builds_a_bert_that_trains(compose_bert, config_options, group):
     for option in config_options(group):
-        cfg = compose_bert(f"{group}={option}", "model.net.d_model=16", "model.net.d_ff=32")
+        cfg = compose_bert(f"{group}={option}", "model.net.bert.d_model=16", "model.net.bert.block.d_ff=32")
         module: PretrainingModule = instantiate(cfg.model)
         assert isinstance(module.net, BertForPretraining)
         output = module(batch())
@@ -66,9 +65,9 @@ def test_every_group_option_builds_a_bert_that_trains(compose_bert, config_optio
 )
 def test_larger_model_configs(compose_bert, model, sizes):
     cfg = compose_bert(f"model={model}")
-    net = cfg.model.net
-    assert (net.d_model, net.num_heads, net.num_layers, net.d_ff) == sizes
-    assert net.activation == "gelu" and net.scorer._target_.endswith("ScaledDotProductScorer")
+    net = cfg.model.net.bert
+    assert (net.d_model, net.num_heads, net.num_layers, net.block.d_ff) == sizes
+    assert net.block.activation == "gelu" and net.block.scorer._target_.endswith("ScaledDotProductScorer")
     if model == "bert_small":
         assert isinstance(instantiate(cfg.model).net, BertForPretraining)
 
@@ -85,5 +84,5 @@ def test_experiment_tokenizer_is_d2ls_and_every_tokenizer_option_replaces_it_who
 
 def test_compile_switch_reaches_the_module(compose_bert):
     assert compose_bert().model.compile is False
-    module = instantiate(compose_bert("model.compile=true", "model.net.d_model=16", "model.net.d_ff=32").model)
+    module = instantiate(compose_bert("model.compile=true", "model.net.bert.d_model=16", "model.net.bert.block.d_ff=32").model)
     assert module.hparams.compile is True

@@ -19,8 +19,8 @@ MONEY = ["she put money in the bank", "he robbed the bank", "the bank lent him m
 RIVER = ["they fished from the bank of the river", "the river flooded its bank", "we sat on the grassy bank"]
 TRAIN_OVERRIDES = [
     "experiment=bert_pretrain", "tokenizer.min_freq=1", "data.batch_size=16", "data.max_len=24",
-    "model.net.d_model=32", "model.net.num_heads=2", "model.net.num_layers=1", "model.net.d_ff=64",
-    "model.net.dropout=0.0", "model.optimizer.lr=0.01", "model.scheduler.warmup_steps=2", "trainer.max_epochs=3",
+    "model.net.bert.d_model=32", "model.net.bert.num_heads=2", "model.net.bert.num_layers=1",
+    "model.net.bert.block.d_ff=64", "model.net.bert.dropout=0.0", "model.optimizer.lr=0.01", "model.scheduler.warmup_steps=2", "trainer.max_epochs=3",
     "logger=csv",
 ]
 
@@ -71,7 +71,8 @@ def test_pretraining_cli_writes_a_self_contained_checkpoint_and_metrics(trained)
     checkpoint = load_run_checkpoint(checkpoint_path)
     config = checkpoint[CONFIG_KEY]
     assert config["model"]["net"]["_target_"] == "attnlab.models.bert.BertForPretraining"
-    assert config["model"]["net"]["activation"] == "gelu" and config["norm"]["placement"] == "post"
+    assert config["model"]["net"]["bert"]["activation"] == "gelu" and config["norm"]["placement"] == "post"
+    assert config["model"]["net"]["bert"]["block"]["_target_"] == "attnlab.layers.blocks.PostNormBlock"
     assert config["monitor"] == "val/mlm_loss"
     assert "tokenizer" in checkpoint["WikiText2DataModule"]
     metrics = (checkpoint_path.parents[1] / "csv" / "metrics.csv").read_text().splitlines()

@@ -25,7 +25,8 @@ from attnlab.models.bert_interop import to_hf_state_dict
 
 WORDS = "the a film movie story actor plot scene music long short old new".split()
 POSITIVE, NEGATIVE = ["good", "great", "funny"], ["bad", "dull", "boring"]
-TINY_BERT = ["model.net.d_model=16", "model.net.num_heads=2", "model.net.d_ff=32", "model.net.num_layers=1"]
+TINY_BERT = ["model.net.bert.d_model=16", "model.net.bert.num_heads=2", "model.net.bert.block.d_ff=32",
+             "model.net.bert.num_layers=1"]
 RUN = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false"]
 
 
@@ -73,9 +74,9 @@ def test_pretrain_then_fine_tune_then_predict(run_cli, tmp_path):
     (best,) = (run_dir / "checkpoints").glob("best-*.ckpt")
     checkpoint = load_run_checkpoint(best)
     net = checkpoint[CONFIG_KEY]["model"]["net"]
-    encoder = encoder_config(checkpoint[CONFIG_KEY]["model"], "net.bert")
-    assert (encoder["d_model"], encoder["num_layers"], encoder["d_ff"], encoder["max_len"]) == (16, 1, 32, 24)
-    assert net["num_classes"] == 2
+    bert = encoder_config(checkpoint[CONFIG_KEY]["model"], "net.bert")
+    assert (bert["d_model"], bert["num_layers"], bert["block"]["d_ff"], bert["max_len"], net["num_classes"]) == (16, 1, 32, 24, 2)
+    assert bert["dropout"] == bert["block"]["dropout"] == net["dropout"]  # the fine-tuning's, not the pretraining's
     pretraining = load_run_checkpoint(pretrained)
     assert checkpoint["ClassificationDataModule"]["tokenizer"] == pretraining["WikiText2DataModule"]["tokenizer"]
 

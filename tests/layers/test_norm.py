@@ -1,19 +1,25 @@
 import pytest
 import torch
 
-from attnlab.layers.norm import LayerNorm, MaskedBatchNorm, RMSNorm
+from torch import nn
+
+from attnlab.layers.norm import MaskedBatchNorm, normalize
 
 
 def test_rmsnorm_matches_formula():
-    norm = RMSNorm(6, eps=1e-6)
+    norm = nn.RMSNorm(6, eps=1e-6)  # conf/norm/rmsnorm.yaml
     x = torch.randn(2, 3, 6)
     torch.testing.assert_close(norm(x), x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
 
 
-def test_layernorm_ignores_mask():
-    norm = LayerNorm(6)
+def test_only_batch_norm_is_given_the_mask():
     x = torch.randn(2, 3, 6)
-    torch.testing.assert_close(norm(x, torch.zeros(2, 3, dtype=torch.bool)), torch.nn.functional.layer_norm(x, (6,)))
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    layer_norm = nn.LayerNorm(6)  # a plain torch module: it takes no mask at all
+    torch.testing.assert_close(normalize(layer_norm, x, mask), torch.nn.functional.layer_norm(x, (6,)))
+    batch_norm = MaskedBatchNorm(6)
+    torch.testing.assert_close(normalize(batch_norm, x, mask)[mask], MaskedBatchNorm(6)(x, mask)[mask])
+    assert not torch.allclose(normalize(batch_norm, x, mask)[mask], MaskedBatchNorm(6)(x)[mask])
 
 
 def test_batchnorm_ignores_padded_positions():

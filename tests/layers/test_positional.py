@@ -6,9 +6,12 @@ import torch
 from attnlab.layers.positional import (
     LearnedPositionalEncoding,
     NoPositionalEncoding,
+    PositionalEncoding,
     RotaryPositionalEncoding,
     SinusoidalPositionalEncoding,
 )
+
+ENCODINGS = [SinusoidalPositionalEncoding, LearnedPositionalEncoding, RotaryPositionalEncoding, NoPositionalEncoding]
 
 
 def test_sinusoidal_values_match_paper_formula():
@@ -47,3 +50,11 @@ def test_none_is_identity():
     pe = NoPositionalEncoding(8)
     x = torch.randn(1, 3, 8)
     assert torch.equal(pe(x), x) and torch.equal(pe.rotate(x), x)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_every_encoding_shares_the_base_and_is_no_kind_of_none(encoding):
+    pe = encoding(16, 2, 8)
+    assert isinstance(pe, PositionalEncoding)
+    assert encoding is NoPositionalEncoding or not isinstance(pe, NoPositionalEncoding)
+    assert pe(torch.zeros(1, 3, 16)).shape == (1, 3, 16) and pe.rotate(torch.zeros(1, 2, 3, 8)).shape == (1, 2, 3, 8)

@@ -3,11 +3,9 @@ from functools import partial
 
 import pytest
 import torch
+from tiny_models import tiny_bert, tiny_transformer
 
 from attnlab.attention.kernels import LearnedGaussianKernel
-from attnlab.attention.scorers import ScaledDotProductScorer
-from attnlab.layers.norm import LayerNorm
-from attnlab.layers.positional import SinusoidalPositionalEncoding
 from attnlab.lit.classification import ClassificationModule
 from attnlab.lit.pretraining import PretrainingModule
 from attnlab.lit.regression import KernelRegressionModule
@@ -15,20 +13,21 @@ from attnlab.lit.seq2seq import Seq2SeqModule
 from attnlab.models.bert import BertForPretraining
 from attnlab.models.bert_classifier import BertClassifier
 from attnlab.models.nadaraya_watson import NadarayaWatson
-from attnlab.models.transformer import Transformer
 
-TINY = dict(d_model=8, num_heads=2, num_layers=1, d_ff=16)
+TINY = dict(pad_id=0, max_len=16, d_model=8, num_heads=2, num_layers=1, d_ff=16)
 ADAM = partial(torch.optim.Adam, lr=1e-3)
 
 MODULES = {
     "regression": lambda compile: KernelRegressionModule(NadarayaWatson(LearnedGaussianKernel()), compile=compile),
     "seq2seq": lambda compile: Seq2SeqModule(
-        Transformer(12, 12, 0, 1, 2, ScaledDotProductScorer, SinusoidalPositionalEncoding, LayerNorm, d_model=8,
-                    num_heads=2, num_encoder_layers=1, num_decoder_layers=1, d_ff=16, max_len=16),
+        tiny_transformer(12, 12, pad_id=0, bos_id=1, eos_id=2, d_model=8, num_encoder_layers=1, num_decoder_layers=1,
+                         d_ff=16, max_len=16),
         ADAM, plot_attention=False, compile=compile,
     ),
-    "pretraining": lambda compile: PretrainingModule(BertForPretraining(12, 0, 16, **TINY), ADAM, compile=compile),
-    "classification": lambda compile: ClassificationModule(BertClassifier(12, 0, 16, 2, **TINY), ADAM, compile=compile),
+    "pretraining": lambda compile: PretrainingModule(BertForPretraining(tiny_bert(12, **TINY)), ADAM, compile=compile),
+    "classification": lambda compile: ClassificationModule(
+        BertClassifier(tiny_bert(12, **TINY), num_classes=2), ADAM, compile=compile
+    ),
 }
 
 

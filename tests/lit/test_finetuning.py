@@ -5,6 +5,7 @@ import functools
 import pytest
 import pytorch_lightning as pl
 import torch
+from tiny_models import tiny_bert
 
 from attnlab.data.classification import ClassificationDataModule
 from attnlab.data.tokenizers import word
@@ -31,7 +32,7 @@ def write_sst2(directory, num_train=48):
 
 def save_pretraining_run(path, tokenizer, max_len=12):
     torch.manual_seed(1)
-    model = BertForPretraining(tokenizer.vocab_size, 0, max_len, **SIZES)
+    model = BertForPretraining(tiny_bert(tokenizer.vocab_size, pad_id=0, max_len=max_len, **SIZES))
     torch.save({
         "state_dict": {f"net.{key}": value for key, value in model.state_dict().items()},
         "attnlab_config": {"model": {"net": {"_target_": "attnlab.models.bert.BertForPretraining", **SIZES}}},
@@ -54,7 +55,9 @@ def data(tmp_path):
 def module_for(data, pretrained=None, freeze=False, lr=1e-2, scale=0.1, scheduler=None):
     """The module as attnlab-train builds it; with ``pretrained`` its encoder is filled from that file first."""
     torch.manual_seed(0)
-    net = BertClassifier(**data.net_kwargs(), **SIZES, dropout=0.0)
+    sizes = data.net_kwargs()
+    encoder = tiny_bert(sizes["vocab_size"], pad_id=sizes["pad_id"], max_len=sizes["max_len"], **SIZES)
+    net = BertClassifier(encoder, num_classes=sizes["num_classes"], dropout=0.0)
     if pretrained is not None:
         load_encoder(net.bert, read_pretrained(pretrained), data.tokenizer)
     optimizer = functools.partial(torch.optim.AdamW, lr=lr)

@@ -7,15 +7,17 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from attnlab.data.bert_pretraining import SPECIAL_TOKENS
+from attnlab.data.bert_inputs import SPECIAL_TOKENS
 from attnlab.data.tokenizers import word
 from attnlab.lit.pretrained import encoder_config, load_encoder, read_pretrained
 from attnlab.models.bert import BertForPretraining, BertModel
 from attnlab.models.bert_interop import to_hf_state_dict
+from attnlab.models.legacy_config import upgrade_encoder_config
+from tiny_models import tiny_bert
 
 SIZES = dict(d_model=16, num_heads=2, num_layers=2, d_ff=32)
 SCORER = {"_target_": "attnlab.attention.scorers.ScaledDotProductScorer", "_partial_": True}
-PARTS = {  # the run config's resolved parts, as attnlab-train embeds them
+PARTS = {  # the run config's resolved parts, as an earlier attnlab-train embedded them (flat)
     "scorer": SCORER, "activation": "gelu", "placement": "post",
     "pos_encoding": {"_target_": "attnlab.layers.positional.LearnedPositionalEncoding", "_partial_": True},
     "norm": {"_target_": "attnlab.layers.norm.LayerNorm", "_partial_": True, "eps": 1e-5},
@@ -34,16 +36,16 @@ def tokenizer():
 
 def pretrained_model(tokenizer, max_len=12, **sizes) -> BertForPretraining:
     torch.manual_seed(1)
-    return BertForPretraining(tokenizer.vocab_size, 0, max_len, **{**SIZES, **sizes})
+    return BertForPretraining(tiny_bert(tokenizer.vocab_size, pad_id=0, max_len=max_len, **{**SIZES, **sizes}))
 
 
 def save_run(path, tokenizer, max_len=12, nested: bool = True, **sizes) -> tuple[Path, BertForPretraining]:
     """What attnlab-train writes for a pretraining run: weights under ``net.``, the run config (the encoder's own
     node ``model.net.bert``, or, ``nested=False``, the flat ``model.net`` of earlier runs), the tokenizer."""
     model = pretrained_model(tokenizer, max_len, **sizes)
-    encoder = {"_target_": "attnlab.models.bert.BertModel", "vocab_size": tokenizer.vocab_size, "pad_id": 0,
-               "max_len": max_len, **SIZES, **sizes, "dropout": 0.2, **PARTS}
-    net = {"_target_": "attnlab.models.bert.BertForPretraining", **({"bert": encoder} if nested else encoder)}
+    flat = {"vocab_size": tokenizer.vocab_size, "pad_id": 0, "max_len": max_len, **SIZES, **sizes, "dropout": 0.2, **PARTS}
+    net = {"_target_": "attnlab.models.bert.BertForPretraining"}
+    net |= {"bert": upgrade_encoder_config(flat)} if nested else flat
     torch.save({
         "state_dict": {f"net.{key}": value for key, value in model.state_dict().items()},
         "attnlab_config": {"model": {"_target_": "attnlab.lit.pretraining.PretrainingModule", "net": net}},
@@ -54,7 +56,8 @@ def save_run(path, tokenizer, max_len=12, nested: bool = True, **sizes) -> tuple
 
 def encoder_from(pretrained, vocab_size, max_len=12) -> BertModel:
     """The encoder the fine-tuning config builds once the architecture is merged in (the data adds the rest)."""
-    config = {"_target_": "attnlab.models.bert.BertModel", "vocab_size": vocab_size, "pad_id": 0, "max_len": max_len}
+    config = {"_target_": "attnlab.models.bert.BertModel", "vocab_size": vocab_size, "pad_id": 0, "max_len": max_len,
+              "dropout": 0.0}
     return instantiate({**config, **pretrained.architecture})
 
 
@@ -70,7 +73,10 @@ def test_run_checkpoint_gives_tokenizer_architecture_and_weights_that_rebuild_th
     path, model = save_run(tmp_path / "last.ckpt", tokenizer, nested=nested, num_layers=1, d_ff=24)
     pretrained = read_pretrained(path, "net.bert")
     assert pretrained.tokenizer == tokenizer
-    assert pretrained.architecture == {**SIZES, "num_layers": 1, "d_ff": 24, **PARTS}  # no data sizes, no dropout
+    architecture = pretrained.architecture
+    assert (architecture["num_layers"], architecture["block"]["d_ff"], architecture["d_model"]) == (1, 24, 16)
+    assert not {"vocab_size", "pad_id", "max_len", "dropout"} & set(architecture)  # the data's and fine-tuning's
+    assert architecture["block"]["dropout"] == "${..dropout}"  # the blocks follow the fine-tuning's dropout
     encoder = encoder_from(pretrained, tokenizer.vocab_size)
     load_encoder(encoder, pretrained, tokenizer)
     assert_same_weights(encoder, model.bert)
@@ -88,9 +94,11 @@ def test_hugging_face_directory_gives_bert_architecture_and_weights(tmp_path, to
     }))
     pretrained = read_pretrained(tmp_path / "pytorch_model.bin")
     assert pretrained.tokenizer == tokenizer
-    assert pretrained.architecture["norm"] == {"_target_": "attnlab.layers.norm.LayerNorm", "_partial_": True, "eps": 1e-12}
-    assert {key: pretrained.architecture[key] for key in ("placement", "activation", "scorer")} == {
-        "placement": "post", "activation": "gelu", "scorer": SCORER}
+    architecture = pretrained.architecture
+    norm = instantiate(architecture["norm"])(16)
+    assert isinstance(norm, torch.nn.LayerNorm) and norm.eps == 1e-12
+    assert architecture["activation"] == "gelu" and architecture["block"]["scorer"] == SCORER
+    assert architecture["block"]["_target_"] == "attnlab.layers.blocks.PostNormBlock"
     encoder = encoder_from(pretrained, tokenizer.vocab_size)
     load_encoder(encoder, pretrained, tokenizer)
     assert_same_weights(encoder, model.bert)
@@ -149,10 +157,10 @@ def test_tokenizer_vocabulary_and_architecture_mismatches_are_clear_errors(tmp_p
         load_encoder(encoder_from(pretrained, tokenizer.vocab_size), pretrained, other)
     with pytest.raises(ValueError, match=rf"tokenizer/vocabulary mismatch: .* embeds {tokenizer.vocab_size} tokens but the data's tokenizer has 40"):
         load_encoder(encoder_from(pretrained, 40), pretrained)
-    deeper = BertModel(tokenizer.vocab_size, 0, 12, **{**SIZES, "num_layers": 3})
+    deeper = tiny_bert(tokenizer.vocab_size, pad_id=0, max_len=12, **{**SIZES, "num_layers": 3})
     with pytest.raises(ValueError, match=r"architecture differs.*missing \['encoder.blocks.2"):
         load_encoder(deeper, pretrained)
-    wider = BertModel(tokenizer.vocab_size, 0, 12, **{**SIZES, "d_ff": 64})
+    wider = tiny_bert(tokenizer.vocab_size, pad_id=0, max_len=12, **{**SIZES, "d_ff": 64})
     with pytest.raises(ValueError, match=r"architecture differs.*feed_forward.inner.weight \(32, 16\) vs \(64, 16\)"):
         load_encoder(wider, pretrained)
 

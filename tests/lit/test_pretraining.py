@@ -8,6 +8,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from tiny_models import tiny_bert
 
 from attnlab.data.bert_pretraining import WikiText2DataModule
 from attnlab.data.pretraining_examples import PretrainingBatch
@@ -44,7 +45,7 @@ def datamodule(tmp_path):
 
 
 def module_for(data, lr=1e-2, scheduler=None):
-    net = BertForPretraining(**data.net_kwargs(), d_model=32, num_heads=2, num_layers=1, d_ff=64, dropout=0.0)
+    net = BertForPretraining(tiny_bert(**data.net_kwargs(), d_model=32, num_layers=1, d_ff=64))
     return PretrainingModule(net, functools.partial(torch.optim.AdamW, lr=lr), scheduler, weight_decay=0.01)
 
 
@@ -98,7 +99,7 @@ def test_loss_ignores_unchosen_positions_of_the_real_model(datamodule):
     assert output.mlm_logits.shape == (*batch.mlm_positions.shape, module.net.vocab_size)
     chosen = torch.zeros_like(batch.tokens, dtype=torch.bool).scatter(1, batch.mlm_positions, batch.mlm_mask)
     hidden = output.hidden.masked_fill(~chosen.unsqueeze(-1), 123.0)  # garbage at every unchosen position
-    logits = module.net.mlm_head(hidden, batch.mlm_positions, batch.mlm_mask)
+    logits = module.net.mlm_head(hidden, batch.mlm_positions, norm_mask=batch.mlm_mask)
     torch.testing.assert_close(
         pretraining_losses(output._replace(mlm_logits=logits), batch).mlm, pretraining_losses(output, batch).mlm
     )

@@ -10,22 +10,19 @@ import pytorch_lightning as pl
 import sacrebleu
 import torch
 from hydra.utils import instantiate
-from omegaconf import open_dict
+from tiny_models import tiny_transformer
 
-from attnlab.attention.scorers import ScaledDotProductScorer
+from attnlab.cli.validate import fill_missing
 from attnlab.data.corpora import ParallelCorpus
 from attnlab.data.pairs import TranslationBatch
 from attnlab.data.tokenizers import word
 from attnlab.data.translation import TranslationDataModule
-from attnlab.layers.norm import LayerNorm
-from attnlab.layers.positional import SinusoidalPositionalEncoding
 from attnlab.lit.seq2seq import Seq2SeqModule, masked_cross_entropy
 from attnlab.models.decoding import greedy_decode
-from attnlab.models.transformer import Transformer
 
 PAD, BOS, EOS = 1, 2, 3  # the translation datamodule's special ids (<unk> is 0)
 VOCAB = 12
-TINY = ["model.net.d_model=16", "model.net.num_heads=2", "model.net.d_ff=32", "model.net.dropout=0.0",
+TINY = ["model.net.d_model=16", "model.net.num_heads=2", "model.net.block.d_ff=32", "model.net.dropout=0.0",
         "model.net.num_encoder_layers=1", "model.net.num_decoder_layers=1", "model.net.max_len=32"]
 
 
@@ -58,8 +55,7 @@ def compose_model(compose):
 
     def _compose(*overrides: str) -> Seq2SeqModule:
         cfg = compose("model=transformer", *TINY, *overrides)
-        with open_dict(cfg):
-            cfg.model.net.update(src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, pad_id=PAD, bos_id=BOS, eos_id=EOS)
+        fill_missing(cfg.model, dict(src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, pad_id=PAD, bos_id=BOS, eos_id=EOS))
         return instantiate(cfg.model)
 
     return _compose
@@ -97,7 +93,7 @@ def test_every_norm_option_trains(compose_model, norm_option):
     assert_trains(compose_model(f"norm={norm_option}"), norm_option)
 
 
-@pytest.mark.parametrize("choice", ["norm.placement=pre", "model.net.activation=gelu",
+@pytest.mark.parametrize("choice", ["norm.placement=pre", "model.net.block.activation=gelu",
                                     "model.net.share_embeddings=true", "model.net.tie_output=false"])
 def test_every_other_ablation_choice_trains(compose_model, choice):
     assert_trains(compose_model(choice), choice)
@@ -105,13 +101,13 @@ def test_every_other_ablation_choice_trains(compose_model, choice):
 
 def test_ablation_axes_reach_the_model(compose_model):
     module = compose_model("attention=additive", "pos_encoding=rotary", "norm=rmsnorm", "norm.placement=pre",
-                           "model.net.activation=gelu")
+                           "model.net.block.activation=gelu")
     net = module.net
     block = net.decoder.blocks[0]
     assert type(block.self_attention.scorer).__name__ == "AdditiveScorer"
     assert type(block.cross_attention.scorer).__name__ == "AdditiveScorer"
     assert type(net.tgt_embed.positions).__name__ == "RotaryPositionalEncoding"
-    assert type(block.ffn_residual).__name__ == "PreNormResidual"
+    assert type(block).__name__ == "PreNormBlock"
     assert type(block.ffn_residual.norm).__name__ == "RMSNorm"
     assert type(net.encoder.final_norm).__name__ == "RMSNorm"
     assert type(block.feed_forward.activation).__name__ == "GELU"
@@ -120,7 +116,7 @@ def test_ablation_axes_reach_the_model(compose_model):
 
 def test_a_trained_model_reverses_sequences(compose_model):
     torch.manual_seed(0)
-    module = compose_model("model.net.d_model=32", "model.net.d_ff=64", "model.net.num_encoder_layers=2",
+    module = compose_model("model.net.d_model=32", "model.net.block.d_ff=64", "model.net.num_encoder_layers=2",
                            "model.net.num_decoder_layers=2")
     losses_while_training(module, steps=250, lr=5e-3)
     module.eval()
@@ -155,8 +151,7 @@ def test_label_smoothing_mixes_in_the_uniform_distribution():
     uniform = -log_probs.mean(-1)
     eps = 0.1
     torch.testing.assert_close(masked_cross_entropy(logits, targets, PAD, eps), ((1 - eps) * nll + eps * uniform).mean())
-    net = Transformer(VOCAB, VOCAB, PAD, BOS, EOS, ScaledDotProductScorer, SinusoidalPositionalEncoding, LayerNorm,
-                      d_model=16, num_heads=2, d_ff=32, dropout=0.0)
+    net = tiny_transformer(VOCAB, VOCAB, pad_id=PAD, bos_id=BOS, eos_id=EOS)
     module = Seq2SeqModule(net, partial(torch.optim.Adam, lr=1e-3), label_smoothing=eps)
     batch = reverse_batch(torch.Generator().manual_seed(3))
     out = module.compute_loss(batch)
@@ -193,9 +188,7 @@ def datamodule(tmp_path) -> TranslationDataModule:
 
 
 def make_module(datamodule, **kwargs) -> Seq2SeqModule:
-    net = Transformer(**datamodule.net_kwargs(), scorer=ScaledDotProductScorer, pos_encoding=SinusoidalPositionalEncoding,
-                      norm=LayerNorm, d_model=32, num_heads=2, d_ff=64, num_encoder_layers=1, num_decoder_layers=1,
-                      dropout=0.0)
+    net = tiny_transformer(**datamodule.net_kwargs(), d_model=32, d_ff=64, num_encoder_layers=1, num_decoder_layers=1)
     return Seq2SeqModule(net, partial(torch.optim.Adam, lr=5e-3), **kwargs)
 
 
@@ -257,8 +250,7 @@ def test_training_step_reports_useful_tokens_and_scheduler_gets_the_run_length(d
 
 
 def test_checkpoint_hyperparameters_are_plain_data():
-    net = Transformer(VOCAB, VOCAB, PAD, BOS, EOS, ScaledDotProductScorer, SinusoidalPositionalEncoding, LayerNorm,
-                      d_model=16, num_heads=2, d_ff=32)
+    net = tiny_transformer(VOCAB, VOCAB, pad_id=PAD, bos_id=BOS, eos_id=EOS, dropout=0.2)
     module = Seq2SeqModule(net, partial(torch.optim.Adam), decode={"strategy": "beam"}, examples=[("go .", "va !")])
     assert dict(module.hparams) == {
         "label_smoothing": 0.0, "decode": {"strategy": "beam"}, "examples": [["go .", "va !"]],

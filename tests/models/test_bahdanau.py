@@ -10,7 +10,7 @@ PAD, BOS, EOS = 0, 1, 2
 
 
 def _model(scorer=AdditiveScorer):
-    return BahdanauSeq2Seq(20, 22, PAD, BOS, EOS, scorer, embed_size=16, hidden_size=16, num_layers=2, dropout=0.0).eval()
+    return BahdanauSeq2Seq(20, 22, pad_id=PAD, bos_id=BOS, eos_id=EOS, scorer=scorer, embed_size=16, hidden_size=16, num_layers=2, dropout=0.0).eval()
 
 
 def _batch():
@@ -81,4 +81,4 @@ def test_loss_falls_on_a_copy_task():
 
 def test_bad_ids_are_rejected():
     with pytest.raises(ValueError, match="eos_id=30 is outside the target vocabulary of size 22"):
-        BahdanauSeq2Seq(20, 22, PAD, BOS, 30, AdditiveScorer)
+        BahdanauSeq2Seq(20, 22, pad_id=PAD, bos_id=BOS, eos_id=30, scorer=AdditiveScorer)

@@ -1,32 +1,31 @@
 """BERT: shapes, the gathered MLM head, weight tying, padding invariance and every swappable part."""
-from functools import partial
 from itertools import product
 
 import pytest
 import torch
+from tiny_models import block, tiny_bert
+from torch import nn
 
 from attnlab.attention import AdditiveScorer, DotProductScorer, GeneralScorer, ScaledDotProductScorer
 from attnlab.layers import (
-    LayerNorm,
     LearnedPositionalEncoding,
     MaskedBatchNorm,
     NoPositionalEncoding,
-    RMSNorm,
     RotaryPositionalEncoding,
     SinusoidalPositionalEncoding,
 )
 from attnlab.layers.stack import TransformerStack
-from attnlab.models.bert import BertForPretraining, BertModel, MaskedLMHead
+from attnlab.models.bert import BertForPretraining, BertModel
 
 V, PAD, MAX_LEN, D, H = 40, 0, 12, 16, 2
 SCORERS = [DotProductScorer, ScaledDotProductScorer, AdditiveScorer, GeneralScorer]
 POSITIONS = [LearnedPositionalEncoding, SinusoidalPositionalEncoding, RotaryPositionalEncoding, NoPositionalEncoding]
-NORMS = [LayerNorm, RMSNorm, MaskedBatchNorm]
+NORMS = [nn.LayerNorm, nn.RMSNorm, MaskedBatchNorm]
 
 
 def tiny(**overrides) -> BertForPretraining:
-    kwargs = dict(d_model=D, num_heads=H, num_layers=2, d_ff=32, dropout=0.0) | overrides
-    return BertForPretraining(V, PAD, MAX_LEN, **kwargs)
+    sizes = dict(pad_id=PAD, max_len=MAX_LEN, d_model=D, num_heads=H) | overrides
+    return BertForPretraining(tiny_bert(V, **sizes))
 
 
 def inputs(batch=3, length=10):
@@ -89,10 +88,13 @@ def test_bert_init_std_and_zero_padding_embedding():
     assert model.bert.encoder.blocks[0].feed_forward.inner.bias.abs().max() == 0
 
 
-def test_encoder_is_the_shared_transformer_stack():
-    model = tiny()
+def test_encoder_is_the_shared_transformer_stack_and_heads_reuse_the_built_encoder():
+    model = tiny(activation="relu")
     assert isinstance(model.bert.encoder, TransformerStack)
     assert len(model.bert.encoder.blocks) == 2
+    assert (model.bert.d_model, model.bert.num_heads) == (D, H)
+    assert isinstance(model.mlm_head.activation, nn.ReLU) and isinstance(model.mlm_head.norm, nn.LayerNorm)
+    assert model.nsp_head.classifier.in_features == D
 
 
 @pytest.mark.parametrize(("scorer", "position", "norm"), list(product(SCORERS, POSITIONS, NORMS)))
@@ -150,7 +152,7 @@ def test_segments_matter_and_default_to_zero():
 
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="pad_id=40"):
-        BertModel(V, 40, MAX_LEN)
+        BertModel(V, pad_id=40, max_len=MAX_LEN, block=block())
     model = tiny()
     with pytest.raises(ValueError, match=r"tokens must be \(batch, length\)"):
         model(torch.zeros(4, dtype=torch.long))
@@ -161,4 +163,4 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="positions must be"):
         model(torch.ones(2, 5, dtype=torch.long), mlm_positions=torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="activation='swish'"):
-        MaskedLMHead(torch.nn.Embedding(V, D), partial(LayerNorm), "swish")
+        tiny_bert(activation="swish")

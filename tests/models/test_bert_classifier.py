@@ -2,16 +2,17 @@
 (Pretrained weights: tests/lit/test_pretrained.py.)"""
 import pytest
 import torch
+from tiny_models import tiny_bert
 
 from attnlab.models.bert_classifier import BertClassifier, ClassifierOutput
 
-SIZES = dict(d_model=16, num_heads=2, num_layers=2, d_ff=32)
+SIZES = dict(d_model=16, num_heads=2, num_layers=2, d_ff=32, dropout=0.1)
 VOCAB, PAD, MAX_LEN = 30, 0, 12
 
 
 def classifier(max_len=MAX_LEN, vocab=VOCAB, num_classes=3, **sizes):
     torch.manual_seed(2)
-    return BertClassifier(vocab, PAD, max_len, num_classes, **{**SIZES, **sizes})
+    return BertClassifier(tiny_bert(vocab, pad_id=PAD, max_len=max_len, **{**SIZES, **sizes}), num_classes=num_classes)
 
 
 def test_output_is_the_head_over_the_pooled_cls_vector():
@@ -46,4 +47,4 @@ def test_unfrozen_encoder_gets_gradient_and_segments_change_the_prediction():
 
 def test_fewer_than_two_classes_is_rejected():
     with pytest.raises(ValueError, match="num_classes must be >= 2, got 1"):
-        BertClassifier(VOCAB, PAD, MAX_LEN, 1, **SIZES)
+        classifier(num_classes=1)

@@ -3,17 +3,23 @@ from functools import partial
 
 import pytest
 import torch
+from tiny_models import tiny_bert
+from torch import nn
 
-from attnlab.layers import LayerNorm, RMSNorm, RotaryPositionalEncoding
+from attnlab.layers import RotaryPositionalEncoding
 from attnlab.models.bert import BertForPretraining, BertModel
 from attnlab.models.bert_interop import from_hf_state_dict, load_hf_state_dict, to_hf_state_dict
 
 V, PAD, MAX_LEN, D, H, LAYERS, D_FF = 30, 0, 16, 16, 2, 2, 24
 
 
+def encoder(**overrides) -> BertModel:
+    sizes = dict(d_model=D, num_heads=H, num_layers=LAYERS, d_ff=D_FF, dropout=0.1, norm=partial(nn.LayerNorm, eps=1e-12))
+    return tiny_bert(V, pad_id=PAD, max_len=MAX_LEN, **(sizes | overrides))
+
+
 def ours(model_class=BertForPretraining, **overrides):
-    kwargs = dict(d_model=D, num_heads=H, num_layers=LAYERS, d_ff=D_FF, norm=partial(LayerNorm, eps=1e-12)) | overrides
-    model = model_class(V, PAD, MAX_LEN, **kwargs)
+    model = BertForPretraining(encoder(**overrides)) if model_class is BertForPretraining else encoder(**overrides)
     with torch.no_grad():  # BERT's init leaves biases 0 and norm gains 1: make every tensor matter
         for parameter in model.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
@@ -78,10 +84,10 @@ def test_round_trip_ours_to_hf_to_ours(model_class):
 
 def test_hf_pretraining_dict_loads_into_a_bert_model_encoder():
     model = ours()
-    encoder = BertModel(V, PAD, MAX_LEN, D, H, LAYERS, D_FF, norm=partial(LayerNorm, eps=1e-12)).eval()
-    load_hf_state_dict(encoder, to_hf_state_dict(model))
+    bert = encoder().eval()
+    load_hf_state_dict(bert, to_hf_state_dict(model))
     tokens, segments, valid_lens = batch()
-    torch.testing.assert_close(encoder(tokens, segments, valid_lens).hidden, model.bert(tokens, segments, valid_lens).hidden)
+    torch.testing.assert_close(bert(tokens, segments, valid_lens).hidden, model.bert(tokens, segments, valid_lens).hidden)
 
 
 @pytest.mark.parametrize(
@@ -89,7 +95,7 @@ def test_hf_pretraining_dict_loads_into_a_bert_model_encoder():
     [
         ({"pos_encoding": RotaryPositionalEncoding}, "needs learned"),
         ({"placement": "pre"}, "needs post-norm"),
-        ({"norm": RMSNorm}, "LayerNorm"),
+        ({"norm": nn.RMSNorm}, "LayerNorm"),
         ({"activation": "relu"}, "GELU"),
     ],
 )

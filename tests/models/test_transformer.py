@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import tiny_transformer
+from torch import nn
 
 from attnlab.attention.scorers import AdditiveScorer, DotProductScorer, GeneralScorer, ScaledDotProductScorer
-from attnlab.layers.norm import LayerNorm, MaskedBatchNorm, RMSNorm
+from attnlab.layers.norm import MaskedBatchNorm
 from attnlab.layers.positional import (
     LearnedPositionalEncoding,
     NoPositionalEncoding,
@@ -29,13 +31,11 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def make_net(scorer=ScaledDotProductScorer, pos_encoding=SinusoidalPositionalEncoding, norm=LayerNorm,
+def make_net(scorer=ScaledDotProductScorer, pos_encoding=SinusoidalPositionalEncoding, norm=nn.LayerNorm,
              placement="post", **overrides) -> Transformer:
-    options = dict(d_model=16, num_heads=2, num_encoder_layers=2, num_decoder_layers=2, d_ff=32, dropout=0.0, max_len=64)
-    options.update(overrides)
-    return Transformer(
-        VOCAB, options.pop("tgt_vocab_size", VOCAB), PAD, BOS, EOS, scorer, pos_encoding, norm, placement, **options
-    )
+    options = dict(pad_id=PAD, bos_id=BOS, eos_id=EOS, max_len=64) | overrides
+    return tiny_transformer(VOCAB, options.pop("tgt_vocab_size", VOCAB), scorer=scorer, pos_encoding=pos_encoding,
+                            norm=norm, placement=placement, **options)
 
 
 def batch(seed: int = 0):
@@ -77,7 +77,7 @@ def test_changing_a_future_target_token_leaves_earlier_logits(scorer, pos_encodi
     assert not torch.allclose(before[:, 3:], after[:, 3:])
 
 
-@pytest.mark.parametrize("norm", [LayerNorm, RMSNorm, MaskedBatchNorm])
+@pytest.mark.parametrize("norm", [nn.LayerNorm, nn.RMSNorm, MaskedBatchNorm])
 @pytest.mark.parametrize("placement", ["post", "pre"])
 def test_padding_tokens_do_not_change_the_outputs(norm, placement):
     net = make_net(norm=norm, placement=placement).train()  # dropout 0; batch norm on batch statistics
@@ -143,7 +143,7 @@ def test_cache_holds_one_entry_per_fed_token_and_reorders():
 def test_cached_decoding_equals_full_recomputation(pos_encoding):
     net = make_net(pos_encoding=pos_encoding).eval()
     src, src_lens, _ = batch()
-    cached, recomputed = greedy_decode(net, src, src_lens, 8), greedy_decode(net, src, src_lens, 8, use_cache=False)
+    cached, recomputed = greedy_decode(net, src, src_lens, max_steps=8), greedy_decode(net, src, src_lens, max_steps=8, use_cache=False)
     assert torch.equal(cached.tokens, recomputed.tokens) and torch.equal(cached.lengths, recomputed.lengths)
     torch.testing.assert_close(cached.scores, recomputed.scores)
     cached = beam_search(net, src, src_lens, beam_size=3, max_steps=8)
@@ -156,7 +156,7 @@ def test_cached_decoding_equals_full_recomputation(pos_encoding):
 def test_beam_of_one_is_greedy(length_penalty):
     net = make_net().eval()
     src, src_lens, _ = batch(seed=3)
-    greedy = greedy_decode(net, src, src_lens, 10)
+    greedy = greedy_decode(net, src, src_lens, max_steps=10)
     beam = beam_search(net, src, src_lens, beam_size=1, length_penalty=length_penalty, max_steps=10)
     assert torch.equal(beam.tokens, greedy.tokens) and torch.equal(beam.lengths, greedy.lengths)
 
@@ -188,10 +188,32 @@ def test_embeddings_are_scaled_and_padding_embeds_to_zero():
 
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="eos_id=13 is outside the target vocabulary of size 13"):
-        Transformer(VOCAB, VOCAB, PAD, BOS, 13, ScaledDotProductScorer, SinusoidalPositionalEncoding, LayerNorm)
+        make_net(eos_id=13)
     with pytest.raises(ValueError, match="placement='middle'"):
         make_net(placement="middle")
     with pytest.raises(ValueError, match="activation='swish'"):
         make_net(activation="swish")
     with pytest.raises(ValueError, match=r"expected src \(B, S\)"):
         make_net()(torch.zeros(4, dtype=torch.long), torch.tensor([4]), torch.zeros(1, 2, dtype=torch.long))
+
+
+def test_decoder_training_takes_sdpa_is_causal_path_without_a_mask(monkeypatch):
+    """Right-padded targets need no key mask under the causal mask, so decoder self-attention runs SDPA's
+    ``is_causal`` kernel; the explicit (B, 1, T, T) mask is built only where padding must be masked."""
+    import attnlab.attention.multihead as multihead
+
+    calls = []
+    sdpa = multihead.F.scaled_dot_product_attention
+
+    def recording(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+        calls.append((q.shape[-2], k.shape[-2], attn_mask is None, is_causal))
+        return sdpa(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale)
+
+    monkeypatch.setattr(multihead.F, "scaled_dot_product_attention", recording)
+    src, src_lens, tgt_in = batch()
+    tgt_in[2, 3:] = PAD
+    make_net(num_encoder_layers=1, num_decoder_layers=1).train()(src, src_lens, tgt_in)
+    encoder_self, decoder_self, cross = calls
+    assert encoder_self == (6, 6, False, False)  # source padding: explicit key mask
+    assert decoder_self == (5, 5, True, True)  # target: is_causal, no mask
+    assert cross == (5, 6, False, False)

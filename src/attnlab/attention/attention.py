@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from attnlab.attention.functional import masked_softmax
+from attnlab.attention.scorers import Scorer
 
 
 class AttentionOutput(NamedTuple):
@@ -17,7 +18,7 @@ class AttentionOutput(NamedTuple):
 class Attention(nn.Module):
     """Attention pooling with an injected scorer (Bahdanau's additive, Luong's dot/general, ...)."""
 
-    def __init__(self, scorer: nn.Module, dropout: float = 0.0):
+    def __init__(self, scorer: Scorer, dropout: float = 0.0):
         super().__init__()
         self.scorer = scorer
         self.dropout = nn.Dropout(dropout)

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from attnlab.attention.attention import AttentionOutput
 from attnlab.attention.functional import causal_mask, masked_softmax
-from attnlab.attention.scorers import DotProductScorer
+from attnlab.attention.scorers import DotProductScorer, Scorer
 
 Rotation = Callable[[Tensor, int], Tensor]  # (B, H, T, Dh), position offset -> (B, H, T, Dh)
 
@@ -58,7 +58,8 @@ class MultiHeadAttention(nn.Module):
         self,
         d_model: int,
         num_heads: int,
-        scorer: Callable[[int, int], nn.Module],
+        scorer: Callable[[int, int], Scorer],
+        *,
         dropout: float = 0.0,
         bias: bool = True,
     ):
@@ -92,6 +93,7 @@ class MultiHeadAttention(nn.Module):
         query: Tensor,
         key: Tensor,
         value: Tensor,
+        *,
         key_padding_mask: Tensor | None = None,
         is_causal: bool = False,
         need_weights: bool = False,

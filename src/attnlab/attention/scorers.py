@@ -6,9 +6,17 @@ Every scorer is built as ``Scorer(query_dim, key_dim)`` and maps queries ``(...,
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
+
+
+class Scorer(Protocol):
+    """The contract of every scorer: built as ``Scorer(query_dim, key_dim)``, called on queries (..., Tq, dq)
+    and keys (..., Tk, dk), returns scores (..., Tq, Tk)."""
+
+    def __call__(self, queries: Tensor, keys: Tensor) -> Tensor: ...
 
 
 class DotProductScorer(nn.Module):

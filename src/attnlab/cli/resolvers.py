@@ -3,6 +3,7 @@
 - ``${multirun_group:${task_name}}``: in a multirun, ``<task_name>-<sweep dir name>`` (one W&B group per
   sweep); in a single run, null.
 - ``${optuna_direction:${monitor_mode}}``: ``min``/``max`` as Optuna's ``minimize``/``maximize``.
+- ``${placement_block:${norm.placement}}``: ``post``/``pre`` as the ``_target_`` of that Transformer block class.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
+
+from attnlab.layers.blocks import placement_block
 
 _DIRECTIONS = {"min": "minimize", "max": "maximize"}
 
@@ -32,6 +35,12 @@ def optuna_direction(mode) -> str:
     return _DIRECTIONS[key]
 
 
+def placement_block_target(placement: str) -> str:
+    block = placement_block(placement)
+    return f"{block.__module__}.{block.__qualname__}"
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("multirun_group", multirun_group, replace=True)
     OmegaConf.register_new_resolver("optuna_direction", optuna_direction, replace=True)
+    OmegaConf.register_new_resolver("placement_block", placement_block_target, replace=True)

@@ -2,7 +2,8 @@
 
 A checkpoint written by ``attnlab-train`` embeds the resolved run config (``attnlab_config``, data-dependent
 sizes filled in) and the datamodule's state (tokenizers), so ``attnlab-eval``, ``attnlab-translate`` and
-``attnlab-features`` need nothing else. Loading is weights-only (``attnlab.lit.checkpoint``).
+``attnlab-features`` need nothing else. Loading is weights-only (``attnlab.lit.checkpoint``); the model config of an
+older run is first brought to today's layout (``attnlab.models.legacy_config``).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from attnlab.cli.validate import validate_targets
 from attnlab.lit.checkpoint import CONFIG_KEY, load_run_checkpoint
+from attnlab.models.legacy_config import upgrade_net_config
 
 
 class RestoredRun(NamedTuple):
@@ -44,6 +46,8 @@ def restore_run(ckpt_path: str | Path, data_overrides: Mapping[str, Any] | None 
     are merged over the checkpoint's data config."""
     checkpoint = load_run_checkpoint(ckpt_path)
     config = OmegaConf.create(checkpoint[CONFIG_KEY])
+    if "net" in config.get("model", {}):
+        config.model.net = upgrade_net_config(OmegaConf.to_container(config.model.net))
     if data_overrides:
         config.data = OmegaConf.merge(config.data, OmegaConf.create(dict(data_overrides)))
     for part in ("model", "data"):  # a config an older attnlab wrote fails here, naming the key that no longer fits

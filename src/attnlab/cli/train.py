@@ -14,7 +14,7 @@ from attnlab.cli.resolvers import register_resolvers
 from attnlab.cli.schema import register_schemas
 from attnlab.cli.summary import print_summary
 from attnlab.cli.tracking import assign_wandb_run_id
-from attnlab.cli.validate import ConfigError, check_no_missing, validate_targets
+from attnlab.cli.validate import ConfigError, check_no_missing, fill_missing, validate_targets
 from attnlab.lit.callbacks import EmbedConfig, ResumeTrainLoader, Throughput
 from attnlab.lit.checkpoint import load_checkpoint
 from attnlab.lit.loggers import finish_loggers
@@ -88,7 +88,7 @@ def train(cfg: DictConfig) -> float | None:
     with open_dict(cfg):
         if pretrained is not None:  # in the run's config, so its checkpoints rebuild the model without the file
             encoder_config(cfg.model, cfg.pretrained_encoder).update(pretrained.architecture)
-        cfg.model.net.update(datamodule.net_kwargs())
+        fill_missing(cfg.model, datamodule.net_kwargs())  # the `???` leaves the data decides (vocabulary, ids, ...)
     check_no_missing(cfg.model)
     validate_targets(cfg.model, "model")
 

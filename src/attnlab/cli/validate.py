@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
+from collections.abc import Mapping
 from typing import Any
 
 from hydra.utils import get_object
@@ -97,6 +98,23 @@ def validate_targets(cfg: Any, path: str = "") -> None:
     elif isinstance(cfg, ListConfig):
         for index, item in enumerate(cfg):
             validate_targets(item, f"{path}[{index}]")
+
+
+def fill_missing(cfg: DictConfig | ListConfig, values: Mapping[str, Any]) -> list[str]:
+    """Set every ``???`` leaf of ``cfg`` whose key is in ``values`` (e.g. a DataModule's ``net_kwargs()``: vocabulary
+    sizes, special ids, ...), wherever it sits in the tree; returns the filled keys' paths. Values for keys that are
+    not ``???`` are ignored, and a ``???`` with no value stays missing for :func:`check_no_missing` to report.
+    Interpolations (``${attention}``) point outside the tree and are left alone."""
+    filled = []
+    keys = cfg.keys() if isinstance(cfg, DictConfig) else range(len(cfg))
+    for key in keys:
+        if OmegaConf.is_missing(cfg, key):
+            if key in values:
+                cfg[key] = values[key]
+                filled.append(str(key))
+        elif not OmegaConf.is_interpolation(cfg, key) and isinstance(cfg[key], (DictConfig, ListConfig)):
+            filled += [f"{key}.{path}" for path in fill_missing(cfg[key], values)]
+    return filled
 
 
 def check_no_missing(cfg: DictConfig) -> None:

@@ -1,4 +1,8 @@
-"""The Transformer block shared by the Transformer encoder, decoder and BERT.
+"""The Transformer block shared by the Transformer encoder, decoder and BERT, in its two norm placements.
+
+``PostNormBlock`` is ``x = norm(x + dropout(sublayer(x)))`` (Vaswani et al., 2017; BERT; d2l's AddNorm),
+``PreNormBlock`` is ``x = x + dropout(sublayer(norm(x)))`` (Xiong et al., 2020): one short forward each. Both
+hold the same sublayers under the same names, so a state dict fits either placement.
 
 Shape legend: B batch, T target/self length, S source (memory) length, D model dim, H heads.
 """
@@ -9,9 +13,11 @@ from typing import Callable, NamedTuple
 
 from torch import Tensor, nn
 
+from attnlab.attention.attention import AttentionOutput
 from attnlab.attention.multihead import KVCache, MultiHeadAttention, Rotation
+from attnlab.attention.scorers import Scorer
 from attnlab.layers.feedforward import PositionwiseFeedForward
-from attnlab.layers.residual import residual_class
+from attnlab.layers.norm import Norm, NormFactory, normalize
 
 
 @dataclass
@@ -26,70 +32,131 @@ class BlockCache:
         self.cross_attention.reorder(batch_indices)
 
 
+@dataclass(frozen=True)
+class BlockInputs:
+    """What every block of a stack reads besides the hidden states ``x`` (B, T, D)."""
+
+    padding_mask: Tensor | None = None  # (B, T_keys) keys self-attention may see, True = real; None: all
+    causal: bool = False  # no attention to later positions (decoder); alone, it is SDPA's is_causal fast path
+    memory: Tensor | None = None  # (B, S, D) what cross-attention reads (the encoder output)
+    memory_padding_mask: Tensor | None = None  # (B, S) True = real source token
+    rotate: Rotation | None = None  # rotary positions for self-attention queries/keys
+    norm_mask: Tensor | None = None  # (B, T) real tokens, read only by a norm pooling over tokens (batch norm)
+    need_weights: bool = False  # return attention weights (takes the explicit, unfused path)
+
+
 class BlockOutput(NamedTuple):
     hidden: Tensor  # (B, T, D)
     self_weights: Tensor | None  # (B, H, T, T) when asked for
     cross_weights: Tensor | None  # (B, H, T, S) when asked for
 
 
-class TransformerBlock(nn.Module):
-    """Self-attention, optional cross-attention to a memory, and a position-wise FFN, each with add & norm.
+class Residual(nn.Module):
+    """The norm and the output dropout around one sublayer; where the norm sits is the block's placement."""
 
-    ``scorer`` and ``norm`` are factories (``scorer(Dh, Dh)``, ``norm(D)``) so every sublayer gets its own.
+    def __init__(self, norm: Norm, dropout: float):
+        super().__init__()
+        self.norm = norm
+        self.dropout = nn.Dropout(dropout)
+
+
+class TransformerBlock(nn.Module):
+    """Self-attention, optional cross-attention to a memory, and a position-wise FFN, each a residual branch.
+
+    Built as ``block(d_model, num_heads, cross_attention=...)`` by a stack's model from a ``partial`` holding the
+    rest; ``scorer`` and ``norm`` are factories (``scorer(Dh, Dh)``, ``norm(D)``), so every sublayer gets its own.
+    Subclasses write ``forward`` for one norm placement.
     """
 
     def __init__(
         self,
         d_model: int,
         num_heads: int,
+        *,
         d_ff: int,
-        scorer: Callable[[int, int], nn.Module],
-        norm: Callable[[int], nn.Module],
-        placement: str = "post",
+        scorer: Callable[[int, int], Scorer],
+        norm: NormFactory,
         dropout: float = 0.1,
         activation: str = "relu",
         cross_attention: bool = False,
         bias: bool = True,
     ):
         super().__init__()
-        residual = residual_class(placement)
-        self.self_attention = MultiHeadAttention(d_model, num_heads, scorer, dropout, bias)
-        self.self_residual = residual(norm(d_model), dropout)
-        self.cross_attention = MultiHeadAttention(d_model, num_heads, scorer, dropout, bias) if cross_attention else None
-        self.cross_residual = residual(norm(d_model), dropout) if cross_attention else None
-        self.feed_forward = PositionwiseFeedForward(d_model, d_ff, activation)
-        self.ffn_residual = residual(norm(d_model), dropout)
-
-    def forward(
-        self,
-        x: Tensor,
-        padding_mask: Tensor | None = None,
-        causal: bool = False,
-        memory: Tensor | None = None,
-        memory_padding_mask: Tensor | None = None,
-        rotate: Rotation | None = None,
-        cache: BlockCache | None = None,
-        need_weights: bool = False,
-    ) -> BlockOutput:
-        """``x`` (B, T, D); ``padding_mask`` (B, T_keys) True = real token (with a cache: all past keys)."""
-        query_mask = None if cache is not None or padding_mask is None else padding_mask  # (B, T) for batch norm
-        h = self.self_residual.sublayer_input(x, query_mask)
-        attended = self.self_attention(
-            h, h, h, key_padding_mask=padding_mask, is_causal=causal, need_weights=need_weights,
-            rotate=rotate, cache=None if cache is None else cache.self_attention,
+        self.d_model, self.norm_factory = d_model, norm
+        self.self_attention = MultiHeadAttention(d_model, num_heads, scorer, dropout=dropout, bias=bias)
+        self.self_residual = Residual(norm(d_model), dropout)
+        self.cross_attention = (
+            MultiHeadAttention(d_model, num_heads, scorer, dropout=dropout, bias=bias) if cross_attention else None
         )
-        x = self.self_residual.combine(x, attended.output, query_mask)
-        cross_weights = None
+        self.cross_residual = Residual(norm(d_model), dropout) if cross_attention else None
+        self.feed_forward = PositionwiseFeedForward(d_model, d_ff, activation=activation)
+        self.ffn_residual = Residual(norm(d_model), dropout)
+
+    def final_norm(self) -> nn.Module:
+        """What a stack of these blocks applies to its output."""
+        raise NotImplementedError
+
+    def attend_self(self, h: Tensor, inputs: BlockInputs, cache: BlockCache | None) -> AttentionOutput:
+        return self.self_attention(
+            h, h, h, key_padding_mask=inputs.padding_mask, is_causal=inputs.causal, need_weights=inputs.need_weights,
+            rotate=inputs.rotate, cache=None if cache is None else cache.self_attention,
+        )
+
+    def attend_memory(self, h: Tensor, inputs: BlockInputs, cache: BlockCache | None) -> AttentionOutput:
+        if inputs.memory is None:
+            raise ValueError("this block has cross-attention and needs the encoder memory")
+        return self.cross_attention(
+            h, inputs.memory, inputs.memory, key_padding_mask=inputs.memory_padding_mask,
+            need_weights=inputs.need_weights, cache=None if cache is None else cache.cross_attention,
+        )
+
+
+class PostNormBlock(TransformerBlock):
+    """``x = norm(x + dropout(sublayer(x)))`` per sublayer: the original Transformer, BERT and d2l."""
+
+    def final_norm(self) -> nn.Module:
+        return nn.Identity()  # the last sublayer already normalised the output
+
+    def forward(self, x: Tensor, inputs: BlockInputs = BlockInputs(), cache: BlockCache | None = None) -> BlockOutput:
+        mask, attn, ffn = inputs.norm_mask, self.self_residual, self.ffn_residual
+        attended = self.attend_self(x, inputs, cache)
+        x = normalize(attn.norm, x + attn.dropout(attended.output), mask)
+        crossed = None
         if self.cross_attention is not None:
-            if memory is None:
-                raise ValueError("this block has cross-attention and needs the encoder memory")
-            h = self.cross_residual.sublayer_input(x, query_mask)
-            crossed = self.cross_attention(
-                h, memory, memory, key_padding_mask=memory_padding_mask, need_weights=need_weights,
-                cache=None if cache is None else cache.cross_attention,
-            )
-            x = self.cross_residual.combine(x, crossed.output, query_mask)
-            cross_weights = crossed.weights
-        h = self.ffn_residual.sublayer_input(x, query_mask)
-        x = self.ffn_residual.combine(x, self.feed_forward(h), query_mask)
-        return BlockOutput(x, attended.weights, cross_weights)
+            cross = self.cross_residual
+            crossed = self.attend_memory(x, inputs, cache)
+            x = normalize(cross.norm, x + cross.dropout(crossed.output), mask)
+        x = normalize(ffn.norm, x + ffn.dropout(self.feed_forward(x)), mask)
+        return BlockOutput(x, attended.weights, None if crossed is None else crossed.weights)
+
+
+class PreNormBlock(TransformerBlock):
+    """``x = x + dropout(sublayer(norm(x)))`` per sublayer: stabler deep stacks, but the output is unnormalised."""
+
+    def final_norm(self) -> nn.Module:
+        return self.norm_factory(self.d_model)
+
+    def forward(self, x: Tensor, inputs: BlockInputs = BlockInputs(), cache: BlockCache | None = None) -> BlockOutput:
+        mask, attn, ffn = inputs.norm_mask, self.self_residual, self.ffn_residual
+        attended = self.attend_self(normalize(attn.norm, x, mask), inputs, cache)
+        x = x + attn.dropout(attended.output)
+        crossed = None
+        if self.cross_attention is not None:
+            cross = self.cross_residual
+            crossed = self.attend_memory(normalize(cross.norm, x, mask), inputs, cache)
+            x = x + cross.dropout(crossed.output)
+        x = x + ffn.dropout(self.feed_forward(normalize(ffn.norm, x, mask)))
+        return BlockOutput(x, attended.weights, None if crossed is None else crossed.weights)
+
+
+PLACEMENTS: dict[str, type[TransformerBlock]] = {"post": PostNormBlock, "pre": PreNormBlock}  # norm.placement=
+
+
+def placement_block(placement: str) -> type[TransformerBlock]:
+    """The block class of a norm placement name (``norm.placement`` in the configs)."""
+    if placement not in PLACEMENTS:
+        raise ValueError(f"norm placement={placement!r} is not one of {sorted(PLACEMENTS)}")
+    return PLACEMENTS[placement]
+
+
+BlockFactory = Callable[..., TransformerBlock]  # block(d_model, num_heads, cross_attention=...)

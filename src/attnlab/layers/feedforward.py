@@ -12,7 +12,7 @@ class PositionwiseFeedForward(nn.Module):
     ``activation_dropout`` (off by default, as in the paper, d2l and BERT) drops hidden units between the two
     layers; the residual wrapper already drops the sublayer's output."""
 
-    def __init__(self, d_model: int, d_ff: int, activation: str = "relu", activation_dropout: float = 0.0):
+    def __init__(self, d_model: int, d_ff: int, *, activation: str = "relu", activation_dropout: float = 0.0):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation={activation!r} is not one of {sorted(ACTIVATIONS)}")

@@ -1,29 +1,24 @@
-"""Normalisation layers, all built as ``Norm(d_model)`` and called as ``norm(x, mask)``.
+"""Normalisation layers: every norm is built as ``norm(d_model)`` and called as ``norm(x)`` on ``x`` (B, T, D).
 
-``x`` is (B, T, D); ``mask`` (B, T) marks real tokens (True) and matters only to batch norm, whose
-statistics must not count padding.
+Layer norm and RMS norm are torch's own ``nn.LayerNorm`` and ``nn.RMSNorm`` (``conf/norm/*.yaml`` targets them).
+Batch norm is the ablation and the one exception: its statistics pool over tokens, so padding must stay out of
+them and it also takes the real-token mask. :func:`normalize` is the one place where a mask meets a norm.
 """
 from __future__ import annotations
+
+from typing import Callable, Protocol
 
 import torch
 from torch import Tensor, nn
 
 
-class LayerNorm(nn.LayerNorm):
-    """Ba et al. (2016); per-token, so padding cannot leak into it."""
+class Norm(Protocol):
+    """The contract of every norm: built as ``Norm(d_model)``, maps (..., D) to (..., D)."""
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        return super().forward(x)
+    def __call__(self, x: Tensor) -> Tensor: ...
 
 
-class RMSNorm(nn.RMSNorm):
-    """Zhang & Sennrich (2019): rescale by the root mean square, no centring, no bias."""
-
-    def __init__(self, normalized_shape: int, eps: float = 1e-6):
-        super().__init__(normalized_shape, eps=eps)
-
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        return super().forward(x)
+NormFactory = Callable[[int], Norm]  # norm(d_model), e.g. partial(nn.LayerNorm, eps=1e-5)
 
 
 class MaskedBatchNorm(nn.Module):
@@ -39,6 +34,7 @@ class MaskedBatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(normalized_shape))
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``x`` (..., D); ``mask`` (...) True = a real token (None: all are)."""
         if self.training:
             tokens = x.reshape(-1, x.shape[-1]) if mask is None else x[mask]  # (N_real, D)
             if tokens.shape[0] < 2:
@@ -52,3 +48,8 @@ class MaskedBatchNorm(nn.Module):
         else:
             mean, var = self.running_mean, self.running_var
         return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+
+def normalize(norm: Norm, x: Tensor, mask: Tensor | None) -> Tensor:
+    """``norm(x)``; only a norm whose statistics pool over tokens (batch norm) is also given ``mask``."""
+    return norm(x, mask) if isinstance(norm, MaskedBatchNorm) else norm(x)

@@ -1,4 +1,5 @@
-"""Positional encodings, all built as ``Encoding(d_model, num_heads, max_len)``.
+"""Positional encodings: subclasses of :class:`PositionalEncoding`, all built as ``Encoding(d_model, num_heads,
+max_len)``.
 
 Each has two hooks: ``forward(x, offset)`` adds position information to embeddings (B, T, D), and
 ``rotate(x, offset)`` turns per-head queries/keys (B, H, T, Dh); each is the identity where it does not apply.
@@ -7,6 +8,7 @@ Each has two hooks: ``forward(x, offset)`` adds position information to embeddin
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -23,20 +25,28 @@ def sinusoid_table(max_len: int, dim: int) -> Tensor:
     return table  # (T, D)
 
 
-class NoPositionalEncoding(nn.Module):
-    """No position information: the model sees a bag of tokens (an ablation baseline)."""
+class PositionalEncoding(nn.Module):
+    """The common base: the constructor every encoding shares and both hooks, each the identity until a
+    subclass overrides the one it uses (added encodings ``forward``, rotary ``rotate``)."""
 
     def __init__(self, d_model: int, num_heads: int = 1, max_len: int = 1024):
         super().__init__()
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
-        return x
+        return x  # (B, T, D)
 
     def rotate(self, x: Tensor, offset: int = 0) -> Tensor:
-        return x
+        return x  # (B, H, T, Dh)
 
 
-class SinusoidalPositionalEncoding(NoPositionalEncoding):
+PositionalEncodingFactory = Callable[[int, int, int], PositionalEncoding]  # encoding(d_model, num_heads, max_len)
+
+
+class NoPositionalEncoding(PositionalEncoding):
+    """No position information: the model sees a bag of tokens (an ablation baseline)."""
+
+
+class SinusoidalPositionalEncoding(PositionalEncoding):
     """Fixed sinusoids added to the embeddings; extends itself past ``max_len``."""
 
     def __init__(self, d_model: int, num_heads: int = 1, max_len: int = 1024):
@@ -50,7 +60,7 @@ class SinusoidalPositionalEncoding(NoPositionalEncoding):
         return x + self.table[offset:end].to(x.dtype)
 
 
-class LearnedPositionalEncoding(NoPositionalEncoding):
+class LearnedPositionalEncoding(PositionalEncoding):
     """A trained embedding per position (BERT); positions past ``max_len`` are an error."""
 
     def __init__(self, d_model: int, num_heads: int = 1, max_len: int = 1024):
@@ -69,7 +79,7 @@ class LearnedPositionalEncoding(NoPositionalEncoding):
         return x + self.embedding(positions)  # (B, T, D)
 
 
-class RotaryPositionalEncoding(NoPositionalEncoding):
+class RotaryPositionalEncoding(PositionalEncoding):
     """RoPE (Su et al., 2021): rotates query/key feature pairs by position-dependent angles."""
 
     def __init__(self, d_model: int, num_heads: int = 1, max_len: int = 1024, base: float = 10000.0):

@@ -23,16 +23,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from attnlab.attention.scorers import ScaledDotProductScorer
 from attnlab.data.tokenizer_state import TOKENIZER_KEY
 from attnlab.data.tokenizers import TextTokenizer
-from attnlab.layers.norm import LayerNorm
 from attnlab.layers.positional import LearnedPositionalEncoding
 from attnlab.lit.checkpoint import CONFIG_KEY, load_checkpoint
 from attnlab.models.bert import BertForPretraining, BertModel
 from attnlab.models.bert_interop import HF_LAYER_NORM_EPS, HF_PREFIX, from_hf_state_dict
+from attnlab.models.legacy_config import upgrade_encoder_config, upgrade_net_config
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,13 @@ def encoder_config(model_config: Mapping, encoder: str) -> Mapping:
 
 
 def _architecture(config: Mapping) -> dict[str, Any]:
+    """``BertModel``'s arguments in an encoder node, minus what the data and the fine-tuning decide; the blocks'
+    dropout is pointed back at the encoder's (the fine-tuning's), as a fresh config has it."""
     arguments = inspect.signature(BertModel).parameters
-    return {key: value for key, value in config.items() if key in arguments and key not in NOT_ARCHITECTURE}
+    architecture = {key: value for key, value in config.items() if key in arguments and key not in NOT_ARCHITECTURE}
+    if isinstance(architecture.get("block"), Mapping):
+        architecture["block"] = {**architecture["block"], "dropout": "${..dropout}"}
+    return architecture
 
 
 def read_pretrained(path: str | os.PathLike, encoder: str = "net.bert") -> PretrainedEncoder:
@@ -97,7 +102,10 @@ def read_pretrained(path: str | os.PathLike, encoder: str = "net.bert") -> Pretr
 
 
 def _from_run_checkpoint(path: Path, checkpoint: dict, encoder: str) -> PretrainedEncoder:
-    model_config = encoder_config(checkpoint[CONFIG_KEY].get("model", {}), encoder)
+    model = dict(checkpoint[CONFIG_KEY].get("model", {}))
+    if "net" in model:  # a run of an older attnlab kept the encoder's arguments flat in net
+        model["net"] = upgrade_net_config(model["net"])
+    model_config = encoder_config(model, encoder)
     prefix = encoder + "."
     state = {key[len(prefix) :]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
     if not state:
@@ -137,10 +145,11 @@ def _from_hf_directory(path: Path, checkpoint: dict) -> PretrainedEncoder:
     bert = model.bert if isinstance(model, BertForPretraining) else model
     parts = {  # what from_hf_state_dict builds: BERT's own parts
         "scorer": _partial(ScaledDotProductScorer), "pos_encoding": _partial(LearnedPositionalEncoding),
-        "norm": _partial(LayerNorm, eps=eps), "placement": "post", "activation": "gelu",
+        "norm": _partial(nn.LayerNorm, eps=eps), "placement": "post", "activation": "gelu",
     }
     tokenizer = TextTokenizer.load(files[0])
-    return PretrainedEncoder(tokenizer, _architecture({**parts, **sizes}), bert.state_dict(), str(path))
+    node = upgrade_encoder_config(parts | sizes)
+    return PretrainedEncoder(tokenizer, _architecture(node), bert.state_dict(), str(path))
 
 
 def load_encoder(encoder: BertModel, pretrained: PretrainedEncoder, tokenizer: TextTokenizer | None = None) -> None:

@@ -2,23 +2,24 @@
 
 Shape legend: B batch, T sequence length, D model dim, H heads, V vocabulary, P masked-LM prediction slots.
 
-The encoder is :class:`attnlab.layers.stack.TransformerStack` (the Transformer's own blocks); attention scorer,
-positional encoding and norm are injected factories, so ``attention=``, ``pos_encoding=`` and ``norm=`` swap them.
-With post-norm LayerNorm, GELU and learned positions this is exactly BERT (``attnlab.models.bert_interop``
-loads Hugging Face weights into it).
+The encoder is :class:`attnlab.layers.stack.TransformerStack` of an injected block factory (the Transformer's own
+blocks); scorer, positional encoding and norm are injected too, so ``attention=``, ``pos_encoding=`` and ``norm=``
+swap them. The heads take the built :class:`BertModel`. With post-norm LayerNorm, GELU and learned positions this
+is exactly BERT (``attnlab.models.bert_interop`` loads Hugging Face weights into it).
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from functools import partial
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from attnlab.attention.functional import sequence_mask
-from attnlab.attention.scorers import ScaledDotProductScorer
+from attnlab.layers.blocks import BlockFactory, BlockInputs
 from attnlab.layers.feedforward import ACTIVATIONS
-from attnlab.layers.norm import LayerNorm
-from attnlab.layers.positional import LearnedPositionalEncoding
+from attnlab.layers.norm import NormFactory, normalize
+from attnlab.layers.positional import LearnedPositionalEncoding, PositionalEncodingFactory
 from attnlab.layers.stack import TransformerStack
 
 INIT_STD = 0.02  # BERT's truncated-normal initializer range (we use a plain normal)
@@ -58,11 +59,12 @@ class BertEmbeddings(nn.Module):
         self,
         vocab_size: int,
         d_model: int,
+        *,
         num_heads: int,
         max_len: int,
         pad_id: int,
-        pos_encoding: Callable[[int, int, int], nn.Module],
-        norm: Callable[[int], nn.Module],
+        pos_encoding: PositionalEncodingFactory,
+        norm: NormFactory,
         dropout: float = 0.1,
     ):
         super().__init__()
@@ -74,7 +76,7 @@ class BertEmbeddings(nn.Module):
 
     def forward(self, tokens: Tensor, segments: Tensor, padding_mask: Tensor) -> Tensor:
         x = self.position(self.token_embedding(tokens) + self.segment_embedding(segments))  # (B, T, D)
-        return self.dropout(self.norm(x, padding_mask))
+        return self.dropout(normalize(self.norm, x, padding_mask))
 
 
 class BertPooler(nn.Module):
@@ -89,23 +91,28 @@ class BertPooler(nn.Module):
 
 
 class BertModel(nn.Module):
-    """The BERT encoder: embeddings, ``num_layers`` Transformer blocks (bidirectional: no causal mask), pooler."""
+    """The BERT encoder: embeddings, ``num_layers`` blocks built as ``block(d_model, num_heads)`` (bidirectional:
+    no causal mask), pooler.
+
+    ``norm`` and ``activation`` are BERT's own (Hugging Face's ``layer_norm_eps`` and ``hidden_act``): the
+    embeddings and the heads use them, and the configs give the blocks the same ones. ``dropout`` is the
+    embeddings' (the blocks have their own).
+    """
 
     def __init__(
         self,
         vocab_size: int,
+        *,
         pad_id: int,
         max_len: int,
+        block: BlockFactory,
+        pos_encoding: PositionalEncodingFactory = LearnedPositionalEncoding,
+        norm: NormFactory = nn.LayerNorm,
         d_model: int = 128,
         num_heads: int = 2,
         num_layers: int = 2,
-        d_ff: int = 256,
         dropout: float = 0.1,
         activation: str = "gelu",
-        scorer: Callable[[int, int], nn.Module] = ScaledDotProductScorer,
-        pos_encoding: Callable[[int, int, int], nn.Module] = LearnedPositionalEncoding,
-        norm: Callable[[int], nn.Module] = LayerNorm,
-        placement: str = "post",
     ):
         super().__init__()
         if vocab_size < 1 or not 0 <= pad_id < vocab_size or max_len < 1:
@@ -113,11 +120,15 @@ class BertModel(nn.Module):
                 f"need vocab_size >= 1, 0 <= pad_id < vocab_size and max_len >= 1; "
                 f"got vocab_size={vocab_size}, pad_id={pad_id}, max_len={max_len}"
             )
-        self.vocab_size, self.pad_id, self.max_len, self.d_model = vocab_size, pad_id, max_len, d_model
-        self.embeddings = BertEmbeddings(vocab_size, d_model, num_heads, max_len, pad_id, pos_encoding, norm, dropout)
-        self.encoder = TransformerStack(
-            num_layers, d_model, num_heads, d_ff, scorer, norm, placement, dropout, activation, cross_attention=False
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation={activation!r} is not one of {sorted(ACTIVATIONS)}")
+        self.vocab_size, self.pad_id, self.max_len = vocab_size, pad_id, max_len
+        self.d_model, self.num_heads, self.activation, self.norm_factory = d_model, num_heads, activation, norm
+        self.embeddings = BertEmbeddings(
+            vocab_size, d_model, num_heads=num_heads, max_len=max_len, pad_id=pad_id, pos_encoding=pos_encoding,
+            norm=norm, dropout=dropout,
         )
+        self.encoder = TransformerStack(partial(block, d_model, num_heads), num_layers)
         self.pooler = BertPooler(d_model)
         self.apply(init_bert_weights)
 
@@ -140,9 +151,11 @@ class BertModel(nn.Module):
         else:
             padding_mask = sequence_mask(valid_lens, tokens.shape[1])  # (B, T)
         x = self.embeddings(tokens, segments, padding_mask)  # (B, T, D)
-        encoded = self.encoder(
-            x, padding_mask, rotate=self.embeddings.position.rotate, need_weights=need_weights
+        inputs = BlockInputs(
+            padding_mask=padding_mask, rotate=self.embeddings.position.rotate, norm_mask=padding_mask,
+            need_weights=need_weights,
         )
+        encoded = self.encoder(x, inputs)
         return BertOutput(encoded.hidden, self.pooler(encoded.hidden), encoded.self_weights)
 
 
@@ -150,10 +163,8 @@ class MaskedLMHead(nn.Module):
     """Predicts the original token at masked positions: dense, activation, norm, then the output projection
     tied to the token embedding (Press & Wolf, 2017) plus an output bias of its own (sec. 3.1, task #1)."""
 
-    def __init__(self, token_embedding: nn.Embedding, norm: Callable[[int], nn.Module], activation: str = "gelu"):
+    def __init__(self, token_embedding: nn.Embedding, *, norm: NormFactory, activation: str = "gelu"):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation={activation!r} is not one of {sorted(ACTIVATIONS)}")
         vocab_size, d_model = token_embedding.weight.shape
         self.dense = nn.Linear(d_model, d_model)
         self.activation = ACTIVATIONS[activation]()
@@ -162,9 +173,9 @@ class MaskedLMHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(vocab_size))
         init_bert_weights(self.dense)
 
-    def forward(self, hidden: Tensor, positions: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
-        """``hidden`` (B, T, D); ``positions`` (B, P) to predict (None: all T); ``mask`` (B, P|T) real slots,
-        read only by batch norm's statistics. Only the gathered rows reach the V-way projection."""
+    def forward(self, hidden: Tensor, positions: Tensor | None = None, *, norm_mask: Tensor | None = None) -> Tensor:
+        """``hidden`` (B, T, D); ``positions`` (B, P) to predict (None: all T); only the gathered rows reach the
+        V-way projection. ``norm_mask`` (B, P|T) marks real slots for a norm pooling over them (batch norm)."""
         if positions is not None:
             if positions.dim() != 2 or positions.shape[0] != hidden.shape[0]:
                 raise ValueError(
@@ -172,7 +183,7 @@ class MaskedLMHead(nn.Module):
                 )
             index = positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])  # (B, P, D)
             hidden = hidden.gather(1, index)  # (B, P, D)
-        h = self.norm(self.activation(self.dense(hidden)), mask)
+        h = normalize(self.norm, self.activation(self.dense(hidden)), norm_mask)
         return nn.functional.linear(h, self.decoder_weight, self.bias)  # (B, P, V)
 
 
@@ -189,31 +200,13 @@ class NextSentenceHead(nn.Module):
 
 
 class BertForPretraining(nn.Module):
-    """:class:`BertModel` with the masked-LM and next-sentence heads; arguments as :class:`BertModel`."""
+    """A built :class:`BertModel` under ``bert`` with the masked-LM and next-sentence heads on top."""
 
-    def __init__(
-        self,
-        vocab_size: int,
-        pad_id: int,
-        max_len: int,
-        d_model: int = 128,
-        num_heads: int = 2,
-        num_layers: int = 2,
-        d_ff: int = 256,
-        dropout: float = 0.1,
-        activation: str = "gelu",
-        scorer: Callable[[int, int], nn.Module] = ScaledDotProductScorer,
-        pos_encoding: Callable[[int, int, int], nn.Module] = LearnedPositionalEncoding,
-        norm: Callable[[int], nn.Module] = LayerNorm,
-        placement: str = "post",
-    ):
+    def __init__(self, bert: BertModel):
         super().__init__()
-        self.bert = BertModel(
-            vocab_size, pad_id, max_len, d_model, num_heads, num_layers, d_ff, dropout, activation,
-            scorer, pos_encoding, norm, placement,
-        )
-        self.mlm_head = MaskedLMHead(self.bert.embeddings.token_embedding, norm, activation)
-        self.nsp_head = NextSentenceHead(d_model)
+        self.bert = bert
+        self.mlm_head = MaskedLMHead(bert.embeddings.token_embedding, norm=bert.norm_factory, activation=bert.activation)
+        self.nsp_head = NextSentenceHead(bert.d_model)
 
     @property
     def vocab_size(self) -> int:
@@ -228,7 +221,7 @@ class BertForPretraining(nn.Module):
         mlm_mask: Tensor | None = None,
     ) -> PretrainingOutput:
         """``mlm_positions`` (B, P) selects where the MLM head predicts (None: every position);
-        ``mlm_mask`` (B, P) marks real slots, which only batch norm in the MLM head needs."""
+        ``mlm_mask`` (B, P) marks real slots, which only a batch-norm MLM head reads."""
         encoded = self.bert(tokens, segments, valid_lens)
-        mlm_logits = self.mlm_head(encoded.hidden, mlm_positions, mlm_mask)  # (B, P, V)
+        mlm_logits = self.mlm_head(encoded.hidden, mlm_positions, norm_mask=mlm_mask)  # (B, P, V)
         return PretrainingOutput(encoded.hidden, encoded.pooled, mlm_logits, self.nsp_head(encoded.pooled))

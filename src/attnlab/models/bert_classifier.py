@@ -10,13 +10,10 @@ encoder weight starts from pretraining and is either fine-tuned with it or, for 
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from torch import Tensor, nn
 
-from attnlab.attention.scorers import ScaledDotProductScorer
-from attnlab.layers.norm import LayerNorm
-from attnlab.layers.positional import LearnedPositionalEncoding
 from attnlab.models.bert import BertModel, init_bert_weights
 
 
@@ -28,7 +25,7 @@ class ClassifierOutput(NamedTuple):
 class ClassificationHead(nn.Module):
     """The new output layer: dropout, then one linear map from the pooled [CLS] vector to class scores."""
 
-    def __init__(self, d_model: int, num_classes: int, dropout: float = 0.1):
+    def __init__(self, d_model: int, num_classes: int, *, dropout: float = 0.1):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(d_model, num_classes)
@@ -39,37 +36,18 @@ class ClassificationHead(nn.Module):
 
 
 class BertClassifier(nn.Module):
-    """:class:`BertModel` (arguments as there) + :class:`ClassificationHead` with ``num_classes`` outputs.
+    """A built :class:`BertModel` + :class:`ClassificationHead` with ``num_classes`` outputs and ``dropout``.
 
     The encoder sits under ``bert`` as in :class:`BertForPretraining`, so both share state-dict names.
     """
 
-    def __init__(
-        self,
-        vocab_size: int,
-        pad_id: int,
-        max_len: int,
-        num_classes: int,
-        d_model: int = 128,
-        num_heads: int = 2,
-        num_layers: int = 2,
-        d_ff: int = 256,
-        dropout: float = 0.1,
-        activation: str = "gelu",
-        scorer: Callable[[int, int], nn.Module] = ScaledDotProductScorer,
-        pos_encoding: Callable[[int, int, int], nn.Module] = LearnedPositionalEncoding,
-        norm: Callable[[int], nn.Module] = LayerNorm,
-        placement: str = "post",
-    ):
+    def __init__(self, bert: BertModel, *, num_classes: int, dropout: float = 0.1):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.num_classes = num_classes
-        self.bert = BertModel(
-            vocab_size, pad_id, max_len, d_model, num_heads, num_layers, d_ff, dropout, activation,
-            scorer, pos_encoding, norm, placement,
-        )
-        self.head = ClassificationHead(d_model, num_classes, dropout)
+        self.bert = bert
+        self.head = ClassificationHead(bert.d_model, num_classes, dropout=dropout)
         self.encoder_frozen = False
 
     def freeze_encoder(self) -> None:

@@ -14,9 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from attnlab.attention.scorers import ScaledDotProductScorer
-from attnlab.layers.norm import LayerNorm
+from attnlab.layers.blocks import PostNormBlock
 from attnlab.layers.positional import LearnedPositionalEncoding
-from attnlab.layers.residual import PostNormResidual
 from attnlab.models.bert import BertForPretraining, BertModel
 
 HF_LAYER_NORM_EPS = 1e-12  # BertConfig.layer_norm_eps
@@ -75,8 +74,8 @@ def _check_hf_compatible(model: BertModel) -> None:
         problems.append("norms must be LayerNorm with a bias (norm=layernorm)")
     for block in model.encoder.blocks:
         attention = block.self_attention
-        if type(block.self_residual) is not PostNormResidual:
-            problems.append(f"norm placement is {type(block.self_residual).__name__}, needs post-norm")
+        if type(block) is not PostNormBlock:
+            problems.append(f"block is {type(block).__name__}, needs post-norm (PostNormBlock)")
         if type(attention.scorer) is not ScaledDotProductScorer:
             problems.append(f"attention scorer is {type(attention.scorer).__name__}, needs scaled dot product")
         if attention.query_proj.bias is None:
@@ -126,6 +125,7 @@ def load_hf_state_dict(model: BertForPretraining | BertModel, state_dict: dict[s
 
 def from_hf_state_dict(
     state_dict: dict[str, Tensor],
+    *,
     num_heads: int,
     pad_id: int = 0,
     dropout: float = 0.1,
@@ -149,11 +149,12 @@ def from_hf_state_dict(
     layer = re.compile(re.escape(prefix) + r"encoder\.layer\.(\d+)\.")
     num_layers = len({match.group(1) for key in state_dict if (match := layer.match(key))})
     d_ff = state_dict[prefix + "encoder.layer.0.intermediate.dense.weight"].shape[0]
-    model_class = BertForPretraining if with_heads else BertModel
-    model = model_class(
-        vocab_size, pad_id, max_len, d_model, num_heads, num_layers, d_ff, dropout, activation="gelu",
-        scorer=ScaledDotProductScorer, pos_encoding=LearnedPositionalEncoding,
-        norm=partial(LayerNorm, eps=norm_eps), placement="post",
+    norm = partial(nn.LayerNorm, eps=norm_eps)
+    block = partial(PostNormBlock, d_ff=d_ff, scorer=ScaledDotProductScorer, norm=norm, dropout=dropout, activation="gelu")
+    bert = BertModel(
+        vocab_size, pad_id=pad_id, max_len=max_len, block=block, pos_encoding=LearnedPositionalEncoding, norm=norm,
+        d_model=d_model, num_heads=num_heads, num_layers=num_layers, dropout=dropout, activation="gelu",
     )
+    model = BertForPretraining(bert) if with_heads else bert
     load_hf_state_dict(model, state_dict)
     return model

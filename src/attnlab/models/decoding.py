@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from functools import partial
-from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Protocol
 
 import torch
 from torch import Tensor
@@ -31,8 +31,8 @@ class DecoderStep(NamedTuple):
     state: DecodingState
 
 
-class Seq2SeqOutput(Protocol):
-    """What a seq2seq model's teacher-forced ``forward`` returns.
+class Seq2SeqOutput(NamedTuple):
+    """What every seq2seq model's teacher-forced ``forward`` returns (Bahdanau GRU and Transformer alike).
 
     The weight lists hold one ``(B, H, Tq, Tk)`` tensor per layer (``H = 1`` for single-head attention) and are
     empty where a model has no such attention (Bahdanau: no self-attention); entries are None unless the
@@ -40,9 +40,9 @@ class Seq2SeqOutput(Protocol):
     """
 
     logits: Tensor  # (B, T, V)
-    encoder_self_weights: Sequence[Tensor | None]  # per layer (B, H, S, S)
-    decoder_self_weights: Sequence[Tensor | None]  # per layer (B, H, T, T)
-    cross_weights: Sequence[Tensor | None]  # per layer (B, H, T, S)
+    encoder_self_weights: list[Tensor | None]  # per layer (B, H, S, S)
+    decoder_self_weights: list[Tensor | None]  # per layer (B, H, T, T)
+    cross_weights: list[Tensor | None]  # per layer (B, H, T, S)
 
 
 class Seq2SeqNet(Protocol):
@@ -61,6 +61,13 @@ class Seq2SeqNet(Protocol):
     def decode_step(self, state: DecodingState, tokens: Tensor) -> DecoderStep:
         """``tokens`` (B,) is the previous output (<bos> first); returns the next token's logits (B, V)."""
         ...
+
+
+def check_special_ids(tgt_vocab_size: int, **ids: int) -> None:
+    """Every special id a seq2seq model is given (``pad_id=..., bos_id=..., eos_id=...``) names a target token."""
+    for name, index in ids.items():
+        if not 0 <= index < tgt_vocab_size:
+            raise ValueError(f"{name}={index} is outside the target vocabulary of size {tgt_vocab_size}")
 
 
 class Hypotheses(NamedTuple):
@@ -89,7 +96,7 @@ def _check_max_steps(max_steps: int) -> None:
 
 @torch.no_grad()
 def greedy_decode(
-    net: Seq2SeqNet, src: Tensor, src_lens: Tensor, max_steps: int = 50, use_cache: bool = True
+    net: Seq2SeqNet, src: Tensor, src_lens: Tensor, *, max_steps: int = 50, use_cache: bool = True
 ) -> Hypotheses:
     """Pick the most likely token at every step until <eos> or ``max_steps`` tokens; finished rows are dropped
     from the state, so the batch shrinks as sentences end."""
@@ -128,6 +135,7 @@ def beam_search(
     net: Seq2SeqNet,
     src: Tensor,
     src_lens: Tensor,
+    *,
     beam_size: int = 4,
     length_penalty: float = 0.6,
     max_steps: int = 50,

@@ -10,20 +10,14 @@ V target vocabulary.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
 from attnlab.attention.attention import Attention
-from attnlab.models.decoding import DecoderStep
-
-
-class Seq2SeqOutput(NamedTuple):
-    logits: Tensor  # (B, T, V)
-    encoder_self_weights: list[Tensor | None]  # always empty: no self-attention here
-    decoder_self_weights: list[Tensor | None]  # always empty
-    cross_weights: list[Tensor | None]  # one entry (B, 1, T, S) when asked for
+from attnlab.attention.scorers import Scorer
+from attnlab.models.decoding import DecoderStep, Seq2SeqOutput, check_special_ids
 
 
 @dataclass
@@ -43,7 +37,7 @@ class BahdanauDecodingState:
 class GRUEncoder(nn.Module):
     """Embedding + multi-layer GRU; padded positions are skipped by packing."""
 
-    def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, num_layers: int, dropout: float, pad_id: int):
+    def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, *, num_layers: int, dropout: float, pad_id: int):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=pad_id)
         self.rnn = nn.GRU(embed_size, hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0, batch_first=True)
@@ -65,9 +59,10 @@ class BahdanauDecoder(nn.Module):
         vocab_size: int,
         embed_size: int,
         hidden_size: int,
+        *,
         num_layers: int,
         dropout: float,
-        scorer: Callable[[int, int], nn.Module],
+        scorer: Callable[[int, int], Scorer],
     ):
         super().__init__()
         self.attention = Attention(scorer(hidden_size, hidden_size), dropout=0.0)
@@ -95,24 +90,27 @@ class BahdanauSeq2Seq(nn.Module):
         self,
         src_vocab_size: int,
         tgt_vocab_size: int,
+        *,
+        scorer: Callable[[int, int], Scorer],
         pad_id: int,
         bos_id: int,
         eos_id: int,
-        scorer: Callable[[int, int], nn.Module],
         embed_size: int = 256,
         hidden_size: int = 256,
         num_layers: int = 2,
         dropout: float = 0.2,
     ):
         super().__init__()
-        for name, index in (("pad_id", pad_id), ("bos_id", bos_id), ("eos_id", eos_id)):
-            if not 0 <= index < tgt_vocab_size:
-                raise ValueError(f"{name}={index} is outside the target vocabulary of size {tgt_vocab_size}")
+        check_special_ids(tgt_vocab_size, pad_id=pad_id, bos_id=bos_id, eos_id=eos_id)
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
-        self.encoder = GRUEncoder(src_vocab_size, embed_size, hidden_size, num_layers, dropout, pad_id)
-        self.decoder = BahdanauDecoder(tgt_vocab_size, embed_size, hidden_size, num_layers, dropout, scorer)
+        self.encoder = GRUEncoder(
+            src_vocab_size, embed_size, hidden_size, num_layers=num_layers, dropout=dropout, pad_id=pad_id
+        )
+        self.decoder = BahdanauDecoder(
+            tgt_vocab_size, embed_size, hidden_size, num_layers=num_layers, dropout=dropout, scorer=scorer
+        )
 
     def start_decoding(self, src: Tensor, src_lens: Tensor, use_cache: bool = True) -> BahdanauDecodingState:
         """Encode once; the GRU state is the decoder's whole memory, so ``use_cache`` changes nothing."""
@@ -133,4 +131,4 @@ class BahdanauSeq2Seq(nn.Module):
             weights.append(step_weights)
         cross = [torch.cat(weights, dim=1).unsqueeze(1)] if need_weights else [None]  # (B, 1, T, S)
         logits = self.decoder.output(torch.cat(outputs, dim=1))  # one GEMM for all steps: (B, T, V)
-        return Seq2SeqOutput(logits, [], [], cross)
+        return Seq2SeqOutput(logits, [], [], cross)  # no self-attention; one cross-attention (B, 1, T, S)

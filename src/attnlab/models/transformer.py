@@ -1,8 +1,8 @@
 """The encoder-decoder Transformer for machine translation (Vaswani et al., 2017; d2l 11.7).
 
-Both halves are ``attnlab.layers.stack.TransformerStack``s: the encoder without cross-attention, the decoder
-with causal self-attention and cross-attention to the encoder output. The scorer, positional encoding and
-norm are injected factories, so every ablation is a config choice.
+Both halves are ``attnlab.layers.stack.TransformerStack``s of one injected block factory (its class is the norm
+placement; scorer, norm, FFN width and activation are its arguments): the encoder without cross-attention, the
+decoder with causal self-attention and cross-attention to the encoder output. Every ablation is a config choice.
 
 Shape legend: B batch, S source length, T target length, D model dim, H heads, V target vocabulary.
 """
@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from functools import partial
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from attnlab.attention.functional import sequence_mask
-from attnlab.layers.blocks import BlockCache
+from attnlab.layers.blocks import BlockCache, BlockFactory, BlockInputs
+from attnlab.layers.positional import PositionalEncoding, PositionalEncodingFactory
 from attnlab.layers.stack import TransformerStack
-from attnlab.models.decoding import DecoderStep
-
-
-class TransformerOutput(NamedTuple):
-    logits: Tensor  # (B, T, V)
-    encoder_self_weights: list[Tensor | None]  # per encoder layer (B, H, S, S) when asked for
-    decoder_self_weights: list[Tensor | None]  # per decoder layer (B, H, T, T) when asked for
-    cross_weights: list[Tensor | None]  # per decoder layer (B, H, T, S) when asked for
+from attnlab.models.decoding import DecoderStep, Seq2SeqOutput, check_special_ids
 
 
 class EncoderOutput(NamedTuple):
@@ -38,7 +33,7 @@ class TokenEmbedding(nn.Module):
     """``dropout(PE(sqrt(D) * E[x]))`` (sec. 3.4 and 5.4): the scale keeps the embeddings, initialised with
     std ``D^-1/2`` to suit the tied output projection, on the scale of the positional encoding."""
 
-    def __init__(self, embedding: nn.Embedding, positions: nn.Module, dropout: float):
+    def __init__(self, embedding: nn.Embedding, positions: PositionalEncoding, dropout: float):
         super().__init__()
         self.embedding = embedding
         self.positions = positions
@@ -68,8 +63,9 @@ class TransformerDecodingState:
 
 
 class Transformer(nn.Module):
-    """Encoder-decoder Transformer with injected ``scorer(Dh, Dh)``, ``pos_encoding(D, H, max_len)`` and
-    ``norm(D)`` factories and the residual ``placement`` (post | pre).
+    """Encoder-decoder Transformer of ``block(d_model, num_heads, cross_attention=...)`` layers (a ``partial`` of
+    :class:`attnlab.layers.blocks.PostNormBlock` or ``PreNormBlock``) with ``pos_encoding(D, H, max_len)`` on
+    both sides; ``dropout`` is the embeddings' (the blocks have their own).
 
     ``tie_output`` makes the decoder's input embedding the pre-softmax projection (Press & Wolf, 2017;
     sec. 3.4); ``share_embeddings`` (a joint source/target vocabulary) makes it the encoder's embedding too.
@@ -79,32 +75,26 @@ class Transformer(nn.Module):
         self,
         src_vocab_size: int,
         tgt_vocab_size: int,
+        *,
+        block: BlockFactory,
+        pos_encoding: PositionalEncodingFactory,
         pad_id: int,
         bos_id: int,
         eos_id: int,
-        scorer: Callable[[int, int], nn.Module],
-        pos_encoding: Callable[[int, int, int], nn.Module],
-        norm: Callable[[int], nn.Module],
-        placement: str = "post",
         d_model: int = 256,
         num_heads: int = 4,
         num_encoder_layers: int = 2,
         num_decoder_layers: int = 2,
-        d_ff: int = 64,
         dropout: float = 0.2,
-        activation: str = "relu",
         max_len: int = 1024,
         tie_output: bool = True,
         share_embeddings: bool = False,
-        bias: bool = True,
     ):
         super().__init__()
         for name, size in (("src_vocab_size", src_vocab_size), ("tgt_vocab_size", tgt_vocab_size)):
             if size < 1:
                 raise ValueError(f"{name} must be >= 1, got {size}")
-        for name, index in (("pad_id", pad_id), ("bos_id", bos_id), ("eos_id", eos_id)):
-            if not 0 <= index < tgt_vocab_size:
-                raise ValueError(f"{name}={index} is outside the target vocabulary of size {tgt_vocab_size}")
+        check_special_ids(tgt_vocab_size, pad_id=pad_id, bos_id=bos_id, eos_id=eos_id)
         if share_embeddings and src_vocab_size != tgt_vocab_size:
             raise ValueError(
                 f"share_embeddings needs one joint vocabulary, but src_vocab_size={src_vocab_size} != "
@@ -114,19 +104,15 @@ class Transformer(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
-        self.d_model = d_model
-        stack = dict(
-            d_model=d_model, num_heads=num_heads, d_ff=d_ff, scorer=scorer, norm=norm, placement=placement,
-            dropout=dropout, activation=activation, bias=bias,
-        )
+        self.d_model, self.num_heads = d_model, num_heads
         target_embedding = nn.Embedding(tgt_vocab_size, d_model, padding_idx=pad_id)
         source_embedding = (
             target_embedding if share_embeddings else nn.Embedding(src_vocab_size, d_model, padding_idx=pad_id)
         )
         self.src_embed = TokenEmbedding(source_embedding, pos_encoding(d_model, num_heads, max_len), dropout)
         self.tgt_embed = TokenEmbedding(target_embedding, pos_encoding(d_model, num_heads, max_len), dropout)
-        self.encoder = TransformerStack(num_encoder_layers, cross_attention=False, **stack)
-        self.decoder = TransformerStack(num_decoder_layers, cross_attention=True, **stack)
+        self.encoder = TransformerStack(partial(block, d_model, num_heads, cross_attention=False), num_encoder_layers)
+        self.decoder = TransformerStack(partial(block, d_model, num_heads, cross_attention=True), num_decoder_layers)
         self.output_proj = nn.Linear(d_model, tgt_vocab_size)
         self._init_weights()
         if tie_output:
@@ -148,21 +134,26 @@ class Transformer(nn.Module):
                 f"expected src (B, S) and src_lens (B,), got {tuple(src.shape)} and {tuple(src_lens.shape)}"
             )
         padding_mask = sequence_mask(src_lens, src.shape[1])  # (B, S), built once for every layer
-        encoded = self.encoder(
-            self.src_embed(src), padding_mask, rotate=self.src_embed.positions.rotate, need_weights=need_weights
+        inputs = BlockInputs(
+            padding_mask=padding_mask, rotate=self.src_embed.positions.rotate, norm_mask=padding_mask,
+            need_weights=need_weights,
         )
+        encoded = self.encoder(self.src_embed(src), inputs)
         return EncoderOutput(encoded.hidden, padding_mask, encoded.self_weights)
 
     # ---- teacher forcing -------------------------------------------------------------------------------------
-    def forward(self, src: Tensor, src_lens: Tensor, tgt_in: Tensor, need_weights: bool = False) -> TransformerOutput:
-        """Logits of ``y`` given ``tgt_in`` (B, T) = <bos> y (padded with pad_id) under a causal mask."""
+    def forward(self, src: Tensor, src_lens: Tensor, tgt_in: Tensor, need_weights: bool = False) -> Seq2SeqOutput:
+        """Logits of ``y`` given ``tgt_in`` (B, T) = <bos> y, right-padded with pad_id, under a causal mask.
+
+        Decoder self-attention needs no key mask: under the causal mask a real position sees only earlier
+        positions, all real, so SDPA's ``is_causal`` path runs; padded positions compute garbage nobody reads."""
         encoded = self.encode(src, src_lens, need_weights)
-        target_mask = tgt_in != self.pad_id  # (B, T); keeps padding out of batch-norm statistics
-        decoded = self.decoder(
-            self.tgt_embed(tgt_in), target_mask, causal=True, memory=encoded.memory,
-            memory_padding_mask=encoded.padding_mask, rotate=self.tgt_embed.positions.rotate, need_weights=need_weights,
+        inputs = BlockInputs(
+            causal=True, memory=encoded.memory, memory_padding_mask=encoded.padding_mask,
+            rotate=self.tgt_embed.positions.rotate, norm_mask=tgt_in != self.pad_id, need_weights=need_weights,
         )
-        return TransformerOutput(
+        decoded = self.decoder(self.tgt_embed(tgt_in), inputs)
+        return Seq2SeqOutput(
             self.output_proj(decoded.hidden), encoded.self_weights, decoded.self_weights, decoded.cross_weights
         )
 
@@ -180,8 +171,9 @@ class Transformer(nn.Module):
             inputs, offset = state.prefix, 0  # recompute every position
         else:
             inputs, offset = tokens.unsqueeze(1), state.prefix.shape[1] - 1  # (B, 1) at position t
-        decoded = self.decoder(
-            self.tgt_embed(inputs, offset), causal=True, memory=state.memory, memory_padding_mask=state.memory_mask,
-            rotate=self.tgt_embed.positions.rotate, caches=state.caches,
+        context = BlockInputs(
+            causal=True, memory=state.memory, memory_padding_mask=state.memory_mask,
+            rotate=self.tgt_embed.positions.rotate,
         )
+        decoded = self.decoder(self.tgt_embed(inputs, offset), context, state.caches)
         return DecoderStep(self.output_proj(decoded.hidden[:, -1]), state)  # (B, V)
