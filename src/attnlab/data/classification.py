@@ -200,7 +200,8 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
         train = self._read(self.files["train"])
         if self.label_values is None:
             if len(train.classes) < 2:
-                raise ValueError(f"{self.files['train'].absolute()}: labels {train.classes}; a classifier needs two or more")
+                where = self.files["train"].absolute()
+                raise ValueError(f"{where}: labels {train.classes}; a classifier needs two or more")
             self.label_values, self.label_names = label_classes(train.classes)
             log.info("labels (none configured) from %s, sorted: %s", self.files["train"], self.label_values)
         test = self._read(self.files["test"])
