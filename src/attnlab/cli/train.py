@@ -14,14 +14,17 @@ from attnlab.cli.distributed import job_relaunchable_by_ddp
 from attnlab.cli.resolvers import register_resolvers
 from attnlab.cli.schema import register_schemas
 from attnlab.cli.summary import print_summary
+from attnlab.cli.sweeper import register_sweeper
 from attnlab.cli.tracking import assign_wandb_run_id
 from attnlab.cli.validate import ConfigError, check_no_missing, validate_targets
 from attnlab.lit.callbacks import EmbedConfig, ResumeTrainLoader, Throughput
 from attnlab.lit.loggers import finish_loggers
+from attnlab.lit.pruning import pruned_trial
 
 log = logging.getLogger(__name__)
 register_schemas()
 register_resolvers()
+register_sweeper()  # hydra/sweeper=attnlab_optuna, also from an editable install
 
 
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
@@ -52,6 +55,10 @@ def fit_and_test(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule
     if cfg.train:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        if (pruned := pruned_trial(trainer)) is not None:  # an Optuna trial stopped early: no test
+            if trainer.is_global_zero:
+                raise pruned  # the sweeper records the trial as pruned
+            return metrics  # other DDP ranks end cleanly (a failed child makes Lightning kill every rank)
     if cfg.test:
         best = trainer.checkpoint_callback.best_model_path if cfg.train and trainer.checkpoint_callback else ""
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
