@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from attnlab.checkpoint import load_checkpoint
 from attnlab.cli.distributed import job_relaunchable_by_ddp
+from attnlab.cli.requeue import requeued_checkpoint
 from attnlab.cli.resolvers import register_resolvers
 from attnlab.cli.schema import register_schemas
 from attnlab.cli.summary import print_summary
@@ -28,9 +29,10 @@ register_sweeper()  # hydra/sweeper=attnlab_optuna, also from an editable instal
 
 
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
-    """``ckpt_path=last``: this run dir's last.ckpt, else the newest last.ckpt of this task; else a path."""
+    """``ckpt_path=last``: this run dir's last.ckpt, else the newest last.ckpt of this task; else a path.
+    None: the checkpoint of a requeued SLURM job, if this is one."""
     if cfg.ckpt_path is None:
-        return None
+        return requeued_checkpoint(cfg.paths.output_dir)
     if cfg.ckpt_path != "last":
         if not Path(cfg.ckpt_path).is_file():
             raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
