@@ -78,6 +78,8 @@ def test_search_space_takes_params_then_the_command_line_and_spells_overrides_ba
     assert parsed == {"a": 2.5, "b": "x y", "+c": 3}  # Hydra reads back the sampled values
     with pytest.raises(ValueError, match=r"glob\(\*\).*searches interval"):
         parse_search_space({}, ["model=glob(*)"])
+    with pytest.raises(ValueError, match="nothing to search: set hydra.sweeper.params"):
+        parse_search_space({"seed": "3"}, ["trainer.max_epochs=2"])
 
 
 @pytest.mark.parametrize("value", [

@@ -52,6 +52,9 @@ def parse_search_space(params: Mapping[str, Any] | None, arguments: Iterable[str
     for override in OverridesParser.create().parse_overrides(lines):
         by_key[override.key_or_group] = override
     dimensions = [dimension(o) for o in by_key.values() if o.is_sweep_override()]
+    if not dimensions:
+        raise ValueError("nothing to search: set hydra.sweeper.params or give a sweep such as "
+                         "'model.optimizer.lr=tag(log, interval(1e-4, 1e-2))'")
     fixed = [o.input_line for o in by_key.values() if not o.is_sweep_override()]
     return SearchSpace(dimensions, fixed)
 
