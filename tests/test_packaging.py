@@ -1,4 +1,5 @@
-"""The configs ship inside the wheel, so a non-editable install runs from any directory."""
+"""The configs and the Optuna sweeper plugin ship inside the wheel, so a non-editable install runs from any
+directory and Hydra finds the sweeper."""
 from __future__ import annotations
 
 import subprocess
@@ -6,15 +7,37 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_wheel_carries_every_config(tmp_path):
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(REPO), "-w", str(tmp_path)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(REPO), "-w", str(out)],
         check=True, capture_output=True, text=True,
     )
-    (wheel,) = tmp_path.glob("attnlab-*.whl")
+    (built,) = out.glob("attnlab-*.whl")
+    return built
+
+
+def test_wheel_carries_every_config(wheel: Path):
     shipped = {name.removeprefix("attnlab/conf/") for name in zipfile.ZipFile(wheel).namelist() if name.startswith("attnlab/conf/") and name.endswith(".yaml")}
     expected = {str(path.relative_to(REPO / "conf")) for path in (REPO / "conf").rglob("*.yaml")}
     assert shipped == expected
+
+
+def test_wheel_ships_the_optuna_sweeper_where_hydras_plugin_scan_finds_it(wheel: Path, tmp_path: Path):
+    """Hydra lists ``hydra_plugins`` with pkgutil: the wheel's namespace package (no ``__init__.py``) must
+    hold the sweeper module, and a scan over the unpacked wheel must find the class."""
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "hydra_plugins/attnlab_optuna_sweeper/optuna_sweeper.py" in names
+    assert "hydra_plugins/__init__.py" not in names  # shared with other plugins: a namespace package
+    zipfile.ZipFile(wheel).extractall(tmp_path)
+    scan = ("from hydra.core.plugins import Plugins\nfrom hydra.plugins.sweeper import Sweeper\n"
+            "print([f'{c.__module__}.{c.__name__}' for c in Plugins.instance().discover(Sweeper)])\n")
+    found = subprocess.run([sys.executable, "-c", scan], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)},
+                           check=True, capture_output=True, text=True).stdout
+    assert "hydra_plugins.attnlab_optuna_sweeper.optuna_sweeper.OptunaSweeper" in found

@@ -113,7 +113,8 @@ def test_pretrain_then_fine_tune_then_predict(run_cli, tmp_path):
     assert f"encoder loaded from {hf / 'pytorch_model.bin'}" in (hf_run / "train.log").read_text()
     hf_config = load_run_checkpoint(hf_run / "checkpoints" / "last.ckpt")[CONFIG_KEY]["model"]
     hf_encoder = encoder_config(hf_config, "net.bert")
-    assert (hf_encoder["placement"], hf_encoder["norm"]["eps"], hf_encoder["d_ff"]) == ("post", 1e-5, 32)
+    block = hf_encoder["block"]
+    assert (block["_target_"], hf_encoder["norm"]["eps"], block["d_ff"]) == ("attnlab.layers.blocks.PostNormBlock", 1e-5, 32)
 
     # a checkpoint of an older attnlab (its data config read the pretrained file itself) fails naming the key
     checkpoint[CONFIG_KEY]["data"]["tokenizer_from"] = str(pretrained)

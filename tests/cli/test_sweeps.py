@@ -1,31 +1,50 @@
-"""Sweeps: an Optuna search runs its trials as multirun jobs and optimizes the metric train() returns;
-a wrong metric name stops the run with the names that were logged."""
+"""Sweeps: an Optuna search runs its trials as multirun jobs, prunes the unpromising ones on the monitored
+metric, optimizes the metric train() returns, and shares its study between workers through storage; a wrong
+metric name stops the run with the names that were logged."""
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from attnlab.cli.resolvers import optuna_direction
 from attnlab.cli.train import train
 from attnlab.cli.validate import ConfigError
-from cli_support import metric_history, run_attnlab, find_run_dirs
+from attnlab.cli.runs import load_runs, table
+from attnlab.lit.studies import open_storage
+from cli_support import BIN, cli_env, find_run_dirs, metric_history, run_attnlab
+from hydra_plugins.attnlab_optuna_sweeper._search_space import parse_search_space
+from hydra_plugins.attnlab_optuna_sweeper.optuna_sweeper import RESULTS, grammar
+
+
+SWEEPER = "hydra_plugins.attnlab_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 
 
 @pytest.mark.parametrize("name, experiment", [("nw_optuna", "nw_parametric"),
                                               ("transformer_optuna", "transformer_mt"),
                                               ("bert_optuna", "bert_pretrain")])
-def test_search_configs_compose_with_seeded_tpe_and_a_direction(compose, name: str, experiment: str):
+def test_search_configs_compose_with_seeded_tpe_a_pruner_and_a_direction(compose, name: str, experiment: str):
     cfg = compose(f"experiment={experiment}", f"hparams_search={name}", hydra_node=True)
     sweeper = cfg.hydra.sweeper
-    assert cfg.hydra.mode.name == "MULTIRUN" and sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+    assert cfg.hydra.mode.name == "MULTIRUN" and sweeper._target_ == SWEEPER
+    assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"
     assert sweeper.sampler.seed == cfg.seed and sweeper.n_trials >= 10
+    assert sweeper.pruner._target_ == "optuna.pruners.MedianPruner"
     assert sweeper.direction == {"min": "minimize", "max": "maximize"}[cfg.monitor_mode.value]
     assert cfg.optimized_metric == cfg.monitor
     for key in sweeper.params:  # every searched key exists in the experiment's config
         assert OmegaConf.select(cfg, key, default=None) is not None, f"{key} is not set by experiment={experiment}"
+    for pruner in ("hyperband", "none"):  # every pruner choice builds with the preset
+        chosen = compose(f"experiment={experiment}", f"hparams_search={name}", f"hydra/sweeper/pruner={pruner}",
+                         hydra_node=True)
+        assert isinstance(instantiate(chosen.hydra.sweeper.pruner), optuna.pruners.BasePruner)
 
 
 def test_optuna_direction_maps_monitor_mode():
@@ -34,23 +53,103 @@ def test_optuna_direction_maps_monitor_mode():
         optuna_direction("up")
 
 
-def test_optuna_sweep_of_nw_minimizes_the_returned_metric(tmp_path: Path):
-    run_attnlab(["experiment=nw_parametric", "hparams_search=nw_optuna", "hydra.sweeper.n_trials=3",
-                 "trainer.max_epochs=2", "test=false", "~callbacks.progress_bar"], tmp_path)
+@pytest.mark.parametrize("line, distribution", [
+    ("lr=interval(0.1, 0.5)", FloatDistribution(0.1, 0.5)),
+    ("lr=tag(log, interval(1e-4, 1e-2))", FloatDistribution(1e-4, 1e-2, log=True)),
+    ("layers=tag(int, interval(1, 6))", IntDistribution(1, 6)),
+    ("layers=range(2, 10, 2)", IntDistribution(2, 8, step=2)),
+    ("dropout=range(0.0, 0.35, 0.1)", FloatDistribution(0.0, 0.3, step=0.1)),
+    ("warmup=choice(0, 50, 100)", CategoricalDistribution([0, 50, 100])),
+    ("attention=dot,additive", CategoricalDistribution(["dot", "additive"])),
+])
+def test_sweep_overrides_become_optuna_distributions(line: str, distribution):
+    (dimension,) = parse_search_space({}, [line]).dimensions
+    assert dimension.name == line.split("=")[0] and dimension.distribution == distribution
+
+
+def test_search_space_takes_params_then_the_command_line_and_spells_overrides_back():
+    space = parse_search_space({"a": "interval(0, 1)", "b": "choice('x y', z)"},
+                               ["a=interval(2, 3)", "trainer.max_epochs=2", "+c=tag(int, interval(1, 4))"])
+    assert space.distributions == {"a": FloatDistribution(2, 3), "b": CategoricalDistribution(["x y", "z"]),
+                                   "c": IntDistribution(1, 4)}
+    fixed, *sampled = space.overrides({"a": 2.5, "b": "x y", "c": 3})
+    assert fixed == "trainer.max_epochs=2"
+    parsed = {o.get_key_element(): o.value() for o in OverridesParser.create().parse_overrides(sampled)}
+    assert parsed == {"a": 2.5, "b": "x y", "+c": 3}  # Hydra reads back the sampled values
+    with pytest.raises(ValueError, match=r"glob\(\*\).*searches interval"):
+        parse_search_space({}, ["model=glob(*)"])
+    with pytest.raises(ValueError, match="nothing to search: set hydra.sweeper.params"):
+        parse_search_space({"seed": "3"}, ["trainer.max_epochs=2"])
+
+
+@pytest.mark.parametrize("value", [
+    {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 2, "x": None, "flag": True, "lr": 1.5e-05},
+    {"storage": "/tmp/a b/optuna.journal", "quote": "it's", "url": "sqlite:////tmp/x.db", "name": "True"},
+    {"monitor": "${optimized_metric}", "list": [1, "two", {"three": 3.0}], "empty": {}},
+])
+def test_grammar_writes_values_that_hydra_parses_back(value: dict):
+    (override,) = OverridesParser.create().parse_overrides([f"+x={grammar(value)}"])
+    assert override.value() == value
+
+
+def _trial_records(sweep: Path) -> dict[int, dict]:
+    return {int(path.parent.name): yaml.safe_load(path.read_text()) for path in sweep.glob("*/optuna_trial.yaml")}
+
+
+def test_optuna_search_of_nw_prunes_trials_and_reports_the_best_complete_one(tmp_path: Path):
+    epochs = 5
+    run_attnlab(["experiment=nw_parametric", "hparams_search=nw_optuna", "hydra.sweeper.n_trials=6",
+                 "hydra.sweeper.pruner.n_startup_trials=2", f"trainer.max_epochs={epochs}", "test=false",
+                 "~callbacks.progress_bar"], tmp_path)
     (sweep,) = (tmp_path / "nw_parametric" / "multirun").iterdir()
-    trials = find_run_dirs(sweep)
-    assert len(trials) == 3
-    returned = {}  # train() returns optimized_metric = val/mse after fitting: the last logged value
-    for trial in trials:
+    records = _trial_records(sweep)
+    assert sorted(records) == list(range(6)) and [p.name for p in find_run_dirs(sweep)] == list("012345")
+    states = {number: record["state"] for number, record in records.items()}
+    assert set(states.values()) == {"COMPLETE", "PRUNED"} and states[0] == states[1] == "COMPLETE"
+    for number, record in records.items():
+        trial = sweep / str(number)
         lines = yaml.safe_load((trial / ".hydra" / "overrides.yaml").read_text())
-        overrides = dict(line.split("=", 1) for line in lines)
-        assert {"kernel.init_w", "model.optimizer.lr"} <= set(overrides)
-        returned[trial.name] = (metric_history(trial, "val/mse")[-1][1], overrides)
-    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    best_value, best_overrides = min(returned.values(), key=lambda item: item[0])
-    assert result["best_value"] == pytest.approx(best_value)
-    assert result["best_params"]["kernel.init_w"] == pytest.approx(float(best_overrides["kernel.init_w"]))
-    assert len({overrides["kernel.init_w"] for _, overrides in returned.values()}) == 3  # trials differ
+        overrides = dict(line.split("=", 1) for line in lines if "=" in line)
+        assert float(overrides["kernel.init_w"]) == pytest.approx(record["params"]["kernel.init_w"])
+        validations = metric_history(trial, "val/mse")
+        assert record["value"] == pytest.approx(validations[-1][1])  # reported after each validation
+        if record["state"] == "PRUNED":  # stopped early, at the step it was pruned
+            assert len(validations) == record["last_step"] < epochs
+        else:
+            assert len(validations) == record["last_step"] == epochs
+    result = yaml.safe_load((sweep / RESULTS).read_text())
+    complete = {n: r["value"] for n, r in records.items() if r["state"] == "COMPLETE"}
+    assert result["best_trial"] == min(complete, key=complete.get)
+    assert result["best_value"] == pytest.approx(min(complete.values()))
+    assert result["best_params"] == records[result["best_trial"]]["params"]
+    assert result["trials"]["PRUNED"] == sum(state == "PRUNED" for state in states.values())
+    # attnlab-report: one row per trial with its state, and no column for the sweeper's own override
+    columns, rows = table(load_runs(sweep))
+    assert columns[:2] == ["run", "state"] and not any("optuna_pruning" in column for column in columns)
+    assert {row[0]: row[1] for row in rows} == {str(n): state for n, state in states.items()}
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_journal_study_and_a_third_resumes_it(tmp_path: Path):
+    sweep = tmp_path / "shared_sweep"
+    args = ["experiment=nw_parametric", "hparams_search=nw_optuna", f"hydra.sweep.dir={sweep}", "test=false",
+            "trainer.max_epochs=3", "hydra.sweeper.pruner.n_startup_trials=2", "~callbacks.progress_bar"]
+    workers = [subprocess.Popen([str(BIN / "attnlab-train"), *args, "hydra.sweeper.n_trials=3",
+                                 f"hydra.sweeper.sampler.seed={seed}"], cwd=tmp_path, env=cli_env(tmp_path),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err[-3000:]
+    run_attnlab([*args, "hydra.sweeper.n_trials=1", "hydra.sweeper.sampler.seed=3"], tmp_path)  # resumes
+
+    records = _trial_records(sweep)
+    assert sorted(records) == list(range(7))  # one study: trial numbers 0..6, each run once, in its own dir
+    params = {tuple(sorted(record["params"].items())) for record in records.values()}
+    assert len(params) == 7
+    study = optuna.load_study(study_name="nw_parametric", storage=open_storage(str(sweep / "optuna.journal")))
+    assert [trial.state.name for trial in study.trials] == [records[n]["state"] for n in range(7)]
+    result = yaml.safe_load((sweep / RESULTS).read_text())
+    assert result["best_value"] == pytest.approx(study.best_value)  # the resumed worker saw every trial
 
 
 def test_wrong_optimized_metric_fails_naming_the_logged_ones(compose):
@@ -58,3 +157,17 @@ def test_wrong_optimized_metric_fails_naming_the_logged_ones(compose):
                   "logger=none")
     with pytest.raises(ConfigError, match=r"optimized_metric='val/nope' was never logged; logged metrics: test/"):
         train(cfg)
+
+
+@pytest.mark.slow
+def test_a_ddp_trial_is_pruned_on_both_ranks_and_the_search_goes_on(tmp_path: Path):
+    """Every rank rebuilds the pruning callback from the trial's overrides, rank 0's decision reaches rank 1,
+    and both leave the trial cleanly: a rank that exited with an error would make Lightning kill the sweep."""
+    run_attnlab(["experiment=nw_parametric", "hparams_search=nw_optuna", "trainer=ddp_cpu", "hydra.sweeper.n_trials=3",
+                 "hydra.sweeper.pruner.n_startup_trials=2", "trainer.max_epochs=3", "test=false",
+                 "~callbacks.progress_bar"], tmp_path, timeout=400)
+    (sweep,) = (tmp_path / "nw_parametric" / "multirun").iterdir()
+    records = _trial_records(sweep)
+    assert [records[n]["state"] for n in range(3)] == ["COMPLETE", "COMPLETE", "PRUNED"]
+    assert (sweep / "2" / "train_ddp_process_1.log").is_file()  # the pruned trial ran on two ranks
+    assert len(metric_history(sweep / "2", "val/mse")) == records[2]["last_step"] < 3

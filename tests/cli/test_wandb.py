@@ -1,5 +1,6 @@
 """``logger=wandb`` without an API key or network: an offline run holding the config, metrics, images and
-checkpoint artifacts; a resumed training continues the same W&B run."""
+checkpoint artifacts. A resumed training logs under the same W&B run id, its ``trainer/global_step`` going on
+from the checkpoint; offline, W&B itself does not resume (its own ``_step`` starts again), as the README says."""
 from __future__ import annotations
 
 import json
@@ -69,7 +70,9 @@ def test_offline_wandb_run_logs_everything_and_resume_continues_it(tmp_path: Pat
     run_attnlab([*common, "trainer.max_epochs=5", f"ckpt_path={first}/checkpoints/last.ckpt",
                  f"hydra.run.dir={second}"], tmp_path)
     resumed = _read(_offline_run(second))
-    assert resumed["id"] == run["id"]
+    assert resumed["id"] == run["id"]  # a second offline run dir under the same id, for `wandb sync`
     steps = [step for step, _ in _series(resumed["history"], "val/mse")]
     assert steps == [3, 4]  # continues after the first run's 3 steps, to max_epochs=5
+    # the limit the README states: offline, W&B ignores resume and counts its own steps from 0 again
+    assert run["history"][-1]["_step"] > 0 and resumed["history"][0]["_step"] == 0
     assert not resumed["artifacts"]

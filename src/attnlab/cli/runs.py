@@ -17,6 +17,7 @@ from typing import Iterable, NamedTuple
 import yaml
 
 from attnlab.lit import plots
+from attnlab.lit.studies import PRUNING_OVERRIDE, read_trial_state
 from matplotlib import pyplot as plt  # after attnlab.lit.plots, which selects the headless backend
 
 METRICS_CSV = Path("csv") / "metrics.csv"
@@ -32,6 +33,7 @@ class Run:
     monitor: str | None  # the run's checkpoint metric and its mode, from its config
     monitor_mode: str | None
     wall_time_s: float  # from the job start (.hydra/config.yaml written) to its last written file
+    state: str | None = None  # an Optuna trial's outcome (COMPLETE, PRUNED, FAIL); None for other runs
 
 
 class ReportFiles(NamedTuple):
@@ -62,7 +64,8 @@ def read_metrics(path: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def _parse_overrides(lines: Iterable[str]) -> dict[str, str]:
-    return dict(line.split("=", 1) if "=" in line else (line, "") for line in lines)  # `~key` deletes: no value
+    pairs = (line.split("=", 1) if "=" in line else (line, "") for line in lines)  # `~key` deletes: no value
+    return {key: value for key, value in pairs if key != PRUNING_OVERRIDE}
 
 
 def _wall_time_s(run_dir: Path) -> float:
@@ -89,6 +92,7 @@ def load_run(run_dir: Path, root: Path) -> Run:
         monitor=monitor if isinstance(monitor, str) and "${" not in monitor else None,
         monitor_mode=config.get("monitor_mode"),
         wall_time_s=_wall_time_s(run_dir),
+        state=read_trial_state(run_dir),
     )
 
 
@@ -133,18 +137,20 @@ def higher_is_better(metric: str, run: Run, maximize: Iterable[str] = ()) -> boo
 
 
 def table(runs: list[Run], maximize: Iterable[str] = ()) -> tuple[list[str], list[list[object]]]:
-    """Columns: run, each override key, ``final <m>`` and ``best <m>`` per val/test metric, the last logged
-    step and the wall time."""
+    """Columns: run, its Optuna trial state (when any run has one), each override key, ``final <m>`` and
+    ``best <m>`` per val/test metric, the last logged step and the wall time."""
     maximize = set(maximize)
     override_keys = list(dict.fromkeys(key for run in runs for key in run.overrides))
     metrics = sorted({m for run in runs for m in run.history if m.startswith(("val/", "test/"))})
-    columns = ["run", *override_keys]
+    with_state = any(run.state for run in runs)
+    columns = ["run", *(["state"] if with_state else []), *override_keys]
     for metric in metrics:
         columns += [f"final {metric}", f"best {metric}"]
     columns += ["last_step", "wall_time_s"]
     rows = []
     for run in runs:
-        row: list[object] = [run.name, *(run.overrides.get(key, "") for key in override_keys)]
+        row: list[object] = [run.name, *([run.state or ""] if with_state else [])]
+        row += [run.overrides.get(key, "") for key in override_keys]
         for metric in metrics:
             values = [value for _, value in run.history.get(metric, [])]
             pick = max if higher_is_better(metric, run, maximize) else min

@@ -10,24 +10,29 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
 from attnlab.cli.distributed import job_relaunchable_by_ddp
+from attnlab.cli.requeue import requeued_checkpoint
 from attnlab.cli.resolvers import register_resolvers
 from attnlab.cli.schema import register_schemas
 from attnlab.cli.summary import print_summary
+from attnlab.cli.sweeper import register_sweeper
 from attnlab.cli.tracking import assign_wandb_run_id
 from attnlab.cli.validate import ConfigError, check_no_missing, fill_missing, validate_targets
 from attnlab.lit.callbacks import EmbedConfig, ResumeTrainLoader, Throughput
 from attnlab.lit.checkpoint import load_checkpoint
 from attnlab.lit.loggers import finish_loggers
 from attnlab.lit.pretrained import PretrainedEncoder, encoder_config, load_encoder, read_pretrained
+from attnlab.lit.pruning import pruned_trial
 
 register_schemas()
 register_resolvers()
+register_sweeper()  # hydra/sweeper=attnlab_optuna, also from an editable install
 
 
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
-    """``ckpt_path=last``: this run dir's last.ckpt, else the newest last.ckpt of this task; else a path."""
+    """``ckpt_path=last``: this run dir's last.ckpt, else the newest last.ckpt of this task; else a path.
+    None: the checkpoint of a requeued SLURM job, if this is one."""
     if cfg.ckpt_path is None:
-        return None
+        return requeued_checkpoint(cfg.paths.output_dir)
     if cfg.ckpt_path != "last":
         if not Path(cfg.ckpt_path).is_file():
             raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
@@ -64,6 +69,10 @@ def fit_and_test(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule
     if cfg.train:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        if (pruned := pruned_trial(trainer)) is not None:  # an Optuna trial stopped early: no test
+            if trainer.is_global_zero:
+                raise pruned  # the sweeper records the trial as pruned
+            return metrics  # other DDP ranks end cleanly (a failed child makes Lightning kill every rank)
     if cfg.test:
         best = trainer.checkpoint_callback.best_model_path if cfg.train and trainer.checkpoint_callback else ""
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)

@@ -51,7 +51,10 @@ class ResumeTrainLoader(pl.Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         loader = trainer.train_dataloader
         if isinstance(loader, ResumableDataLoader):
-            checkpoint[self.KEY] = {"batches_served": loader.batches_served}
+            # batches trained on, not handed out: a checkpoint written mid-step (Lightning's SLURM requeue
+            # signal handler) holds a batch that was fetched but not trained on
+            trained = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+            checkpoint[self.KEY] = {"batches_served": trained}
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         self._pending = checkpoint.get(self.KEY, {}).get("batches_served")
