@@ -59,9 +59,9 @@ def metric_history(run_dir: Path, metric: str) -> list[tuple[int, float]]:
         return [(int(row["step"]), float(row[metric])) for row in csv.DictReader(handle) if row.get(metric)]
 
 
-def write_pairs(root: Path) -> Path:
+def write_pairs(root: Path, counts: tuple[int, int, int] = (48, 8, 8)) -> Path:
     """A tiny English -> French corpus (word-for-word, reversed order) as ``{train,valid,test}.{en,fr}``:
-    48 training pairs, 8 validation and 8 test pairs."""
+    by default 48 training pairs, 8 validation and 8 test pairs."""
     import random
 
     en = "i you he she we they go run eat see like the a big small red cat dog house car".split()
@@ -69,7 +69,7 @@ def write_pairs(root: Path) -> Path:
           "voiture").split()
     rng = random.Random(0)
     root.mkdir(parents=True, exist_ok=True)
-    for split, count in (("train", 48), ("valid", 8), ("test", 8)):
+    for split, count in zip(("train", "valid", "test"), counts):
         src, tgt = [], []
         for _ in range(count):
             ids = [rng.randrange(len(en)) for _ in range(rng.randint(2, 6))]
@@ -89,7 +89,7 @@ def tiny_transformer_args(data: Path) -> list[str]:
         "model.net.num_decoder_layers=1", "model.net.block.d_ff=32",
         "model.net.dropout=0.0",  # dropout masks come from the global RNG, which a resume does not restore
         "model.decode.max_steps=4", "model.examples=[]", "model.plot_attention=false",
-        "~callbacks.recent_checkpoints", "~callbacks.checkpoint_averaging", "~callbacks.progress_bar",
+        "~callbacks.checkpoint_averaging", "~callbacks.progress_bar",
     ]
 
 

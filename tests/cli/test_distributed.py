@@ -1,7 +1,9 @@
 """``trainer=ddp_cpu`` (two processes over gloo) inside a Hydra multirun: each job trains on both ranks in its
-own dir, no rank starts a sweep of its own, and the result equals a one-process run."""
+own dir, no rank starts a sweep of its own, and the result equals a one-process run; a translation model's
+scores and loss under DDP, where each rank decodes different sentences, equal one process's exactly."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from hydra.utils import instantiate
 from pytorch_lightning.strategies import FSDPStrategy
 
 from attnlab.layers.blocks import TransformerBlock
-from cli_support import find_run_dirs, metric_history, run_attnlab
+from cli_support import find_run_dirs, metric_history, run_attnlab, tiny_transformer_args, write_pairs
 
 TOLERANCE = 1e-6  # NW's one batch goes to both ranks: DDP's averaged gradient equals the single-process one
 
@@ -54,6 +56,37 @@ def test_ddp_cpu_matches_one_process(ddp_sweep, tmp_path: Path):
     assert [step for step, _ in ddp] == [step for step, _ in one] == [0, 1]
     for (_, a), (_, b) in zip(ddp, one):
         assert abs(a - b) <= TOLERANCE
+
+
+@pytest.mark.slow
+def test_ddp_translation_scores_and_loss_equal_one_process_exactly(tmp_path: Path):
+    """40 validation and 40 test pairs in batches of 8: rank 0 decodes 3 batches, rank 1 the other 2. Gathered by
+    the pairs' index, the scores, the loss and the written files equal one process's bit for bit; a rank left out
+    or a sentence counted twice would change them."""
+    data = write_pairs(tmp_path / "pairs", counts=(96, 40, 40))
+    trained = tmp_path / "ddp_train"
+    run_attnlab([*tiny_transformer_args(data), "trainer=ddp_cpu", "trainer.max_epochs=2",
+                 "model.scheduler.warmup_steps=4", "model.decode.max_steps=8", f"hydra.run.dir={trained}"],
+                tmp_path, timeout=400)
+    assert (trained / "train_ddp_process_1.log").is_file()
+    (best,) = (trained / "checkpoints").glob("best-*.ckpt")
+    one, two = tmp_path / "eval_one", tmp_path / "eval_two"
+    run_attnlab([f"ckpt_path={best}", f"hydra.run.dir={one}"], tmp_path, program="attnlab-eval")
+    run_attnlab([f"ckpt_path={best}", "trainer=ddp_cpu", f"hydra.run.dir={two}"], tmp_path, program="attnlab-eval",
+                timeout=400)
+    assert (two / "train_ddp_process_1.log").is_file()  # (Lightning names every rank-1 log so)
+
+    for name in ("test/loss", "test/token_acc", "test/bleu", "test/chrf", "test/ter"):
+        values = [metric_history(run, name)[-1][1] for run in (trained, one, two)]
+        assert values[0] == values[1] == values[2], (name, values)
+    references = (data / "test.fr").read_text().splitlines()
+    for run in (trained, two):
+        for suffix in ("src", "hyp", "ref"):
+            assert (run / "translations" / f"test.{suffix}").read_text() == (one / "translations" / f"test.{suffix}").read_text()
+        assert json.loads((run / "translations" / "test.scores.json").read_text()) == json.loads(
+            (one / "translations" / "test.scores.json").read_text())
+    assert (one / "translations" / "test.ref").read_text().splitlines() == references  # each once, corpus order
+    assert (trained / "translations" / "val.ref").read_text().splitlines() == (data / "valid.fr").read_text().splitlines()
 
 
 def test_fsdp_strategy_wraps_each_block_and_saves_full_checkpoints(compose):

@@ -16,7 +16,6 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from attnlab.cli.resolvers import optuna_direction
 from attnlab.cli.train import train
-from attnlab.cli.validate import ConfigError
 from attnlab.cli.runs import load_runs, table
 from attnlab.lit.studies import open_storage
 from cli_support import BIN, cli_env, find_run_dirs, metric_history, run_attnlab
@@ -152,11 +151,26 @@ def test_two_workers_share_a_journal_study_and_a_third_resumes_it(tmp_path: Path
     assert result["best_value"] == pytest.approx(study.best_value)  # the resumed worker saw every trial
 
 
-def test_wrong_optimized_metric_fails_naming_the_logged_ones(compose):
+def test_a_single_run_that_never_logged_the_optimized_metric_ends_with_a_warning(compose, caplog):
     cfg = compose("experiment=nw_parametric", "train=false", "optimized_metric=val/nope", "callbacks=none",
                   "logger=none")
-    with pytest.raises(ConfigError, match=r"optimized_metric='val/nope' was never logged; logged metrics: test/"):
-        train(cfg)
+    assert train(cfg) is None
+    assert "optimized_metric='val/nope' was never logged; logged metrics: test/" in caplog.text
+
+
+@pytest.mark.slow
+def test_a_run_that_never_validated_exits_0_but_a_search_on_its_metric_fails(tmp_path: Path):
+    """No validation (as bert_pretrain with trainer.max_steps=5): the run trains, tests and ends 0 with a
+    warning; an Optuna search whose objective is that metric stops with an error naming the logged ones."""
+    never_validated = ["experiment=nw_parametric", "trainer.limit_val_batches=0", "trainer.max_epochs=1",
+                       "~callbacks.progress_bar"]
+    proc = run_attnlab(never_validated, tmp_path / "single")
+    assert "optimized_metric='val/mse' was never logged" in proc.stdout + proc.stderr
+    assert metric_history(find_run_dirs(tmp_path / "single")[0], "test/mse")
+    proc = run_attnlab([*never_validated, "hparams_search=nw_optuna", "hydra.sweeper.n_trials=1"], tmp_path / "search",
+                       check=False)
+    assert proc.returncode != 0
+    assert "ConfigError: optimized_metric='val/mse' was never logged; logged metrics: lr-SGD, test/mse, " in proc.stderr
 
 
 @pytest.mark.slow

@@ -1,10 +1,15 @@
 """attnlab-train experiment=transformer_mt end to end on a tiny pair file, then attnlab-translate and attnlab-eval
-on its checkpoint: the reloaded model translates and scores exactly as the trained one did."""
+on its checkpoint: the reloaded model translates and scores exactly as the trained one did, and the scores are
+sacrebleu's on the files the run leaves."""
 from __future__ import annotations
 
 import csv
+import json
 import random
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import run_dirs
@@ -42,7 +47,11 @@ def metric(csv_path, name: str) -> float:
     return float(values[-1])
 
 
-@pytest.mark.slow  # three CLI processes: about a minute on a small CPU
+def lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+@pytest.mark.slow  # four CLI processes: about a minute on a small CPU
 def test_transformer_mt_trains_then_translates_and_evaluates_from_its_checkpoint(run_cli, tmp_path):
     pairs = tmp_path / "fra.txt"
     write_pairs(pairs)
@@ -55,7 +64,7 @@ def test_transformer_mt_trains_then_translates_and_evaluates_from_its_checkpoint
     (run_dir,) = run_dirs(tmp_path, "transformer_mt")
     checkpoints = run_dir / "checkpoints"
     last = checkpoints / "last.ckpt"
-    assert last.is_file() and (checkpoints / "averaged.ckpt").is_file() and list((checkpoints / "recent").glob("*.ckpt"))
+    assert last.is_file() and (checkpoints / "averaged.ckpt").is_file() and list((checkpoints / "averaging").glob("*.ckpt"))
     for name in ("encoder_self", "decoder_self", "cross"):
         assert (run_dir / "plots" / f"attention_{name}.png").is_file()
     config = load_run_checkpoint(last)["attnlab_config"]
@@ -63,22 +72,54 @@ def test_transformer_mt_trains_then_translates_and_evaluates_from_its_checkpoint
     assert config["model"]["net"]["tgt_vocab_size"] > 4  # filled in from the data before saving
     assert config["monitor"] == "val/bleu" and config["trainer"]["gradient_clip_val"] == 1.0
 
-    # d2l's examples as the trained model translated them at the end of its test (one epoch: best = last)
+    # the averaged and the last weights were scored on validation; the better one was tested
+    selected = json.loads((checkpoints / "selected.json").read_text())
+    assert selected["monitor"] == "val/bleu" and set(selected["scores"]) == {"averaged", "last"}
+    assert selected["scores"][selected["name"]] == max(selected["scores"].values())
+    chosen = checkpoints / selected["checkpoint"]
+    assert chosen.is_file()
+
+    # d2l's examples as the trained model translated them at the end of its test
     before = examples(trained.stdout)
     assert list(before) == D2L_SOURCES
     trained_csv = run_dir / "csv" / "metrics.csv"
     train_bleu = metric(trained_csv, "test/bleu")
     assert metric(trained_csv, "val/bleu") >= 0 and metric(trained_csv, "train/tokens_per_s") > 0
+    assert metric(trained_csv, "val/bleu_averaged") == selected["scores"]["averaged"]
 
-    translated = run_cli("attnlab-translate", f"ckpt_path={last}", *(f"text={s}" for s in D2L_SOURCES), env=THREADS)
-    lines = translated.stdout.splitlines()
-    assert len(lines) == 4 and any(lines)
+    # the test scores come from the files in the run dir, as the sacrebleu command computes them
+    translations = run_dir / "translations"
+    report = json.loads((translations / "test.scores.json").read_text())
+    assert report["bleu"]["score"] == pytest.approx(train_bleu, abs=1e-9)
+    assert metric(trained_csv, "test/chrf") == pytest.approx(report["chrf"]["score"], abs=1e-9)
+    sacrebleu_cli = str(Path(sys.executable).parent / "sacrebleu")
+    printed = subprocess.run([sacrebleu_cli, str(translations / "test.ref"), "-w", "6"], capture_output=True, text=True,
+                             stdin=open(translations / "test.hyp"), check=True).stdout
+    assert json.loads(printed)["score"] == round(train_bleu, 6)
+    fra = [line.split("\t") for line in lines(pairs)]
+    test_sources, test_references = lines(translations / "test.src"), lines(translations / "test.ref")
+    assert len(test_sources) == len(test_references) == len(lines(translations / "test.hyp")) > 0
+    assert all([source, reference] in [pair[:2] for pair in fra] for source, reference in zip(test_sources, test_references))
 
-    evaluated = run_cli("attnlab-eval", f"ckpt_path={last}", env=THREADS)
-    assert [before[s] for s in D2L_SOURCES] == lines == [examples(evaluated.stdout)[s] for s in D2L_SOURCES]
+    translated = run_cli("attnlab-translate", f"ckpt_path={chosen}", *(f"text={s}" for s in D2L_SOURCES), env=THREADS)
+    outputs = translated.stdout.splitlines()
+    assert len(outputs) == 4 and any(outputs)
+
+    evaluated = run_cli("attnlab-eval", f"ckpt_path={run_dir}", env=THREADS)  # a run dir: its chosen checkpoint
+    assert f"checkpoint: {chosen}" in evaluated.stdout
+    assert [before[s] for s in D2L_SOURCES] == outputs == [examples(evaluated.stdout)[s] for s in D2L_SOURCES]
     (eval_dir,) = run_dirs(tmp_path, "eval")
-    assert metric(eval_dir / "csv" / "metrics.csv", "test/bleu") == pytest.approx(train_bleu, abs=1e-6)
-    assert "test/bleu" in evaluated.stdout
+    assert metric(eval_dir / "csv" / "metrics.csv", "test/bleu") == pytest.approx(train_bleu, abs=1e-9)
+    assert lines(eval_dir / "translations" / "test.hyp") == lines(translations / "test.hyp")
+    assert f"{report['bleu']['verbose']}  [{report['bleu']['signature']}]" in evaluated.stdout
+    assert report["chrf"]["signature"] in evaluated.stdout and report["ter"]["signature"] in evaluated.stdout
+
+    # attnlab-translate ref=FILE scores its output the same way
+    scored = run_cli("attnlab-translate", f"ckpt_path={chosen}", f"input={translations / 'test.src'}",
+                     f"ref={translations / 'test.ref'}", env=THREADS)
+    assert scored.stdout.splitlines() == lines(translations / "test.hyp")
+    assert scored.stderr.splitlines()[-3:] == [f"{report[m]['verbose']}  [{report[m]['signature']}]" for m in report
+                                               if m != "sentences"]
 
 
 def test_translate_names_bad_arguments(tmp_path):
@@ -90,3 +131,8 @@ def test_translate_names_bad_arguments(tmp_path):
         translate_main([f"ckpt_path={tmp_path / 'x.ckpt'}", "text=go ."])
     with pytest.raises(SystemExit, match="decode.beam_size='many' is not a valid int"):
         translate_main([f"ckpt_path={tmp_path / 'x.ckpt'}", "text=go .", "decode.beam_size=many"])
+    with pytest.raises(SystemExit, match="ref file not found"):
+        translate_main([f"ckpt_path={tmp_path / 'x.ckpt'}", "text=go .", f"ref={tmp_path / 'missing.txt'}"])
+    (tmp_path / "ref.txt").write_text("va !\nallez !\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="ref=.*ref.txt holds 2 lines for 1 sentences"):
+        translate_main([f"ckpt_path={tmp_path / 'x.ckpt'}", "text=go .", f"ref={tmp_path / 'ref.txt'}"])

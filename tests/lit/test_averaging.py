@@ -1,13 +1,22 @@
-"""Checkpoint averaging: the element-wise mean of the weights, written as a checkpoint the CLIs can load."""
+"""Checkpoint averaging: the element-wise mean of the weights, written as a checkpoint the CLIs can load; during
+training only over the final epoch, and kept only where it beats the last weights on validation."""
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from lit_support import LineFit, line_data
+from pytorch_lightning.loggers import CSVLogger
 
 from attnlab.cli.average import main as average_main
-from attnlab.lit.averaging import average_checkpoints, latest_checkpoints, write_averaged_checkpoint
+from attnlab.lit.averaging import (
+    AverageCheckpoints, average_checkpoints, choose_weights, latest_checkpoints, selected_checkpoint,
+    write_averaged_checkpoint,
+)
 from attnlab.lit.checkpoint import load_checkpoint
 
 
@@ -49,3 +58,82 @@ def test_mismatched_checkpoints_are_refused(tmp_path):
         latest_checkpoints(tmp_path / "missing", 2)
     with pytest.raises(SystemExit, match="attnlab-average: missing output\nusage: attnlab-average output=FILE"):
         average_main([str(first)])
+
+
+# ---- averaging during training, and the choice between averaged and last weights ----------------------------------
+def fit(tmp_path, callbacks, **trainer_kwargs) -> tuple[pl.Trainer, LineFit, pl.LightningDataModule]:
+    pl.seed_everything(0)
+    module, data = LineFit(), line_data()
+    trainer = pl.Trainer(default_root_dir=tmp_path, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=callbacks, **trainer_kwargs)
+    trainer.fit(module, datamodule=data)
+    return trainer, module, data
+
+
+def test_averaging_uses_only_snapshots_of_the_final_epoch_wherever_training_stops(tmp_path):
+    """10 steps an epoch, 5 snapshots over the last epoch (every 2 steps); stopped at step 35, mid-epoch (as
+    max_time stops a run), the average holds steps 28..35 only, never the early epochs."""
+    averaging = AverageCheckpoints(dirpath=tmp_path / "snapshots", output=tmp_path / "averaged.ckpt", num_checkpoints=5)
+    trainer, module, _ = fit(tmp_path, [averaging], max_steps=35, limit_val_batches=0)
+    assert averaging.interval == 2
+    snapshots = sorted(int(p.stem.split("-")[1]) for p in (tmp_path / "snapshots").glob("step-*.ckpt"))
+    assert snapshots == [28, 30, 32, 34, 35]  # the newest five, the final weights included
+    averaged = load_checkpoint(tmp_path / "averaged.ckpt")
+    assert [Path(p).name for p in averaged["averaged_from"]] == [f"step-{s}.ckpt" for s in snapshots]
+    expected = average_checkpoints([tmp_path / "snapshots" / f"step-{s}.ckpt" for s in snapshots])
+    torch.testing.assert_close(averaged["state_dict"], expected)
+    final = load_checkpoint(tmp_path / "snapshots" / "step-35.ckpt")["state_dict"]
+    torch.testing.assert_close(final, {f"net.{k}": v for k, v in module.net.state_dict().items()})
+    assert averaging.candidates == {"averaged": tmp_path / "averaged.ckpt", "last": tmp_path / "snapshots" / "step-35.ckpt"}
+    # a run twice as long spaces them twice as far apart: still one epoch
+    longer = AverageCheckpoints(dirpath=tmp_path / "long", output=tmp_path / "long.ckpt", num_checkpoints=5, span_epochs=2)
+    fit(tmp_path, [longer], max_epochs=3, limit_val_batches=0)
+    assert sorted(int(p.stem.split("-")[1]) for p in (tmp_path / "long").glob("*.ckpt")) == [16, 20, 24, 28, 30]
+
+
+@pytest.mark.parametrize("better", ["averaged", "last"])
+def test_the_better_weights_on_validation_are_chosen_and_recorded(tmp_path, better):
+    """Whichever of the two scores better on validation is kept, both scores are recorded, and a run dir stands
+    for the kept checkpoint."""
+    trainer, module, data = fit(tmp_path, [], max_steps=3, limit_val_batches=0)
+    checkpoints = tmp_path / "checkpoints"
+    good, bad = checkpoints / f"{better}.ckpt", checkpoints / "other.ckpt"
+    for path, (w, b) in ((good, (3.0, 1.0)), (bad, (0.0, 0.0))):
+        with torch.no_grad():
+            module.net.weight.fill_(w)
+            module.net.bias.fill_(b)
+        trainer.save_checkpoint(path)
+    candidates = {"averaged": good if better == "averaged" else bad, "last": good if better == "last" else bad}
+    trainer = pl.Trainer(default_root_dir=tmp_path, logger=CSVLogger(tmp_path, name="csv", version=""),
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    choice = choose_weights(trainer, module, data, candidates, monitor="val/mse", mode="min",
+                            record=checkpoints / "selected.json")
+    assert choice.name == better and choice.path == good
+    assert choice.scores[better] == pytest.approx(0.0, abs=1e-10) and choice.scores[better] < choice.scores[
+        "last" if better == "averaged" else "averaged"]
+    saved = json.loads((checkpoints / "selected.json").read_text())
+    assert saved == {"checkpoint": f"{better}.ckpt", "name": better, "monitor": "val/mse", "mode": "min",
+                     "scores": choice.scores}
+    assert selected_checkpoint(tmp_path) == good
+    logged = (tmp_path / "csv" / "metrics.csv").read_text()
+    assert "val/mse_averaged" in logged and "val/mse_last" in logged
+    with pytest.raises(ValueError, match="logged no 'val/bleu' to choose by"):
+        choose_weights(trainer, module, data, candidates, monitor="val/bleu", mode="max", record=tmp_path / "x.json")
+
+
+def test_a_run_dir_stands_for_its_best_or_last_checkpoint(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    with pytest.raises(FileNotFoundError, match="holds none of checkpoints/selected.json"):
+        selected_checkpoint(tmp_path)
+    save(checkpoints / "last.ckpt", 1.0, 1)
+    assert selected_checkpoint(tmp_path) == checkpoints / "last.ckpt"
+    save(checkpoints / "best-003-30.ckpt", 1.0, 1)
+    assert selected_checkpoint(tmp_path) == checkpoints / "best-003-30.ckpt"
+
+
+def test_averaging_arguments_are_checked():
+    with pytest.raises(ValueError, match="num_checkpoints must be >= 1, got 0"):
+        AverageCheckpoints(dirpath="d", output="o", num_checkpoints=0)
+    with pytest.raises(ValueError, match="span_epochs must be > 0, got 0"):
+        AverageCheckpoints(dirpath="d", output="o", span_epochs=0)

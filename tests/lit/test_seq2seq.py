@@ -1,10 +1,16 @@
 """Seq2SeqModule: the masked / smoothed loss, every ablation choice of the real configs trains, and a Lightning
-run on a tiny parallel corpus logs loss, token accuracy, corpus BLEU, heatmaps and d2l's example BLEU."""
+run on a tiny parallel corpus logs loss, token accuracy, corpus BLEU/chrF/TER scored against the raw references,
+writes the files they come from, heatmaps and d2l's example BLEU."""
 from __future__ import annotations
 
+import json
 import math
 import random
+import subprocess
+import sys
 from functools import partial
+from pathlib import Path
+
 import pytest
 import pytorch_lightning as pl
 import sacrebleu
@@ -165,12 +171,16 @@ def test_label_smoothing_mixes_in_the_uniform_distribution():
 
 
 # ---- a Lightning run on a tiny parallel corpus -----------------------------------------------------------------
-def write_reverse_corpus(directory, num_pairs: int = 240) -> str:
+def write_reverse_corpus(directory, num_pairs: int = 240, rare_words: bool = False, max_words: int = 5) -> str:
+    """Random sentences and their word-reversed "translation" (``w`` -> ``w_fr``). With ``rare_words`` a third of
+    the pairs carry a name seen once in the whole corpus (``<unk>`` under min_freq 2) on both sides."""
     rng = random.Random(0)
     words = "go home calm lost i he is am we see cat dog".split()
     sources, targets = [], []
-    for _ in range(num_pairs):
-        sentence = [rng.choice(words) for _ in range(rng.randint(1, 5))]
+    for number in range(num_pairs):
+        sentence = [rng.choice(words) for _ in range(rng.randint(1, max_words))]
+        if rare_words and number % 3 == 0:
+            sentence.insert(rng.randint(0, len(sentence)), f"name{number}")
         sources.append(" ".join(sentence))
         targets.append(" ".join(f"{w}_fr" for w in reversed(sentence)))
     (directory / "train.en").write_text("\n".join(sources) + "\n")
@@ -178,13 +188,17 @@ def write_reverse_corpus(directory, num_pairs: int = 240) -> str:
     return str(directory / "train")
 
 
-@pytest.fixture
-def datamodule(tmp_path) -> TranslationDataModule:
-    corpus = ParallelCorpus(write_reverse_corpus(tmp_path), "en", "fr")
-    module = TranslationDataModule(corpus, tokenizer=partial(word, min_freq=1), preprocess=False, batch_size=16,
-                                   val_fraction=0.15, test_fraction=0.15, output_dir=tmp_path, seed=0)
+def reverse_datamodule(directory, min_freq: int = 1, max_len: int | None = None, **kwargs) -> TranslationDataModule:
+    corpus = ParallelCorpus(write_reverse_corpus(directory, **kwargs), "en", "fr")
+    module = TranslationDataModule(corpus, tokenizer=partial(word, min_freq=min_freq), preprocess=False,
+                                   max_len=max_len, batch_size=16, val_fraction=0.15, test_fraction=0.15, output_dir=directory, seed=0)
     module.setup("fit")
     return module
+
+
+@pytest.fixture
+def datamodule(tmp_path) -> TranslationDataModule:
+    return reverse_datamodule(tmp_path)
 
 
 def make_module(datamodule, **kwargs) -> Seq2SeqModule:
@@ -192,33 +206,83 @@ def make_module(datamodule, **kwargs) -> Seq2SeqModule:
     return Seq2SeqModule(net, partial(torch.optim.Adam, lr=5e-3), **kwargs)
 
 
+def quiet_trainer(tmp_path, **kwargs) -> pl.Trainer:
+    return pl.Trainer(default_root_dir=tmp_path, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False, **kwargs)
+
+
+def read_lines(path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
 def test_lightning_run_logs_metrics_bleu_heatmaps_and_examples(datamodule, tmp_path, capsys):
     pl.seed_everything(0)
     module = make_module(datamodule, decode={"strategy": "beam", "beam_size": 3, "max_steps": 8},
                          examples=[["go home", "home_fr go_fr"], ["he is calm", "calm_fr is_fr he_fr"]],
                          plot_attention=False)  # plotting every epoch only costs time here
-    trainer = pl.Trainer(max_epochs=8, default_root_dir=tmp_path, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0)
+    trainer = quiet_trainer(tmp_path, max_epochs=8, gradient_clip_val=1.0)
     trainer.fit(module, datamodule=datamodule)
     metrics = trainer.callback_metrics
-    assert {"train/loss_epoch", "val/loss", "val/token_acc", "val/bleu"} <= set(metrics)
-    # val/bleu pools n-gram statistics over batches: it is sacrebleu's corpus BLEU of the whole split
-    hypotheses, references = [], []
-    for batch in datamodule.val_dataloader():
-        hypotheses += datamodule.decode_target(module.translate(batch.src, batch.src_lens).tokens)
-        references += datamodule.decode_target(batch.tgt_out)
-    assert len(references) == len(datamodule.datasets["val"]) > 16
+    assert {"train/loss_epoch", "val/loss", "val/token_acc", "val/bleu", "val/chrf", "val/ter"} <= set(metrics)
+    # val/bleu is sacrebleu's corpus BLEU of the whole split, in corpus order, against the raw references
+    by_index = {}
+    for batch in datamodule.val_dataloader():  # batched by length: batch.index puts them back in corpus order
+        translations = datamodule.decode_target(module.translate(batch.src, batch.src_lens).tokens)
+        by_index.update(zip(batch.index.tolist(), translations))
+    _, references = datamodule.texts("val")
+    assert sorted(by_index) == list(range(len(references))) and len(references) == len(datamodule.datasets["val"]) > 16
+    hypotheses = [by_index[i] for i in range(len(references))]
+    assert read_lines(tmp_path / "translations" / "val.hyp") == hypotheses
     assert float(metrics["val/bleu"]) == pytest.approx(sacrebleu.corpus_bleu(hypotheses, [references]).score, abs=1e-3)
+    assert float(metrics["val/chrf"]) == pytest.approx(sacrebleu.corpus_chrf(hypotheses, [references]).score, abs=1e-3)
     # (above chance, 1/12 a token; held-out sources never occur among the training sources)
     assert float(metrics["val/bleu"]) > 20 and float(metrics["val/token_acc"]) > 0.4
 
     module.plot_attention = True
     results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-    assert {"test/loss", "test/token_acc", "test/bleu", "test/d2l_bleu"} <= set(results)
+    assert {"test/loss", "test/token_acc", "test/bleu", "test/chrf", "test/ter", "test/d2l_bleu"} <= set(results)
     printed = capsys.readouterr().out
     assert "go home => " in printed and "he is calm => " in printed and ", bleu " in printed
     for name in ("encoder_self", "decoder_self", "cross"):
         assert (tmp_path / "plots" / f"attention_{name}.png").stat().st_size > 2000
+
+
+def test_scores_use_the_raw_references_despite_unknown_words_and_truncation(tmp_path):
+    """Rare names are <unk> in the vocabulary and long pairs are truncated to max_len: the references rebuilt from
+    target ids lose both, the scored references keep them. The logged scores are sacrebleu's on the written files."""
+    datamodule = reverse_datamodule(tmp_path, min_freq=2, max_len=7, num_pairs=300, rare_words=True, max_words=7)
+    pl.seed_everything(0)
+    module = make_module(datamodule, decode={"max_steps": 9}, plot_attention=False)
+    trainer = quiet_trainer(tmp_path, max_epochs=6, gradient_clip_val=1.0)
+    trainer.fit(module, datamodule=datamodule)
+
+    sources, references = datamodule.texts("val")
+    directory = tmp_path / "translations"
+    assert read_lines(directory / "val.src") == sources and read_lines(directory / "val.ref") == references
+    assert sum("name" in line for line in references) > 5 and max(len(line.split()) for line in references) > 7
+    hypotheses = read_lines(directory / "val.hyp")
+    assert len(hypotheses) == len(references)
+    logged = float(trainer.callback_metrics["val/bleu"])
+    assert logged == pytest.approx(sacrebleu.corpus_bleu(hypotheses, [references]).score, abs=1e-9)
+    assert logged > 10
+    # today's figure would have come from the references rebuilt from ids, without the names and the cut words
+    rebuilt = {}
+    for batch in datamodule.val_dataloader():
+        rebuilt.update(zip(batch.index.tolist(), datamodule.decode_target(batch.tgt_out)))
+    rebuilt = [rebuilt[i] for i in range(len(references))]
+    assert rebuilt != references
+    assert abs(sacrebleu.corpus_bleu(hypotheses, [rebuilt]).score - logged) > 0.5
+
+    report = json.loads((directory / "val.scores.json").read_text())
+    assert report["sentences"] == len(references)
+    assert report["bleu"]["score"] == pytest.approx(logged, abs=1e-9)
+    assert report["bleu"]["signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:")
+    assert report["chrf"]["signature"].startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:")
+    assert report["ter"]["score"] == pytest.approx(float(trainer.callback_metrics["val/ter"]), abs=1e-9)
+    # the sacrebleu command line with its defaults prints the same BLEU (to its one decimal)
+    proc = subprocess.run([str(Path(sys.executable).parent / "sacrebleu"), str(directory / "val.ref")],
+                          stdin=open(directory / "val.hyp"), capture_output=True, text=True, check=True)
+    assert json.loads(proc.stdout)["score"] == round(logged, 1)
 
 
 class RecordOutputs(pl.Callback):
@@ -238,9 +302,7 @@ def test_training_step_reports_useful_tokens_and_scheduler_gets_the_run_length(d
 
     module = make_module(datamodule, scheduler=partial(schedule, warmup_steps=2), plot_attention=False)
     record = RecordOutputs()
-    trainer = pl.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=1, default_root_dir=tmp_path,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[record])
+    trainer = quiet_trainer(tmp_path, max_epochs=2, limit_train_batches=3, limit_val_batches=1, callbacks=[record])
     trainer.fit(module, datamodule=datamodule)
     assert seen == {"warmup": 2, "total": 6}
     assert len(record.seen) == 6

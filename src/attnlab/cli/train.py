@@ -1,6 +1,7 @@
 """``attnlab-train``: compose the config, build data, model and trainer, fit, test, return the metric."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,17 @@ from attnlab.cli.requeue import requeued_checkpoint
 from attnlab.cli.resolvers import register_resolvers
 from attnlab.cli.schema import register_schemas
 from attnlab.cli.summary import print_summary
-from attnlab.cli.sweeper import register_sweeper
+from attnlab.cli.sweeper import in_search, register_sweeper
 from attnlab.cli.tracking import assign_wandb_run_id
 from attnlab.cli.validate import ConfigError, check_no_missing, fill_missing, validate_targets
+from attnlab.lit.averaging import AverageCheckpoints, choose_weights
 from attnlab.lit.callbacks import EmbedConfig, ResumeTrainLoader, Throughput
 from attnlab.lit.checkpoint import load_checkpoint
 from attnlab.lit.loggers import finish_loggers
 from attnlab.lit.pretrained import PretrainedEncoder, encoder_config, load_encoder, read_pretrained
 from attnlab.lit.pruning import pruned_trial
 
+log = logging.getLogger(__name__)
 register_schemas()
 register_resolvers()
 register_sweeper()  # hydra/sweeper=attnlab_optuna, also from an editable install
@@ -48,7 +51,9 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
 
 
 def instantiate_all(nodes: DictConfig | None) -> list[Any]:
-    return [hydra.utils.instantiate(node) for node in (nodes or {}).values() if node is not None]
+    """The built nodes, leaving out null nodes and those whose builder returns None (a callback switched off)."""
+    built = [hydra.utils.instantiate(node) for node in (nodes or {}).values() if node is not None]
+    return [item for item in built if item is not None]
 
 
 def read_model_pretrained(cfg: DictConfig) -> PretrainedEncoder | None:
@@ -66,6 +71,7 @@ def read_model_pretrained(cfg: DictConfig) -> PretrainedEncoder | None:
 def fit_and_test(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule,
                  datamodule: pl.LightningDataModule, ckpt_path: str | None) -> dict[str, float]:
     metrics: dict[str, float] = {}
+    tested = ""  # the checkpoint to test: the best by the monitor, or the averaging's choice
     if cfg.train:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
@@ -73,11 +79,31 @@ def fit_and_test(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule
             if trainer.is_global_zero:
                 raise pruned  # the sweeper records the trial as pruned
             return metrics  # other DDP ranks end cleanly (a failed child makes Lightning kill every rank)
+        tested = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        averaging = next((c for c in trainer.callbacks if isinstance(c, AverageCheckpoints) and c.candidates), None)
+        if averaging is not None:  # averaged vs last weights on validation: the better is tested
+            choice = choose_weights(trainer, model, datamodule, averaging.candidates, monitor=cfg.monitor,
+                                    mode=cfg.monitor_mode, record=averaging.selection_record)
+            metrics.update({f"{cfg.monitor}_{name}": score for name, score in choice.scores.items()})
+            tested = str(choice.path)
     if cfg.test:
-        best = trainer.checkpoint_callback.best_model_path if cfg.train and trainer.checkpoint_callback else ""
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        trainer.test(model, datamodule=datamodule, ckpt_path=tested or None, weights_only=True)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     return metrics
+
+
+def objective(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
+    """``optimized_metric`` for a sweeper. Only a search (the Optuna sweeper) needs it: there a metric that was never
+    logged is an error; a single run or a grid multirun that never logged it ends with a warning."""
+    if cfg.optimized_metric is None:
+        return None
+    if cfg.optimized_metric in metrics:
+        return metrics[cfg.optimized_metric]
+    message = f"optimized_metric={cfg.optimized_metric!r} was never logged; logged metrics: {', '.join(sorted(metrics))}"
+    if in_search():
+        raise ConfigError(message)
+    log.warning("%s (only a search needs it: nothing optimizes it in this run)", message)
+    return None
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -121,13 +147,7 @@ def train(cfg: DictConfig) -> float | None:
 
     if trainer.is_global_zero:
         print_summary(trainer, metrics, cfg.paths.output_dir)
-    if cfg.optimized_metric is None:
-        return None
-    if cfg.optimized_metric not in metrics:
-        raise ConfigError(
-            f"optimized_metric={cfg.optimized_metric!r} was never logged; logged metrics: {', '.join(sorted(metrics))}"
-        )
-    return metrics[cfg.optimized_metric]
+    return objective(cfg, metrics)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://attnlab.conf", config_name="train")

@@ -1,16 +1,25 @@
-"""Checkpoint averaging: the mean of the weights of the last N checkpoints (Vaswani et al., 2017, sec. 6.1).
+"""Checkpoint averaging (Vaswani et al., 2017, sec. 6.1) that cannot silently make a model worse.
 
-Averaging points along the end of the trajectory smooths out the noise of the last updates, which usually
-gains a little BLEU for free. ``average_checkpoints`` is the pure operation; ``AverageCheckpoints`` runs it
-at the end of training over the checkpoints a ``ModelCheckpoint(monitor="step", mode="max", save_top_k=N)``
-keeps, and ``attnlab-average`` (``attnlab.cli.average``) runs it on any files.
+Averaging points along the end of the trajectory smooths out the noise of the last updates, which usually gains a
+little BLEU for free; averaging points from early in training, when the weights still move far, gives a much
+worse model (a time-stopped run that averaged its epochs 1-5 scored 18.6 held-out BLEU against 28.0). So
+``AverageCheckpoints`` snapshots the weights evenly over the final part of training only (``num_checkpoints``
+snapshots spaced over the last ``span_epochs``, whenever the run stops), averages those, and
+:func:`choose_weights` then scores the averaged and the last weights on validation and keeps the better:
+its choice, with both scores, is ``checkpoints/selected.json``, which ``attnlab-eval ckpt_path=<run dir>``
+follows. ``average_checkpoints`` is the pure operation, and ``attnlab-average`` (``attnlab.cli.average``) runs it
+on any files.
 """
 from __future__ import annotations
 
+import json
 import logging
+import math
+import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytorch_lightning as pl
 import torch
@@ -19,8 +28,7 @@ from torch import Tensor
 from attnlab.lit.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
-
-
+SELECTION_FILE = "selected.json"  # beside averaged.ckpt: which weights the run tests and attnlab-eval picks
 def _state_dict(checkpoint: dict[str, Any], path: Path) -> dict[str, Tensor]:
     state = checkpoint.get("state_dict", checkpoint)  # a Lightning checkpoint or a plain state dict
     if not state or not all(isinstance(value, Tensor) for value in state.values()):
@@ -83,18 +91,135 @@ def write_averaged_checkpoint(paths: Sequence[str | Path], output: str | Path) -
 
 
 class AverageCheckpoints(pl.Callback):
-    """At the end of ``fit``, average the newest ``num_checkpoints`` checkpoints in ``dirpath`` into ``output``."""
+    """Snapshot the weights ``num_checkpoints`` times over the last ``span_epochs`` of training and average them.
 
-    def __init__(self, dirpath: str, output: str, num_checkpoints: int = 5, pattern: str = "*.ckpt"):
+    Every ``span_epochs * steps per epoch / num_checkpoints`` optimizer steps the full checkpoint goes to
+    ``dirpath/step-<n>.ckpt`` and only the newest ``num_checkpoints`` are kept; when training ends (all epochs
+    done, ``max_steps``, ``max_time`` or early stopping) the final weights are snapshotted too, and the snapshots
+    of the final span (at most ``num_checkpoints``, the final one included) are averaged into ``output``. The
+    result and the final snapshot are :attr:`candidates` for :func:`choose_weights`.
+    """
+
+    def __init__(self, dirpath: str, output: str, num_checkpoints: int = 5, span_epochs: float = 1.0):
         if num_checkpoints < 1:
             raise ValueError(f"num_checkpoints must be >= 1, got {num_checkpoints}")
-        self.dirpath, self.output, self.num_checkpoints, self.pattern = dirpath, output, num_checkpoints, pattern
+        if not span_epochs > 0:
+            raise ValueError(f"span_epochs must be > 0, got {span_epochs}")
+        self.dirpath, self.output = Path(dirpath), Path(output)
+        self.num_checkpoints, self.span_epochs = num_checkpoints, span_epochs
+        self.interval = 1  # optimizer steps between snapshots, set when training starts
+        self.candidates: dict[str, Path] = {}  # {"averaged": output, "last": final snapshot} once averaged
+        self._saved_step: int | None = None  # the last snapshot's step (never a file check: ranks must agree)
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero or not Path(self.dirpath).is_dir():
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        batches = trainer.num_training_batches
+        if math.isinf(batches):
+            raise ValueError("AverageCheckpoints needs a training loader of known length to space its snapshots")
+        steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
+        self.interval = max(1, int(self.span_epochs * steps_per_epoch / self.num_checkpoints))
+        self.candidates, self._saved_step = {}, None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        step = trainer.global_step
+        if step > 0 and step % self.interval == 0 and step != self._saved_step:
+            self._snapshot(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        final = trainer.global_step
+        if final == 0:
             return
-        paths = latest_checkpoints(self.dirpath, self.num_checkpoints, self.pattern)
-        if not paths:
-            return
-        output = write_averaged_checkpoint(paths, self.output)
-        log.info("averaged %d checkpoints into %s", len(paths), output)
+        if final != self._saved_step:
+            self._snapshot(trainer)
+        if trainer.is_global_zero:
+            span = self.interval * self.num_checkpoints  # the final part of training, in optimizer steps
+            kept = [(step, path) for step, path in self._snapshots() if final - span < step <= final]
+            kept = kept[-self.num_checkpoints :]
+            write_averaged_checkpoint([path for _, path in kept], self.output)
+            log.info("averaged %d snapshots (steps %s) into %s", len(kept), [step for step, _ in kept], self.output)
+        trainer.strategy.barrier("averaged checkpoint written")
+        self.candidates = {"averaged": self.output, "last": self._path(final)}
+
+    @property
+    def selection_record(self) -> Path:
+        """Where :func:`choose_weights` records the choice: ``selected.json`` beside ``output``."""
+        return self.output.parent / SELECTION_FILE
+
+    def _path(self, step: int) -> Path:
+        return self.dirpath / f"step-{step}.ckpt"
+
+    def _snapshots(self) -> list[tuple[int, Path]]:
+        """``(step, path)`` of the snapshots in ``dirpath``, oldest first."""
+        found = [(_STEP.search(path.name), path) for path in self.dirpath.glob("step-*.ckpt")]
+        return sorted((int(match.group(1)), path) for match, path in found if match)
+
+    def _snapshot(self, trainer: pl.Trainer) -> None:
+        """Save the full checkpoint (collective: every rank calls it, rank 0 writes) and keep the newest n."""
+        trainer.save_checkpoint(self._path(trainer.global_step))
+        self._saved_step = trainer.global_step
+        if trainer.is_global_zero:
+            for _, path in self._snapshots()[: -self.num_checkpoints]:
+                path.unlink()
+
+
+_STEP = re.compile(r"^step-(\d+)\.ckpt$")
+
+
+class Choice(NamedTuple):
+    name: str  # the chosen candidate, e.g. "averaged"
+    path: Path  # its checkpoint
+    scores: dict[str, float]  # every candidate's validation score
+
+
+def choose_weights(
+    trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.LightningDataModule, candidates: dict[str, Path],
+    *, monitor: str, mode: str, record: Path,
+) -> Choice:
+    """Validate every candidate checkpoint, log each one's ``monitor`` as ``<monitor>_<name>`` (e.g.
+    ``val/bleu_averaged``, ``val/bleu_last``) and keep the better (on a tie the first); the choice, its path
+    relative to ``record``'s folder and the scores go to the JSON file ``record``."""
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be min or max, got {mode!r}")
+    if not candidates:
+        raise ValueError("choose_weights needs at least one candidate checkpoint, got none")
+    scores = {}
+    for name, path in candidates.items():
+        results = trainer.validate(module, datamodule=datamodule, ckpt_path=str(path), verbose=False, weights_only=True)
+        found = results[0] if results else {}
+        if monitor not in found:
+            raise ValueError(f"validating {path} logged no {monitor!r} to choose by; it logged {sorted(found)}")
+        scores[name] = float(found[monitor])
+    pick = next(iter(scores))
+    for name, score in scores.items():
+        if (score < scores[pick]) if mode == "min" else (score > scores[pick]):
+            pick = name
+    choice = Choice(pick, Path(candidates[pick]), scores)
+    for logger in trainer.loggers:
+        logger.log_metrics({f"{monitor}_{name}": score for name, score in scores.items()}, step=trainer.global_step)
+        logger.save()
+    if trainer.is_global_zero:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint = os.path.relpath(choice.path, record.parent)
+        saved = {"checkpoint": checkpoint, "name": pick, "monitor": monitor, "mode": mode, "scores": scores}
+        record.write_text(json.dumps(saved, indent=2) + "\n")
+    summary = ", ".join(f"{name} {score:.4f}" for name, score in scores.items())
+    log.info("%s on validation: %s; keeping the %s weights (%s)", monitor, summary, pick, choice.path)
+    return choice
+
+
+def selected_checkpoint(run_dir: str | Path) -> Path:
+    """The checkpoint a run dir stands for: the one its ``checkpoints/selected.json`` names (the better of the
+    averaged and the last weights on validation), else its single best-by-monitor checkpoint, else
+    ``last.ckpt``."""
+    directory = Path(run_dir) / "checkpoints"
+    record = directory / SELECTION_FILE
+    if record.is_file():
+        return directory / json.loads(record.read_text())["checkpoint"]
+    best = sorted(directory.glob("best-*.ckpt"))
+    if len(best) == 1:
+        return best[0]
+    if (directory / "last.ckpt").is_file():
+        return directory / "last.ckpt"
+    raise FileNotFoundError(
+        f"{run_dir} holds none of checkpoints/{SELECTION_FILE}, one checkpoints/best-*.ckpt (found {len(best)}) "
+        "or checkpoints/last.ckpt; pass a checkpoint file as ckpt_path"
+    )

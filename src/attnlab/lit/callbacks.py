@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import EarlyStopping
 
 from attnlab.data.resumable import ResumableDataLoader
 from attnlab.lit.checkpoint import CONFIG_KEY
@@ -18,6 +19,22 @@ class EmbedConfig(pl.Callback):
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         checkpoint[CONFIG_KEY] = self.config
+
+
+def early_stopping(monitor: str, mode: Any, patience: int | None = None, min_delta: float = 0.0) -> EarlyStopping | None:
+    """Lightning's ``EarlyStopping`` on the run's ``monitor`` (``mode`` min|max): training stops once the metric has
+    not improved by more than ``min_delta`` for ``patience`` validations in a row. ``patience=None``: no early
+    stopping (the callback is left out)."""
+    mode = getattr(mode, "value", mode)  # the schema's MonitorMode enum or a plain string
+    if mode not in ("min", "max"):
+        raise ValueError(f"early stopping mode must be min or max, got {mode!r}")
+    if patience is None:
+        return None
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+        raise ValueError(f"early stopping patience must be an int >= 1 or null (off), got {patience!r}")
+    if min_delta < 0:
+        raise ValueError(f"early stopping min_delta must be >= 0, got {min_delta}")
+    return EarlyStopping(monitor=monitor, mode=mode, patience=patience, min_delta=min_delta)
 
 
 class Throughput(pl.Callback):

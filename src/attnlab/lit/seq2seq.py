@@ -1,24 +1,30 @@
 """LightningModule for sequence-to-sequence translation, shared by the Bahdanau GRU and the Transformer.
 
-Trains with teacher forcing on a padding-masked (optionally label-smoothed) cross-entropy; evaluates the
-per-token loss and accuracy, and the corpus BLEU of translations decoded with the configured search. The net
+Trains with teacher forcing on a padding-masked (optionally label-smoothed) cross-entropy. Evaluation decodes
+every sentence with the configured search and scores the whole split at once, in corpus order, against the raw
+references of ``datamodule.texts(split)`` (never the tokenized, ``<unk>``-ed or truncated target ids): corpus BLEU,
+chrF and TER as sacrebleu computes them, the per-token loss and the token accuracy. Under DDP each rank evaluates
+its own share of the sentences and the results are gathered, so the figures equal a single process's exactly.
+Every evaluation leaves ``translations/<split>.{src,hyp,ref}`` and ``<split>.scores.json`` in the run dir. The net
 follows ``attnlab.models.decoding.Seq2SeqNet``; the datamodule ``TranslationData`` (below).
 
 Shape legend: B batch, S source length, T target length, V target vocabulary.
 """
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
 
 from attnlab.data.pairs import TranslationBatch
 from attnlab.lit import plots
-from attnlab.lit.bleu import CorpusBLEU, d2l_bleu
 from attnlab.lit.figures import publish_figure
+from attnlab.lit.scores import TRANSLATIONS_DIR, MetricScore, corpus_scores, d2l_bleu, write_translations
+from attnlab.lit.strategies import gather_objects
 from attnlab.lit.task import StepOutput, TaskModule
 from attnlab.models.decoding import Hypotheses, SearchConfig, Seq2SeqNet
 
@@ -35,11 +41,23 @@ class TranslationData(Protocol):
 
     def val_examples(self, n: int) -> list[tuple[str, str]]: ...  # fixed (source, target) validation pairs
 
+    def texts(self, split: str) -> tuple[list[str], list[str]]: ...  # raw (sources, references), corpus order
+
 
 class LossOutput(NamedTuple):
     loss: Tensor  # () mean over real target tokens
     logits: Tensor  # (B, T, V)
     num_tokens: Tensor  # () real (non-padding) target tokens
+
+
+class SentenceResult(NamedTuple):
+    """One evaluated sentence: what a rank hands over to be scored with all the others."""
+
+    index: int  # the pair's position in datamodule.texts(split)
+    hypothesis: str  # the decoded, detokenized translation
+    loss: float  # summed cross-entropy of its target tokens (teacher-forced, no smoothing)
+    tokens: int  # its real target tokens (+ <eos>)
+    correct: int  # of them, predicted right under teacher forcing
 
 
 def masked_cross_entropy(logits: Tensor, targets: Tensor, pad_id: int, label_smoothing: float = 0.0) -> Tensor:
@@ -63,7 +81,7 @@ class Seq2SeqModule(TaskModule):
     """
 
     net: Seq2SeqNet
-    metric_stages = ("val", "test")
+    metric_stages = ()  # evaluation is scored over the gathered split at the epoch's end, not by metric objects
     progress_bar = ("loss", "bleu")
 
     def __init__(
@@ -90,9 +108,8 @@ class Seq2SeqModule(TaskModule):
         self.search = self.search_config.build()
         self.examples = examples
         self.plot_attention = plot_attention
-
-    def stage_metrics(self) -> dict[str, nn.Module]:
-        return {"loss": MeanMetric(), "token_acc": MeanMetric(), "bleu": CorpusBLEU()}
+        self._results: dict[str, list[SentenceResult]] = {}  # this rank's evaluated sentences, by stage
+        self.scores: dict[str, dict[str, MetricScore]] = {}  # the last evaluation's corpus scores, by stage
 
     # ---- loss ------------------------------------------------------------------------------------------------
     def compute_loss(self, batch: TranslationBatch, label_smoothing: float | None = None) -> LossOutput:
@@ -115,24 +132,61 @@ class Seq2SeqModule(TaskModule):
         return self.search(self.net, src.to(self.device), src_lens.to(self.device))
 
     def _evaluate(self, batch: TranslationBatch, stage: str) -> LossOutput:
-        """Plain cross-entropy (token-weighted over the epoch), token accuracy and corpus BLEU of the decoded batch."""
-        metrics = self.metrics_of(stage)
-        out = self.compute_loss(batch, label_smoothing=0.0)
+        """Teacher-forced loss and accuracy and the decoded translation of each sentence, kept for the epoch's end."""
+        logits = self.net(batch.src, batch.src_lens, batch.tgt_in).logits  # (B, T, V)
         real = batch.tgt_out != self.net.pad_id  # (B, T)
-        correct = (out.logits.argmax(-1) == batch.tgt_out) & real
-        metrics["loss"].update(out.loss, weight=out.num_tokens)
-        metrics["token_acc"].update(correct.sum() / out.num_tokens, weight=out.num_tokens)
-        data = self._data()
-        hypotheses = data.decode_target(self.translate(batch.src, batch.src_lens).tokens.cpu())
-        metrics["bleu"].update(hypotheses, data.decode_target(batch.tgt_out.cpu()))
-        self.log_metrics(stage, batch.src.shape[0])
-        return out
+        token_loss = F.cross_entropy(  # (B, T), 0 at padding
+            logits.transpose(1, 2).float(), batch.tgt_out, ignore_index=self.net.pad_id, reduction="none"
+        )
+        correct = (logits.argmax(-1) == batch.tgt_out) & real  # (B, T)
+        hypotheses = self._data().decode_target(self.translate(batch.src, batch.src_lens).tokens.cpu())
+        self._results.setdefault(stage, []).extend(
+            SentenceResult(*row) for row in zip(
+                batch.index.tolist(), hypotheses, token_loss.double().sum(1).tolist(), real.sum(1).tolist(),
+                correct.sum(1).tolist(),
+            )
+        )
+        return LossOutput(token_loss.sum() / real.sum(), logits, real.sum())
+
+    def _finish_evaluation(self, stage: str) -> None:
+        """Gather every rank's sentences, score the split in corpus order against its raw references, log the
+        scores (the same on every rank) and, on rank 0, write them with the sentences they come from."""
+        results = sorted(gather_objects(self._results.pop(stage, [])), key=lambda result: result.index)
+        if not results:
+            return
+        indexes = [result.index for result in results]
+        if len(set(indexes)) != len(indexes):
+            raise RuntimeError(f"{stage}: {len(indexes) - len(set(indexes))} sentences were evaluated twice")
+        sources, references = self._data().texts(stage)
+        hypotheses = [result.hypothesis for result in results]
+        sources, references = [sources[i] for i in indexes], [references[i] for i in indexes]
+        self.scores[stage] = scores = corpus_scores(hypotheses, references)
+        tokens = sum(result.tokens for result in results)
+        values = {
+            "loss": math.fsum(result.loss for result in results) / tokens,  # exactly rounded: any order, any rank
+            "token_acc": sum(result.correct for result in results) / tokens,
+            **{name: score.score for name, score in scores.items()},
+        }
+        for name, value in values.items():  # equal on every rank: "max" hands each rank the same value back
+            self.log(f"{stage}/{name}", torch.tensor(value, dtype=torch.float64), prog_bar=name in self.progress_bar,
+                     sync_dist=True, reduce_fx="max")
+        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            directory = Path(self.trainer.default_root_dir) / TRANSLATIONS_DIR
+            write_translations(directory, stage, sources, hypotheses, references, scores)
+
+    def on_validation_epoch_start(self) -> None:
+        self._results.pop("val", None)
+
+    def on_test_epoch_start(self) -> None:
+        self._results.pop("test", None)
 
     def on_validation_epoch_end(self) -> None:
+        self._finish_evaluation("val")
         if self.plot_attention and not self.trainer.sanity_checking and self.trainer.is_global_zero:
             self._plot_attention()
 
     def on_test_epoch_end(self) -> None:
+        self._finish_evaluation("test")
         if self.plot_attention and self.trainer.is_global_zero:
             self._plot_attention()
         if self.examples:

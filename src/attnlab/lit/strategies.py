@@ -1,9 +1,10 @@
-"""Pieces of distributed strategies that configs cannot spell directly."""
+"""Pieces of distributed strategies that configs cannot spell directly, and the gathering of evaluation outputs."""
 from __future__ import annotations
 
 from importlib import import_module
 from typing import Sequence
 
+import torch.distributed as dist
 from torch import nn
 
 
@@ -21,3 +22,13 @@ def module_classes(paths: Sequence[str]) -> set[type[nn.Module]]:
             raise ValueError(f"{path!r} is not a torch.nn.Module subclass")
         classes.add(cls)
     return classes
+
+
+def gather_objects(items: list) -> list:
+    """Every rank's ``items`` (picklable), concatenated in rank order; ``items`` itself outside a process group.
+    A collective call: under DDP every rank must make it."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return list(items)
+    gathered: list[list | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, items)
+    return [item for part in gathered for item in part]
