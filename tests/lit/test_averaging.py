@@ -85,10 +85,14 @@ def test_averaging_uses_only_snapshots_of_the_final_epoch_wherever_training_stop
     final = load_checkpoint(tmp_path / "snapshots" / "step-35.ckpt")["state_dict"]
     torch.testing.assert_close(final, {f"net.{k}": v for k, v in module.net.state_dict().items()})
     assert averaging.candidates == {"averaged": tmp_path / "averaged.ckpt", "last": tmp_path / "snapshots" / "step-35.ckpt"}
+    assert averaging.last_scores == {}  # the final weights were never validated
     # a run twice as long spaces them twice as far apart: still one epoch
     longer = AverageCheckpoints(dirpath=tmp_path / "long", output=tmp_path / "long.ckpt", num_checkpoints=5, span_epochs=2)
-    fit(tmp_path, [longer], max_epochs=3, limit_val_batches=0)
+    trainer, module, data = fit(tmp_path, [longer], max_epochs=3)
     assert sorted(int(p.stem.split("-")[1]) for p in (tmp_path / "long").glob("*.ckpt")) == [16, 20, 24, 28, 30]
+    # validated at the end of the last epoch: the final weights' score is known, and equals a new validation
+    assert longer.last_scores["val/mse"] == trainer.validate(module, data, ckpt_path=str(longer.candidates["last"]),
+                                                            verbose=False)[0]["val/mse"]
 
 
 @pytest.mark.parametrize("better", ["averaged", "last"])
@@ -117,6 +121,9 @@ def test_the_better_weights_on_validation_are_chosen_and_recorded(tmp_path, bett
     assert selected_checkpoint(tmp_path) == good
     logged = (tmp_path / "csv" / "metrics.csv").read_text()
     assert "val/mse_averaged" in logged and "val/mse_last" in logged
+    known = choose_weights(trainer, module, data, candidates, monitor="val/mse", mode="min", known={"last": -1.0},
+                           record=checkpoints / "selected.json")
+    assert known.name == "last" and known.scores["last"] == -1.0  # a known score is not validated again
     with pytest.raises(ValueError, match="logged no 'val/bleu' to choose by"):
         choose_weights(trainer, module, data, candidates, monitor="val/bleu", mode="max", record=tmp_path / "x.json")
 

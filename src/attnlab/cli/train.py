@@ -82,8 +82,9 @@ def fit_and_test(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule
         tested = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         averaging = next((c for c in trainer.callbacks if isinstance(c, AverageCheckpoints) and c.candidates), None)
         if averaging is not None:  # averaged vs last weights on validation: the better is tested
+            known = {"last": averaging.last_scores[cfg.monitor]} if cfg.monitor in averaging.last_scores else {}
             choice = choose_weights(trainer, model, datamodule, averaging.candidates, monitor=cfg.monitor,
-                                    mode=cfg.monitor_mode, record=averaging.selection_record)
+                                    mode=cfg.monitor_mode, record=averaging.selection_record, known=known)
             metrics.update({f"{cfg.monitor}_{name}": score for name, score in choice.scores.items()})
             tested = str(choice.path)
     if cfg.test:

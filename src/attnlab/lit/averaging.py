@@ -110,6 +110,8 @@ class AverageCheckpoints(pl.Callback):
         self.interval = 1  # optimizer steps between snapshots, set when training starts
         self.candidates: dict[str, Path] = {}  # {"averaged": output, "last": final snapshot} once averaged
         self._saved_step: int | None = None  # the last snapshot's step (never a file check: ranks must agree)
+        self._validated: tuple[int, dict[str, float]] = (-1, {})  # the latest validation: (step, its metrics)
+        self.last_scores: dict[str, float] = {}  # the metrics of a validation of the final weights, if one ran
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         batches = trainer.num_training_batches
@@ -117,7 +119,11 @@ class AverageCheckpoints(pl.Callback):
             raise ValueError("AverageCheckpoints needs a training loader of known length to space its snapshots")
         steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
         self.interval = max(1, int(self.span_epochs * steps_per_epoch / self.num_checkpoints))
-        self.candidates, self._saved_step = {}, None
+        self.candidates, self.last_scores, self._saved_step, self._validated = {}, {}, None, (-1, {})
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._validated = (trainer.global_step, {k: float(v) for k, v in trainer.callback_metrics.items()})
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         step = trainer.global_step
@@ -138,6 +144,8 @@ class AverageCheckpoints(pl.Callback):
             log.info("averaged %d snapshots (steps %s) into %s", len(kept), [step for step, _ in kept], self.output)
         trainer.strategy.barrier("averaged checkpoint written")
         self.candidates = {"averaged": self.output, "last": self._path(final)}
+        step, metrics = self._validated
+        self.last_scores = metrics if step == final else {}  # the final weights were validated: no need again
 
     @property
     def selection_record(self) -> Path:
@@ -172,17 +180,20 @@ class Choice(NamedTuple):
 
 def choose_weights(
     trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.LightningDataModule, candidates: dict[str, Path],
-    *, monitor: str, mode: str, record: Path,
+    *, monitor: str, mode: str, record: Path, known: dict[str, float] | None = None,
 ) -> Choice:
-    """Validate every candidate checkpoint, log each one's ``monitor`` as ``<monitor>_<name>`` (e.g.
-    ``val/bleu_averaged``, ``val/bleu_last``) and keep the better (on a tie the first); the choice, its path
-    relative to ``record``'s folder and the scores go to the JSON file ``record``."""
+    """Validate every candidate checkpoint (except those whose score is ``known``), log each one's ``monitor`` as
+    ``<monitor>_<name>`` (e.g. ``val/bleu_averaged``, ``val/bleu_last``) and keep the better (on a tie the first);
+    the choice, its path relative to ``record``'s folder and the scores go to the JSON file ``record``."""
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be min or max, got {mode!r}")
     if not candidates:
         raise ValueError("choose_weights needs at least one candidate checkpoint, got none")
     scores = {}
     for name, path in candidates.items():
+        if name in (known or {}):
+            scores[name] = float(known[name])
+            continue
         results = trainer.validate(module, datamodule=datamodule, ckpt_path=str(path), verbose=False, weights_only=True)
         found = results[0] if results else {}
         if monitor not in found:
