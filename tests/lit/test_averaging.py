@@ -144,3 +144,5 @@ def test_averaging_arguments_are_checked():
         AverageCheckpoints(dirpath="d", output="o", num_checkpoints=0)
     with pytest.raises(ValueError, match="span_epochs must be > 0, got 0"):
         AverageCheckpoints(dirpath="d", output="o", span_epochs=0)
+    with pytest.raises(ValueError, match="nothing to choose from: no training has ended"):
+        AverageCheckpoints(dirpath="d", output="o").choose(None, None, None, monitor="val/bleu", mode="max")

@@ -18,7 +18,7 @@ from attnlab.cli.summary import print_summary
 from attnlab.cli.sweeper import in_search, register_sweeper
 from attnlab.cli.tracking import assign_wandb_run_id
 from attnlab.cli.validate import ConfigError, check_no_missing, fill_missing, validate_targets
-from attnlab.lit.averaging import AverageCheckpoints, choose_weights
+from attnlab.lit.averaging import AverageCheckpoints
 from attnlab.lit.callbacks import EmbedConfig, ResumeTrainLoader, Throughput
 from attnlab.lit.checkpoint import load_checkpoint
 from attnlab.lit.loggers import finish_loggers
@@ -82,9 +82,7 @@ def fit_and_test(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule
         tested = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         averaging = next((c for c in trainer.callbacks if isinstance(c, AverageCheckpoints) and c.candidates), None)
         if averaging is not None:  # averaged vs last weights on validation: the better is tested
-            known = {"last": averaging.last_scores[cfg.monitor]} if cfg.monitor in averaging.last_scores else {}
-            choice = choose_weights(trainer, model, datamodule, averaging.candidates, monitor=cfg.monitor,
-                                    mode=cfg.monitor_mode, record=averaging.selection_record, known=known)
+            choice = averaging.choose(trainer, model, datamodule, monitor=cfg.monitor, mode=cfg.monitor_mode)
             metrics.update({f"{cfg.monitor}_{name}": score for name, score in choice.scores.items()})
             tested = str(choice.path)
     if cfg.test:

@@ -29,6 +29,7 @@ from attnlab.lit.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 SELECTION_FILE = "selected.json"  # beside averaged.ckpt: which weights the run tests and attnlab-eval picks
+_STEP = re.compile(r"^step-(\d+)\.ckpt$")  # a snapshot's file name
 def _state_dict(checkpoint: dict[str, Any], path: Path) -> dict[str, Tensor]:
     state = checkpoint.get("state_dict", checkpoint)  # a Lightning checkpoint or a plain state dict
     if not state or not all(isinstance(value, Tensor) for value in state.values()):
@@ -90,6 +91,12 @@ def write_averaged_checkpoint(paths: Sequence[str | Path], output: str | Path) -
     return output
 
 
+class Choice(NamedTuple):
+    name: str  # the chosen candidate, e.g. "averaged"
+    path: Path  # its checkpoint
+    scores: dict[str, float]  # every candidate's validation score
+
+
 class AverageCheckpoints(pl.Callback):
     """Snapshot the weights ``num_checkpoints`` times over the last ``span_epochs`` of training and average them.
 
@@ -147,10 +154,15 @@ class AverageCheckpoints(pl.Callback):
         step, metrics = self._validated
         self.last_scores = metrics if step == final else {}  # the final weights were validated: no need again
 
-    @property
-    def selection_record(self) -> Path:
-        """Where :func:`choose_weights` records the choice: ``selected.json`` beside ``output``."""
-        return self.output.parent / SELECTION_FILE
+    def choose(self, trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.LightningDataModule, *,
+               monitor: str, mode: str) -> Choice:
+        """:func:`choose_weights` between the averaged and the last weights after ``fit`` (a validation of the final
+        weights is reused), recorded in ``selected.json`` beside ``output``."""
+        if not self.candidates:
+            raise ValueError("nothing to choose from: no training has ended since this callback was attached")
+        known = {"last": self.last_scores[monitor]} if monitor in self.last_scores else {}
+        return choose_weights(trainer, module, datamodule, self.candidates, monitor=monitor, mode=mode,
+                              record=self.output.parent / SELECTION_FILE, known=known)
 
     def _path(self, step: int) -> Path:
         return self.dirpath / f"step-{step}.ckpt"
@@ -169,15 +181,6 @@ class AverageCheckpoints(pl.Callback):
                 path.unlink()
 
 
-_STEP = re.compile(r"^step-(\d+)\.ckpt$")
-
-
-class Choice(NamedTuple):
-    name: str  # the chosen candidate, e.g. "averaged"
-    path: Path  # its checkpoint
-    scores: dict[str, float]  # every candidate's validation score
-
-
 def choose_weights(
     trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.LightningDataModule, candidates: dict[str, Path],
     *, monitor: str, mode: str, record: Path, known: dict[str, float] | None = None,
@@ -185,6 +188,7 @@ def choose_weights(
     """Validate every candidate checkpoint (except those whose score is ``known``), log each one's ``monitor`` as
     ``<monitor>_<name>`` (e.g. ``val/bleu_averaged``, ``val/bleu_last``) and keep the better (on a tie the first);
     the choice, its path relative to ``record``'s folder and the scores go to the JSON file ``record``."""
+    mode = getattr(mode, "value", mode)  # the schema's MonitorMode enum or a plain string
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be min or max, got {mode!r}")
     if not candidates:
