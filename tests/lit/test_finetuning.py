@@ -136,7 +136,7 @@ def test_warmup_then_linear_decay_over_the_run(data):
     fit = trainer(max_steps=6)
     fit.fit(module, datamodule=data)
     scheduler = fit.lr_scheduler_configs[0].scheduler
-    assert scheduler.lr_lambdas[0](1) == 1.0 and scheduler.lr_lambdas[0](4) == pytest.approx(0.5)  # total = 6 steps
+    assert scheduler.factor(1) == 1.0 and scheduler.factor(4) == pytest.approx(0.5)  # total = 6 steps
 
 
 def test_metrics_are_logged_per_stage(data):

@@ -27,6 +27,7 @@ class TrainSchema:
     monitor: str = "val/loss"
     monitor_mode: MonitorMode = MonitorMode.min
     optimized_metric: Optional[str] = None
+    budget: Optional[float] = None
     paths: Any = field(default_factory=dict)
     trainer: Any = field(default_factory=dict)
     logger: Any = field(default_factory=dict)

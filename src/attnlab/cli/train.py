@@ -47,6 +47,18 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     return str(candidates[-1])
 
 
+def apply_budget(cfg: DictConfig) -> None:
+    """``budget=<minutes>``: the run's length is that time (``trainer.max_time``, no epoch limit)."""
+    if cfg.budget is None:
+        return
+    if not cfg.budget > 0:
+        raise ConfigError(f"budget must be a positive number of minutes, got {cfg.budget}")
+    seconds = max(1, round(cfg.budget * 60))
+    with open_dict(cfg):
+        cfg.trainer.max_time = f"{seconds // 86400:02d}:{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        cfg.trainer.max_epochs = -1
+
+
 def instantiate_all(nodes: DictConfig | None) -> list[Any]:
     return [hydra.utils.instantiate(node) for node in (nodes or {}).values() if node is not None]
 
@@ -83,6 +95,7 @@ def fit_and_test(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule
 def train(cfg: DictConfig) -> float | None:
     """Wire everything together; returns ``cfg.optimized_metric`` for sweepers."""
     validate_targets(cfg)
+    apply_budget(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     ckpt_path = resolve_ckpt_path(cfg)
     resumed = load_checkpoint(ckpt_path) if ckpt_path is not None else None
