@@ -139,15 +139,17 @@ def test_warmup_then_linear_decay_over_the_run(data):
     assert scheduler.factor(1) == 1.0 and scheduler.factor(4) == pytest.approx(0.5)  # total = 6 steps
 
 
-def test_metrics_are_logged_per_stage(data):
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])  # what trainer.precision=auto picks, either way
+def test_metrics_are_logged_per_stage(data, precision):
     module = module_for(data)
-    fit = trainer(max_steps=-1, max_epochs=1, limit_val_batches=None)
+    fit = trainer(max_steps=-1, max_epochs=1, limit_val_batches=None, precision=precision)
     fit.fit(module, datamodule=data)
     assert {"train/loss_step", "train/loss_epoch", "val/loss", "val/acc", "val/f1"} <= set(fit.callback_metrics)
     fit.test(module, datamodule=data, verbose=False)
     metrics = fit.callback_metrics
     assert {"test/acc", "test/f1", "test/loss"} <= set(metrics)
-    logits = module.eval()(next(iter(data.test_dataloader()))).logits
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):  # as the test step ran
+        logits = module.eval()(next(iter(data.test_dataloader()))).logits
     accuracy = (logits.argmax(-1) == torch.tensor([1, 0, 0])).float().mean()
     assert metrics["test/acc"] == pytest.approx(float(accuracy))
 

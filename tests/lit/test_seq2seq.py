@@ -192,21 +192,24 @@ def make_module(datamodule, **kwargs) -> Seq2SeqModule:
     return Seq2SeqModule(net, partial(torch.optim.Adam, lr=5e-3), **kwargs)
 
 
-def test_lightning_run_logs_metrics_bleu_heatmaps_and_examples(datamodule, tmp_path, capsys):
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])  # what trainer.precision=auto picks, either way
+def test_lightning_run_logs_metrics_bleu_heatmaps_and_examples(datamodule, tmp_path, capsys, precision):
     pl.seed_everything(0)
     module = make_module(datamodule, decode={"strategy": "beam", "beam_size": 3, "max_steps": 8},
                          examples=[["go home", "home_fr go_fr"], ["he is calm", "calm_fr is_fr he_fr"]],
                          plot_attention=False)  # plotting every epoch only costs time here
     trainer = pl.Trainer(max_epochs=8, default_root_dir=tmp_path, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0)
+                         enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0,
+                         precision=precision)
     trainer.fit(module, datamodule=datamodule)
     metrics = trainer.callback_metrics
     assert {"train/loss_epoch", "val/loss", "val/token_acc", "val/bleu"} <= set(metrics)
     # val/bleu pools n-gram statistics over batches: it is sacrebleu's corpus BLEU of the whole split
     hypotheses, references = [], []
-    for batch in datamodule.val_dataloader():
-        hypotheses += datamodule.decode_target(module.translate(batch.src, batch.src_lens).tokens)
-        references += datamodule.decode_target(batch.tgt_out)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):  # as validation decoded
+        for batch in datamodule.val_dataloader():
+            hypotheses += datamodule.decode_target(module.translate(batch.src, batch.src_lens).tokens)
+            references += datamodule.decode_target(batch.tgt_out)
     assert len(references) == len(datamodule.datasets["val"]) > 16
     assert float(metrics["val/bleu"]) == pytest.approx(sacrebleu.corpus_bleu(hypotheses, [references]).score, abs=1e-3)
     assert float(metrics["val/bleu"]) > 20 and float(metrics["val/token_acc"]) > 0.5

@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 
 from attnlab.cli.restore import restore_run
 from attnlab.cli.summary import print_summary
-from attnlab.cli.train import instantiate_all
+from attnlab.cli.train import instantiate_all, resolve_auto_precision
 from attnlab.cli.validate import check_no_missing
 
 
@@ -15,6 +15,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     check_no_missing(cfg)
     run = restore_run(cfg.ckpt_path, data_overrides=cfg.data)
     loggers = instantiate_all(cfg.get("logger"))
+    resolve_auto_precision(cfg.trainer)
     trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, enable_checkpointing=False)
     results = trainer.test(run.module, datamodule=run.datamodule)
     metrics = {name: float(value) for name, value in (results[0] if results else {}).items()}

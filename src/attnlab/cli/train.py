@@ -20,6 +20,7 @@ from attnlab.cli.validate import ConfigError, check_no_missing, fill_missing, va
 from attnlab.lit.callbacks import EmbedConfig, ResumeTrainLoader, Throughput
 from attnlab.lit.checkpoint import load_checkpoint
 from attnlab.lit.loggers import finish_loggers
+from attnlab.lit.precision import resolve_precision
 from attnlab.lit.pretrained import PretrainedEncoder, encoder_config, load_encoder, read_pretrained
 from attnlab.lit.pruning import pruned_trial
 
@@ -59,6 +60,12 @@ def apply_budget(cfg: DictConfig) -> None:
         cfg.trainer.max_epochs = -1
 
 
+def resolve_auto_precision(trainer: DictConfig) -> None:
+    """``trainer.precision=auto`` (the default) becomes this machine's choice, logged (:mod:`attnlab.lit.precision`)."""
+    with open_dict(trainer):
+        trainer.precision = resolve_precision(trainer.get("precision", "32-true"), trainer.get("accelerator", "auto"))
+
+
 def instantiate_all(nodes: DictConfig | None) -> list[Any]:
     return [hydra.utils.instantiate(node) for node in (nodes or {}).values() if node is not None]
 
@@ -96,6 +103,7 @@ def train(cfg: DictConfig) -> float | None:
     """Wire everything together; returns ``cfg.optimized_metric`` for sweepers."""
     validate_targets(cfg)
     apply_budget(cfg)
+    resolve_auto_precision(cfg.trainer)
     pl.seed_everything(cfg.seed, workers=True)
     ckpt_path = resolve_ckpt_path(cfg)
     resumed = load_checkpoint(ckpt_path) if ckpt_path is not None else None

@@ -30,8 +30,9 @@ def horizon_schedulers(trainer: pl.Trainer) -> list[HorizonLR]:
 class TimeBudgetHorizon(pl.Callback):
     """Re-estimates the schedule's horizon of a time-boxed run at every optimizer step; does nothing otherwise.
 
-    Seconds per step are measured over the recent half of the run (since this process started training), so the
-    estimate follows a run whose steps slow down or speed up, and the validation runs inside that window count.
+    Seconds per step are measured over the recent half of the run (from this process's second step on: the first
+    holds one-off costs), so the estimate follows a run whose steps slow down or speed up, and the validation runs
+    inside that window count. Until then the schedule keeps the horizon it was built with.
     A bound from ``max_steps``/``max_epochs`` still caps the horizon. Under DDP rank 0's estimate is broadcast,
     so every rank follows one schedule. The Timer's clock is the one used (its elapsed time survives a resume).
     """
@@ -41,18 +42,19 @@ class TimeBudgetHorizon(pl.Callback):
         self._bound = math.inf  # the run's length in steps by max_steps/max_epochs
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        timer = budget_timer(trainer)
-        self._marks = [] if timer is None else [(trainer.global_step, timer.time_elapsed())]
+        self._marks = []
         self._bound = trainer.estimated_stepping_batches
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
         timer, schedulers = budget_timer(trainer), horizon_schedulers(trainer)
-        if timer is None or not schedulers or not self._marks or trainer.global_step == self._marks[-1][0]:
-            return  # no budget, nothing to steer, or no optimizer step since the last mark (gradient accumulation)
         step = trainer.global_step
+        if timer is None or not schedulers or self._marks and step == self._marks[-1][0]:
+            return  # no budget, nothing to steer, or no optimizer step since the last mark (gradient accumulation)
         self._marks.append((step, timer.time_elapsed()))
         if len(self._marks) > MAX_MARKS:
             self._marks = self._marks[::2]
+        if len(self._marks) < 2:
+            return  # the first step's time holds one-off costs (first batch, allocations): pace from the second on
         total = trainer.strategy.broadcast(self.estimate(step, timer.time_remaining()), src=0)
         for scheduler in schedulers:
             scheduler.set_total_steps(total)

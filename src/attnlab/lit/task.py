@@ -104,7 +104,9 @@ class TaskModule(pl.LightningModule):
             self._net_compiled = True
 
     def configure_callbacks(self) -> list[pl.Callback]:
-        return [TimeBudgetHorizon()]  # steers the schedule of a time-boxed run; idle otherwise
+        """The horizon of a time-boxed run's schedule (idle otherwise), added once per trainer."""
+        present = self._trainer is not None and any(isinstance(c, TimeBudgetHorizon) for c in self.trainer.callbacks)
+        return [] if present else [TimeBudgetHorizon()]
 
     def configure_optimizers(self):
         groups = [group for group in self.parameter_groups() if group["params"]]  # frozen parts leave empty groups
