@@ -36,6 +36,7 @@ class TrainSchema:
     pos_encoding: Any = field(default_factory=dict)
     norm: Any = field(default_factory=dict)
     kernel: Any = field(default_factory=dict)
+    pooling: Any = field(default_factory=dict)
     tokenizer: Any = field(default_factory=dict)
     model: Any = field(default_factory=dict)
     data: Any = field(default_factory=dict)
