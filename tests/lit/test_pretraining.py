@@ -196,6 +196,11 @@ def write_two_sentence_corpus(directory, seed=0):
     return directory
 
 
+def batches_of(examples: PretrainingBatch, size: int = 16):
+    for start in range(0, len(examples.nsp_labels), size):
+        yield PretrainingBatch(*(field[start : start + size] for field in examples))
+
+
 def test_nsp_alone_learns_pairs_whose_answer_the_text_gives_away(tmp_path):
     """The [CLS] -> pooler -> NSP head path learns: an NSP-only loss beats chance on held-out pairs where B's words
     decide the answer for half of the negatives (best possible accuracy 0.75, chance 0.5)."""
@@ -207,7 +212,7 @@ def test_nsp_alone_learns_pairs_whose_answer_the_text_gives_away(tmp_path):
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
     net.train()
     for epoch in range(15):
-        for batch in data._loader(data.examples("train", epoch)):
+        for batch in batches_of(data.examples("train", epoch)):
             output = net(batch.tokens, batch.segments, batch.valid_lens, batch.mlm_positions, batch.mlm_mask)
             loss = pretraining_losses(output, batch).nsp  # the pair task alone
             optimizer.zero_grad()
@@ -217,7 +222,7 @@ def test_nsp_alone_learns_pairs_whose_answer_the_text_gives_away(tmp_path):
     hits = total = 0
     with torch.no_grad():
         for epoch in range(3):  # three draws of the held-out paragraphs' pairs
-            for batch in data._loader(data.examples("valid", epoch)):
+            for batch in batches_of(data.examples("valid", epoch)):
                 output = net(batch.tokens, batch.segments, batch.valid_lens, batch.mlm_positions, batch.mlm_mask)
                 hits += int((output.nsp_logits.argmax(-1) == batch.nsp_labels).sum())
                 total += len(batch.nsp_labels)

@@ -150,7 +150,9 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
             self.max_len, self.long_pairs, self.mask_prob, self.objective,
         )
 
-    def batches(self, examples: PretrainingBatch, epoch: int = 0, rank: int = 0, world_size: int = 1) -> list[list[int]]:
+    def batches(
+        self, examples: PretrainingBatch, epoch: int = 0, rank: int = 0, world_size: int = 1
+    ) -> list[list[int]]:
         """This rank's batches of one epoch's ``examples``, as index lists: in the drawn order, or length-bucketed
         (``bucket_size``); a function of ``(seed, epoch, rank)``, so a mid-epoch checkpoint resumes at the next
         batch of the same list."""
@@ -164,14 +166,15 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
         sampler.set_epoch(epoch)
         return list(sampler)  # fixed here: Lightning's set_epoch cannot reorder them (overfitting keeps epoch 0)
 
-    def _loader(self, examples: PretrainingBatch, epoch: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
+    def _loader(self, examples: PretrainingBatch, epoch: int = 0) -> DataLoader:
+        rank, world_size = (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
         return ResumableDataLoader(
             TensorExamples(examples), batch_sampler=self.batches(examples, epoch, rank, world_size),
             num_workers=self.num_workers, collate_fn=cut_prediction_slots,
         )
 
     def train_dataloader(self) -> DataLoader:
-        epoch, rank, world_size = 0, 0, 1
+        epoch, rank = 0, 0
         if self.trainer is not None:
             if self.trainer.reload_dataloaders_every_n_epochs != 1:
                 raise ValueError(
@@ -180,16 +183,13 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
                     f"{self.trainer.reload_dataloaders_every_n_epochs}"
                 )
             overfitting = self.trainer.overfit_batches > 0  # memorise the same few batches: epoch 0's draw
-            epoch = 0 if overfitting else self.trainer.current_epoch
-            rank, world_size = self.trainer.global_rank, self.trainer.world_size
-        return self._loader(self.examples("train", epoch, rank), epoch, rank, world_size)
+            epoch, rank = 0 if overfitting else self.trainer.current_epoch, self.trainer.global_rank
+        return self._loader(self.examples("train", epoch, rank), epoch)
 
     def _fixed_loader(self, split: str) -> DataLoader:
         if split not in self._eval_examples:
             self._eval_examples[split] = self.examples(split)
-        if self.trainer is None:
-            return self._loader(self._eval_examples[split])
-        return self._loader(self._eval_examples[split], rank=self.trainer.global_rank, world_size=self.trainer.world_size)
+        return self._loader(self._eval_examples[split])
 
     def val_dataloader(self) -> DataLoader:
         return self._fixed_loader("valid")
