@@ -46,7 +46,9 @@ def padded_batches(count: int, rows: int, length: int, seed: int):
         positions = torch.arange(length + 1)
         src[positions[:length] >= src_lens[:, None]] = IDS["pad_id"]
         tgt[positions >= tgt_lens[:, None] + 1] = IDS["pad_id"]  # <bos> + tgt_lens tokens
-        batches.append(TranslationBatch(src, src_lens, tgt[:, :-1].contiguous(), tgt[:, 1:].contiguous(), tgt_lens))
+        index = torch.arange(rows)  # (B,) row of each pair in its split
+        tgt_in, tgt_out = tgt[:, :-1].contiguous(), tgt[:, 1:].contiguous()
+        batches.append(TranslationBatch(src, src_lens, tgt_in, tgt_out, tgt_lens, index))
     return batches
 
 

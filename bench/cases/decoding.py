@@ -29,11 +29,11 @@ def run(ctx: Context) -> CaseResult:
     ids = data.net_kwargs()
     sentences, batch_rows = (16, 8) if ctx.quick else (1000, 125)
     pairs = data.datasets["test"]
-    sources = [pairs[i][0] for i in range(min(sentences, len(pairs)))]
+    sources = [pairs.src[i] for i in range(min(sentences, len(pairs)))]
 
     batches = []
     for start in range(0, len(sources), batch_rows):
-        chunk = [(source, source[:0]) for source in sources[start:start + batch_rows]]  # no target side
+        chunk = [(start + i, source, source[:0]) for i, source in enumerate(sources[start:start + batch_rows])]
         batch = collate_pairs(chunk, ids["pad_id"], ids["bos_id"], ids["eos_id"])
         batches.append((batch.src, batch.src_lens))
     result.notes.append(

@@ -55,7 +55,8 @@ def synthetic_batches(count: int, rows: int, length: int, src_vocab: int, tgt_vo
         tgt = torch.randint(specials, tgt_vocab, (rows, length + 1), generator=generator)
         tgt[:, 0] = bos_id
         lens = torch.full((rows,), length)
-        batches.append(TranslationBatch(src, lens, tgt[:, :-1].contiguous(), tgt[:, 1:].contiguous(), lens))
+        index = torch.arange(rows)
+        batches.append(TranslationBatch(src, lens, tgt[:, :-1].contiguous(), tgt[:, 1:].contiguous(), lens, index))
     return batches
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attnlab.data.corpora import FraEngCorpus, ParallelCorpus, split_indices
+from attnlab.data.corpora import FraEngCorpus, ParallelCorpus, source_groups, split_indices
 
 
 def test_split_is_seeded_disjoint_and_complete():
@@ -16,6 +16,23 @@ def test_split_is_seeded_disjoint_and_complete():
     assert sorted(np.concatenate(list(a.values())).tolist()) == list(range(1000))
     assert not np.array_equal(split_indices(1000, {"val": 0.1, "test": 0.2}, seed=4)["test"], a["test"])
     assert all((np.diff(index) > 0).all() for index in a.values())  # file order within a split
+
+
+def test_grouped_split_keeps_each_source_in_one_split_near_its_share():
+    rng = np.random.default_rng(0)
+    sources = [f"sentence {k}" for k in rng.integers(0, 300, size=1000)]  # ~3.3 pairs a source, file order mixed
+    groups = source_groups(sources)
+    assert groups[0] == 0 and all(groups[sources.index(s)] == g for s, g in zip(sources, groups))
+    split = split_indices(1000, {"val": 0.1, "test": 0.2}, seed=3, groups=groups)
+    assert sorted(np.concatenate(list(split.values())).tolist()) == list(range(1000))
+    held = {name: {sources[i] for i in index} for name, index in split.items()}
+    assert not held["train"] & held["val"] and not held["train"] & held["test"] and not held["val"] & held["test"]
+    largest = int(np.bincount(groups).max())
+    assert 100 <= len(split["val"]) < 100 + largest and 200 <= len(split["test"]) < 200 + largest
+    again = split_indices(1000, {"val": 0.1, "test": 0.2}, seed=3, groups=groups)
+    assert all(np.array_equal(split[k], again[k]) for k in split)
+    with pytest.raises(ValueError, match="groups holds 3 ids for 1000 items"):
+        split_indices(1000, {"val": 0.1}, seed=3, groups=np.arange(3))
 
 
 def test_fra_eng_reads_its_one_file_as_train_only(tmp_path):

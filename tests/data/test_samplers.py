@@ -46,3 +46,30 @@ def test_ranks_get_disjoint_shards_of_equal_length():
     assert set(covered) == set(range(250))
     single = list(_sampler(lengths, max_tokens=150))
     assert len(covered) - 250 < max(len(b) for b in single) * 3  # only the cycled padding repeats
+
+
+def test_evaluation_shards_hold_every_example_exactly_once():
+    lengths = np.random.default_rng(3).integers(2, 40, size=250)
+    for world_size in (2, 3, 4):
+        shards = [list(_sampler(lengths, shuffle=False, batch_size=16, rank=r, world_size=world_size, equal_shards=False))
+                  for r in range(world_size)]
+        covered = [i for shard in shards for b in shard for i in b]
+        assert sorted(covered) == list(range(250))  # no example twice, none left out
+        assert all(len(s) == len(_sampler(lengths, shuffle=False, batch_size=16, rank=r, world_size=world_size,
+                                          equal_shards=False)) for r, s in enumerate(shards))
+    counts = [len(s) for s in shards]  # 16 batches over 4 ranks: 4 each; over 3 ranks one rank runs one more
+    assert counts == [4, 4, 4, 4]
+    uneven = [len(list(_sampler(lengths, shuffle=False, batch_size=16, rank=r, world_size=3, equal_shards=False)))
+              for r in range(3)]
+    assert uneven == [6, 5, 5]
+
+
+def test_evaluation_splits_a_batch_so_that_no_rank_is_left_without_one_or_says_it_cannot():
+    lengths = np.arange(5) + 2
+    shards = [list(_sampler(lengths, shuffle=False, batch_size=8, rank=r, world_size=3, equal_shards=False))
+              for r in range(3)]
+    assert all(shards) and sorted(i for s in shards for b in s for i in b) == list(range(5))
+    with pytest.raises(ValueError, match="2 examples cannot be shared by world_size=3 ranks"):
+        list(_sampler(lengths[:2], shuffle=False, batch_size=8, rank=0, world_size=3, equal_shards=False))
+    assert [list(_sampler(lengths[:0], shuffle=False, batch_size=8, rank=r, world_size=3, equal_shards=False))
+            for r in range(3)] == [[], [], []]  # an empty split is empty everywhere

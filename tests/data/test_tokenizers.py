@@ -57,6 +57,32 @@ def test_wordpiece_lowercases_and_splits_punctuation():
     assert tok.unk_token == "[UNK]"
 
 
+FRENCH = ["il a été élu président", "Où est la forêt", "le garçon a mangé une crêpe à Noël", "Ça ne coûte rien"]
+
+
+@pytest.mark.parametrize(
+    "builder, lowercase",
+    [
+        (lambda: word(min_freq=1), False),
+        (lambda: word(min_freq=1, lowercase=True), True),
+        (lambda: bpe(vocab_size=200), False),
+        (lambda: wordpiece(vocab_size=200), True),
+        (lambda: wordpiece(vocab_size=200, lowercase=False), False),
+    ],
+)
+def test_accented_french_round_trips_with_case_as_configured(builder, lowercase):
+    tok = builder().train(FRENCH * 2, MT_SPECIALS)
+    ids = tok.encode_batch(FRENCH)
+    assert all(tok.token_to_id("<unk>") not in row for row in ids)
+    assert tok.decode_batch(ids) == [text.lower() if lowercase else text for text in FRENCH]
+
+
+def test_wordpiece_strips_accents_only_when_asked():
+    tok = wordpiece(vocab_size=200, strip_accents=True).train(FRENCH, MT_SPECIALS)
+    assert tok.decode_batch(tok.encode_batch(["il a été élu"])) == ["il a ete elu"]
+    assert tok.config["strip_accents"] and not wordpiece().config["strip_accents"]  # part of cache keys
+
+
 @pytest.mark.parametrize("builder", [word, bpe, wordpiece])
 @pytest.mark.parametrize("specials", [MT_SPECIALS, BERT_SPECIALS])
 def test_special_ids_are_stable(builder, specials):

@@ -36,11 +36,12 @@ def _write_splits(directory, text_by_split):
         (directory / f"wiki.{split}.tokens").write_text(text, encoding="utf-8")
 
 
-def test_read_wikitext2_reads_each_split_from_the_directory(tmp_path):
-    _write_splits(tmp_path, {"train": "".join(LINES), "valid": " X y . Z \n", "test": " \n"})
+def test_read_wikitext2_reads_each_split_and_needs_two_paragraphs(tmp_path):
+    _write_splits(tmp_path, {"train": "".join(LINES), "valid": " X y . Z \n A . B \n", "test": " X y . Z \n"})
     assert read_wikitext2(tmp_path, "train")[1] == ["two @-@ part", "paragraph"]
-    assert read_wikitext2(tmp_path, "valid") == [["x y", "z"]]
-    assert read_wikitext2(tmp_path, "test") == []
+    assert read_wikitext2(tmp_path, "valid") == [["x y", "z"], ["a", "b"]]
+    with pytest.raises(ValueError, match=rf"^{tmp_path / 'wiki.test.tokens'} holds 1 paragraphs .* needs at least 2"):
+        read_wikitext2(tmp_path, "test")  # next-sentence prediction draws from another paragraph
 
 
 def test_unknown_split_is_rejected(tmp_path):
@@ -54,7 +55,7 @@ def test_fetches_from_d2l_zip_url():
 
 def test_absent_files_are_fetched_from_the_zip_members(tmp_path, monkeypatch):
     archive = tmp_path / "wikitext-2-v1.zip"
-    texts = {split: f" {split} one . {split} two \n" for split in wikitext.WIKITEXT2_SPLITS}
+    texts = {split: f" {split} one . {split} two \n {split} three . four \n" for split in wikitext.WIKITEXT2_SPLITS}
     with zipfile.ZipFile(archive, "w") as zf:
         for split, text in texts.items():
             zf.writestr(f"wikitext-2/wiki.{split}.tokens", text)
@@ -62,7 +63,7 @@ def test_absent_files_are_fetched_from_the_zip_members(tmp_path, monkeypatch):
     hashes = {split: hashlib.sha256(text.encode()).hexdigest() for split, text in texts.items()}
     monkeypatch.setattr(wikitext, "WIKITEXT2_SHA256", hashes)
     target = tmp_path / "data" / "wikitext-2"
-    assert read_wikitext2(target, "valid") == [["valid one", "valid two"]]
+    assert read_wikitext2(target, "valid") == [["valid one", "valid two"], ["valid three", "four"]]
     assert (target / "wiki.valid.tokens").read_text() == texts["valid"]
 
 

@@ -23,7 +23,7 @@ from attnlab.data.tokenizers import TextTokenizer
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2  # bump when what any DataModule caches changes meaning or layout
+CACHE_VERSION = 3  # bump when what any DataModule caches changes meaning or layout (3: splits by source, texts)
 _TEXT = "text/"  # key prefix of texts stored as UTF-8 bytes
 T = TypeVar("T")
 

@@ -97,6 +97,22 @@ def encode_texts(
     return ClassificationBatch(tokens, segments, valid_lens, labels)
 
 
+def label_classes(labels: Mapping[Any, Any] | Sequence[Any] | None) -> tuple[list[str] | None, list[str] | None]:
+    """``(labels as written in the files, names to print)`` of a ``labels`` option: a mapping file label -> name,
+    a list of file labels (their own names), or None (both None: inferred from the training file)."""
+    if labels is None:
+        return None, None
+    if isinstance(labels, Mapping):
+        values, names = [str(key) for key in labels], [str(name) for name in labels.values()]
+    elif isinstance(labels, Sequence) and not isinstance(labels, str):
+        values = names = [str(label) for label in labels]
+    else:
+        raise ValueError(f"labels must be a list of file labels, a mapping file label -> name, or null; got {labels!r}")
+    if len(values) < 2 or len(set(values)) != len(values):
+        raise ValueError(f"labels must name two or more distinct file labels, got {values}")
+    return values, list(names)
+
+
 class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
     """Labelled TSV files (a header row; one or two text columns and a label column) as BERT classification batches.
 
@@ -104,6 +120,8 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
     split serves as the test set). ``tokenizer`` is a trained tokenizer, used as it is (a pretrained encoder's),
     or a factory of one to train on the training split with BERT's specials. It is saved in checkpoints via
     :meth:`state_dict`, so a fine-tuned checkpoint tokenizes new text (``attnlab-predict``) without any file.
+    ``labels`` lists the file's labels (``[neg, pos]``) or maps each to a printed name; null infers them from the
+    training file (sorted, logged). The labels are saved in the checkpoint with the tokenizer.
     """
 
     def __init__(
@@ -111,7 +129,7 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
         train_file: str | os.PathLike,
         test_file: str | os.PathLike,
         text_columns: Sequence[str],
-        labels: Mapping[str, str],
+        labels: Mapping[str, str] | Sequence[str] | None = None,
         label_column: str = "label",
         val_file: str | os.PathLike | None = None,
         val_fraction: float = 0.02,
@@ -127,8 +145,6 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
         super().__init__()
         if len(text_columns) not in (1, 2):
             raise ValueError(f"text_columns must name one column (single texts) or two (pairs), got {list(text_columns)}")
-        if len(labels) < 2:
-            raise ValueError(f"labels must map at least two file labels to names, got {dict(labels)}")
         if val_file is None and not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1) when val_file is null, got {val_fraction}")
         if max_len < 2 + len(text_columns) or batch_size < 1 or num_workers < 0 or seed < 0:
@@ -142,8 +158,9 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
                              f"train, got {tokenizer!r}")
         self.files = {"train": Path(train_file), "val": None if val_file is None else Path(val_file), "test": Path(test_file)}
         self.text_columns, self.label_column = list(text_columns), label_column
-        self.label_values = list(labels)  # as written in the files; position = class index
-        self.label_names = [str(name) for name in labels.values()]  # what attnlab-predict prints
+        # labels as written in the files (position = class index) and the names attnlab-predict prints; None
+        # until setup infers them from the training file, or load_state_dict restores them from a checkpoint
+        self.label_values, self.label_names = label_classes(labels)
         self.val_fraction, self.how_to_get = val_fraction, how_to_get
         self.build_tokenizer = None if trained else tokenizer
         self.lowercase, self.split_punctuation = lowercase, split_punctuation
@@ -153,6 +170,8 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
 
     @property
     def num_classes(self) -> int:
+        if self.label_values is None:
+            raise RuntimeError("the classes are read from the training file: call setup() or load_state_dict() first")
         return len(self.label_values)
 
     # ---- preparation ----------------------------------------------------------------------------------------
@@ -174,11 +193,18 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
         log.info("examples: %s", {split: len(batch.labels) for split, batch in self.splits.items()})
 
     def _read(self, path: Path) -> LabelledTexts:
-        labels = {value: index for index, value in enumerate(self.label_values)}
+        labels = None if self.label_values is None else {value: index for index, value in enumerate(self.label_values)}
         return read_labelled_tsv(path, self.text_columns, self.label_column, labels, self.how_to_get)
 
     def _read_splits(self) -> dict[str, LabelledTexts]:
-        train, test = self._read(self.files["train"]), self._read(self.files["test"])
+        train = self._read(self.files["train"])
+        if self.label_values is None:
+            if len(train.classes) < 2:
+                where = self.files["train"].absolute()
+                raise ValueError(f"{where}: labels {train.classes}; a classifier needs two or more")
+            self.label_values, self.label_names = label_classes(train.classes)
+            log.info("labels (none configured) from %s, sorted: %s", self.files["train"], self.label_values)
+        test = self._read(self.files["test"])
         if self.files["val"] is not None:
             return {"train": train, "val": self._read(self.files["val"]), "test": test}
         held_out = split_indices(len(train.labels), {"val": self.val_fraction}, self.seed)
@@ -188,7 +214,8 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
             )
 
         def subset(indices) -> LabelledTexts:
-            return LabelledTexts([[column[i] for i in indices] for column in train.columns], train.labels[indices])
+            columns = [[column[i] for i in indices] for column in train.columns]
+            return LabelledTexts(columns, train.labels[indices], train.classes)
 
         return {"train": subset(held_out["train"]), "val": subset(held_out["val"]), "test": test}
 
@@ -238,6 +265,22 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     # ---- checkpointed state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The tokenizer and, once known, the labels: a checkpoint names its classes without the files."""
+        state = super().state_dict()
+        if self.label_values is not None:
+            state |= {"labels": list(self.label_values), "label_names": list(self.label_names)}
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Adopt the checkpoint's labels (the classifier's outputs are indexed by them), then its tokenizer."""
+        if "labels" in state_dict:
+            labels = (list(state_dict["labels"]), list(state_dict["label_names"]))
+            if labels != (self.label_values, self.label_names):
+                self.label_values, self.label_names = labels
+                self._reencode()
+        super().load_state_dict(state_dict)
+
     def _reencode(self) -> None:
         if self.splits is not None:
             self.splits = None

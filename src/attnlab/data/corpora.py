@@ -1,9 +1,10 @@
 """Where sentence pairs come from: corpora injected into the translation DataModule (``data.corpus``), and the
-seeded split that carves held-out pairs out of a training file.
+seeded split that carves held-out pairs out of a training file (by source sentence, so none leaks into training).
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,17 +19,39 @@ FRA_TXT_SHA256 = "0bb85dbaa1c896844649094d7eaf2e34bee34e84fe362b26ce7e8f2e12aae1
 Pairs = tuple[list[str], list[str]]  # (sources, targets), line-aligned
 
 
-def split_indices(num_pairs: int, fractions: dict[str, float], seed: int) -> dict[str, np.ndarray]:
-    """Seeded random split of ``range(num_pairs)``: each named split gets ``round(fraction * n)`` indices, "train"
-    the rest. Indices stay in file order within a split; the held-out splits depend only on (n, fractions, seed)."""
-    order = np.random.default_rng(seed).permutation(num_pairs)
-    splits, start = {}, 0
-    for name, fraction in fractions.items():
-        count = round(fraction * num_pairs)
-        splits[name] = np.sort(order[start : start + count])
-        start += count
-    splits["train"] = np.sort(order[start:])
-    return splits
+def split_indices(
+    num_items: int, fractions: dict[str, float], seed: int, groups: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Seeded random split of ``range(num_items)``: each named split gets ``round(fraction * n)`` items, "train"
+    the rest. Indices stay in file order within a split; the held-out splits depend only on (n, fractions, seed).
+
+    ``groups`` (a group id ``0..G-1`` per item) keeps each group whole: the groups are visited in a seeded random
+    order and each named split in turn takes whole groups until it holds its share (or, by part of one group, more).
+    Without groups every item is its own group, and each named split holds exactly its share.
+    """
+    groups = np.arange(num_items) if groups is None else np.asarray(groups)
+    if len(groups) != num_items:
+        raise ValueError(f"groups holds {len(groups)} ids for {num_items} items")
+    sizes = np.bincount(groups, minlength=1)  # (G,) items per group
+    order = np.random.default_rng(seed).permutation(len(sizes))
+    ends = np.cumsum(sizes[order])  # items in the groups visited up to and including each one
+    split_of_visit = np.full(len(order), len(fractions))  # k: the k-th named split; len(fractions): train
+    start = taken = 0
+    for k, fraction in enumerate(fractions.values()):
+        share = round(fraction * num_items)
+        stop = start if share == 0 else min(int(np.searchsorted(ends, taken + share)) + 1, len(order))
+        split_of_visit[start:stop] = k
+        start, taken = stop, int(ends[stop - 1]) if stop else 0
+    split_of_group = np.empty(len(sizes), dtype=np.int64)
+    split_of_group[order] = split_of_visit
+    split_of_item = split_of_group[groups]
+    return {name: np.flatnonzero(split_of_item == k) for k, name in enumerate([*fractions, "train"])}
+
+
+def source_groups(sources: Sequence[str]) -> np.ndarray:
+    """``(N,)`` group id of each pair: pairs with the same source sentence share one (in order of appearance)."""
+    ids: dict[str, int] = {}
+    return np.fromiter((ids.setdefault(source, len(ids)) for source in sources), dtype=np.int64, count=len(sources))
 
 
 class Corpus(Protocol):

@@ -21,10 +21,12 @@ class TranslationBatch(NamedTuple):
     tgt_in: Tensor  # (B, T) <bos> y: decoder input under teacher forcing
     tgt_out: Tensor  # (B, T) y <eos>: labels, padded with pad id
     tgt_lens: Tensor  # (B,) valid target lengths (len(y) + 1)
+    index: Tensor  # (B,) row of each pair in its split: position in the DataModule's texts(split), corpus order
 
 
 class PairDataset(Dataset):
-    """Encoded (source, target) pairs without specials; ``collate_pairs`` adds <bos>/<eos> and pads."""
+    """Encoded (source, target) pairs without specials, served as ``(index, source, target)``; ``collate_pairs``
+    adds <bos>/<eos> and pads."""
 
     def __init__(self, src: RaggedIds, tgt: RaggedIds):
         if len(src) != len(tgt):
@@ -34,26 +36,30 @@ class PairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.src)
 
-    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
-        return self.src[i], self.tgt[i]
+    def __getitem__(self, i: int) -> tuple[int, Tensor, Tensor]:
+        return i, self.src[i], self.tgt[i]
 
     def lengths(self) -> np.ndarray:
         """Longest padded side of each pair, the bucketing key (``+ 1`` for <eos> / <bos>)."""
         return np.maximum(self.src.lengths(), self.tgt.lengths()) + 1
 
 
-def collate_pairs(examples: Sequence[tuple[Tensor, Tensor]], pad_id: int, bos_id: int, eos_id: int) -> TranslationBatch:
-    src_lens = torch.tensor([len(x) + 1 for x, _ in examples])  # (B,)
-    tgt_lens = torch.tensor([len(y) + 1 for _, y in examples])  # (B,)
+def collate_pairs(
+    examples: Sequence[tuple[int, Tensor, Tensor]], pad_id: int, bos_id: int, eos_id: int
+) -> TranslationBatch:
+    """``(index, source ids, target ids)`` examples as one padded batch."""
+    src_lens = torch.tensor([len(x) + 1 for _, x, _ in examples])  # (B,)
+    tgt_lens = torch.tensor([len(y) + 1 for _, _, y in examples])  # (B,)
     batch = len(examples)
     src = torch.full((batch, int(src_lens.max())), pad_id, dtype=torch.long)  # (B, S)
     tgt_in = torch.full((batch, int(tgt_lens.max())), pad_id, dtype=torch.long)  # (B, T)
     tgt_out = tgt_in.clone()  # (B, T)
-    for row, (x, y) in enumerate(examples):
+    for row, (_, x, y) in enumerate(examples):
         src[row, : len(x)] = x
         src[row, len(x)] = eos_id
         tgt_in[row, 0] = bos_id
         tgt_in[row, 1 : len(y) + 1] = y
         tgt_out[row, : len(y)] = y
         tgt_out[row, len(y)] = eos_id
-    return TranslationBatch(src, src_lens, tgt_in, tgt_out, tgt_lens)
+    index = torch.tensor([i for i, _, _ in examples], dtype=torch.long)  # (B,)
+    return TranslationBatch(src, src_lens, tgt_in, tgt_out, tgt_lens, index)

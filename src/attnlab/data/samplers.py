@@ -40,11 +40,14 @@ class BucketBatchSampler(Sampler[list[int]]):
     """Length-bucketed batches: sort each chunk of ``bucket_size`` (shuffled) indices by length, cut it into
     batches of ``batch_size`` rows or of at most ``max_tokens`` padded tokens, then shuffle the batch order.
 
-    With ``world_size > 1`` each rank takes every ``world_size``-th batch; the batch list is first padded by
-    cycling so every rank runs the same number of steps (as DistributedSampler does). Under Lightning this
-    needs ``Trainer(use_distributed_sampler=False)``, since the sampler does its own sharding (Lightning
-    raises a TypeError saying so otherwise). With ``max_tokens`` the number of batches may differ slightly
-    between epochs; Lightning sizes an epoch from the first one.
+    With ``world_size > 1`` each rank takes every ``world_size``-th batch. With ``equal_shards`` (training) the
+    batch list is first padded by cycling so every rank runs the same number of steps (as DistributedSampler
+    does); without (evaluation) every example lands on exactly one rank and the ranks may run different numbers
+    of batches, which Lightning's validation and test loops allow (metrics synced once an epoch); a batch is split
+    where needed so that no rank gets none. Under Lightning this needs ``Trainer(use_distributed_sampler=False)``,
+    since the sampler does its own sharding (Lightning raises a TypeError saying so otherwise). With
+    ``max_tokens`` the number of batches may differ slightly between epochs; Lightning sizes an epoch from the
+    first one.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         bucket_size: int = 4096,
         rank: int = 0,
         world_size: int = 1,
+        equal_shards: bool = True,
     ):
         if (batch_size is None) == (max_tokens is None):
             raise ValueError(f"give exactly one of batch_size={batch_size} and max_tokens={max_tokens}")
@@ -65,7 +69,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             raise ValueError(f"{len(lengths)} lengths for a sampler over {len(sampler)} items")
         self.sampler, self.lengths = sampler, np.asarray(lengths)
         self.batch_size, self.max_tokens, self.bucket_size = batch_size, max_tokens, bucket_size
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.equal_shards = rank, world_size, equal_shards
         self._cached: tuple[int, list[np.ndarray]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
@@ -95,9 +99,28 @@ class BucketBatchSampler(Sampler[list[int]]):
         if self.sampler.shuffle:
             batches = [batches[i] for i in self.sampler.rng(1).permutation(len(batches))]
         if self.world_size > 1 and batches:
-            total = math.ceil(len(batches) / self.world_size) * self.world_size
-            batches = [batches[i % len(batches)] for i in range(total)][self.rank :: self.world_size]
+            if self.equal_shards:
+                total = math.ceil(len(batches) / self.world_size) * self.world_size
+                batches = [batches[i % len(batches)] for i in range(total)]
+            else:
+                batches = self._at_least_one_per_rank(batches)
+            batches = batches[self.rank :: self.world_size]
         self._cached = (self.sampler.epoch, batches)
+        return batches
+
+    def _at_least_one_per_rank(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        """Halve the largest batch until there is a batch for every rank: a rank without any would skip the
+        evaluation loop, and with it the collective calls of the others."""
+        batches = list(batches)
+        while len(batches) < self.world_size:
+            largest = max(range(len(batches)), key=lambda i: len(batches[i]))
+            if len(batches[largest]) < 2:
+                raise ValueError(
+                    f"{sum(map(len, batches))} examples cannot be shared by world_size={self.world_size} ranks "
+                    "without evaluating one twice; evaluate on fewer devices or on more data"
+                )
+            half = len(batches[largest]) // 2
+            batches[largest : largest + 1] = [batches[largest][:half], batches[largest][half:]]
         return batches
 
     def __iter__(self):

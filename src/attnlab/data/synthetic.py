@@ -33,24 +33,34 @@ class _SingleBatch(Dataset):
 
 
 class NWSyntheticDataModule(pl.LightningDataModule):
-    """50 sorted training points ``x ~ U(0, x_max)`` and an evaluation grid over ``[0, x_max)``, all seeded.
+    """d2l's data: 50 sorted training points ``x ~ U(0, x_max)`` and, as the test set, a grid over ``[0, x_max)``;
+    validation (what checkpoint selection sees) is its own seeded draw of ``num_val`` points ``x ~ U(0, x_max)``,
+    so the test grid is never looked at before testing. Evaluation targets are the noiseless truth.
 
     Every batch holds the whole training set as keys/values, as kernel regression needs it.
     """
 
-    def __init__(self, num_train: int = 50, num_test: int = 50, x_max: float = 5.0, noise: float = 0.5, seed: int = 0):
+    def __init__(
+        self, num_train: int = 50, num_test: int = 50, num_val: int = 50, x_max: float = 5.0, noise: float = 0.5,
+        seed: int = 0,
+    ):
         super().__init__()
-        if num_train < 2 or num_test < 1:
-            raise ValueError(f"need num_train >= 2 and num_test >= 1, got num_train={num_train}, num_test={num_test}")
+        if num_train < 2 or num_test < 1 or num_val < 1:
+            raise ValueError(
+                f"need num_train >= 2, num_val >= 1 and num_test >= 1, got {num_train}, {num_val}, {num_test}"
+            )
         if noise < 0 or x_max <= 0:
             raise ValueError(f"need noise >= 0 and x_max > 0, got noise={noise}, x_max={x_max}")
-        self.num_train, self.num_test, self.x_max, self.noise, self.seed = num_train, num_test, x_max, noise, seed
+        self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
+        self.x_max, self.noise, self.seed = x_max, noise, seed
 
     def setup(self, stage: str | None = None) -> None:
         generator = torch.Generator().manual_seed(self.seed)
         self.x_train, _ = torch.sort(torch.rand(self.num_train, generator=generator) * self.x_max)
         noise = torch.randn(self.num_train, generator=generator) * self.noise
         self.y_train = true_function(self.x_train) + noise
+        self.x_val, _ = torch.sort(torch.rand(self.num_val, generator=generator) * self.x_max)  # after d2l's draws
+        self.y_val = true_function(self.x_val)
         self.x_test = torch.arange(self.num_test, dtype=torch.float32) * (self.x_max / self.num_test)
         self.y_test = true_function(self.x_test)
 
@@ -65,7 +75,7 @@ class NWSyntheticDataModule(pl.LightningDataModule):
         return self._loader(self.x_train, self.y_train, leave_one_out=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.x_test, self.y_test, leave_one_out=False)
+        return self._loader(self.x_val, self.y_val, leave_one_out=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self.val_dataloader()
+        return self._loader(self.x_test, self.y_test, leave_one_out=False)

@@ -3,20 +3,24 @@
 Files are UTF-8, plain or gzip-compressed (``.gz``), and lines end at ``"\\n"`` only (a ``"\\r"`` before it is
 stripped; a lone ``"\\r"`` is text), so a line number in an error message is the one an editor shows.
 Formats: tab-separated pairs, line-aligned files, labelled TSVs with a header, and paragraph-per-line text
-(WikiText).
+(WikiText). Every reader fails the same way on bad input, naming the file by its full path: an empty file (or a
+TSV with a header only) says what the file needs; bytes that are not UTF-8 text (or a NUL byte, the mark of a
+binary file) give the line, the byte offset and the encoding expected.
 """
 from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 SENTENCE_SEPARATOR = " . "  # WikiText's tokenized full stop between the sentences of a paragraph
+ENCODING = "UTF-8"  # of every text file attnlab reads (gzip-compressed when its name ends in .gz)
 
 
 class LabelledTexts(NamedTuple):
@@ -24,43 +28,80 @@ class LabelledTexts(NamedTuple):
 
     columns: list[list[str]]  # 1 or 2 lists of N texts
     labels: Tensor  # (N,) class index
+    classes: list[str]  # the label, as written in the file, of each class index
 
 
-def open_text(path: str | os.PathLike, how_to_get: str | None = None) -> IO[str]:
-    """``path`` opened for reading text; a missing file is a ``FileNotFoundError`` naming it (and how to get it)."""
+def empty_file_error(path: str | os.PathLike, needs: str, what: str = "is empty") -> ValueError:
+    """The error for a file without the content a reader needs: ``<full path> is empty; it needs <needs>``."""
+    return ValueError(f"{Path(path).absolute()} {what}; it needs {needs}")
+
+
+def iter_lines(path: str | os.PathLike, how_to_get: str | None = None) -> Iterator[str]:
+    """Each line of a text file without its line end; a missing file is a ``FileNotFoundError`` naming it (and how
+    to get it), undecodable bytes a ``ValueError`` naming the file, the line and the byte offset."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}" + (f". How to get it: {how_to_get}" if how_to_get else ""))
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="\n")
-    return open(path, encoding="utf-8", newline="\n")
+    offset = 0  # bytes before the current line (of the decompressed stream for .gz)
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):  # binary lines end at b"\n" only
+                yield _decode(raw, path, number, offset).rstrip("\r\n")
+                offset += len(raw)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise ValueError(
+            f"{path.absolute()}: not a readable gzip file ({err}); a name ending in .gz is read as gzip-compressed "
+            f"{ENCODING} text"
+        ) from None
+
+
+def _decode(raw: bytes, path: Path, number: int, offset: int) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        bad = f"byte 0x{raw[err.start]:02x} ({err.reason})"
+        start = err.start
+    else:
+        start = text.find("\0")
+        if start < 0:
+            return text
+        start, bad = len(text[:start].encode("utf-8")), "a NUL byte (binary data)"
+    raise ValueError(
+        f"{path.absolute()}: line {number}, byte offset {offset + start}: {bad}; this is not {ENCODING} text. "
+        f"attnlab reads {ENCODING} text files (gzip-compressed when the name ends in .gz): convert it, e.g. "
+        f"`iconv -f <encoding> -t UTF-8`, or point the config at the text file"
+    )
 
 
 def read_lines(path: str | os.PathLike) -> list[str]:
     """Every line of a file without its line end (iteration splits on "\\n" only, unlike ``str.splitlines``)."""
-    with open_text(path) as f:
-        return [line.rstrip("\r\n") for line in f]
+    return list(iter_lines(path))
 
 
 def read_tab_pairs(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     """``source TAB target [TAB attribution]`` lines (the manythings.org / Tatoeba format); blank lines skipped."""
     sources, targets = [], []
-    with open_text(path) as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line:
-                continue
-            fields = line.split("\t")
-            if len(fields) < 2:
-                raise ValueError(f"{path}:{number}: expected 'source<TAB>target', got {line[:80]!r}")
-            sources.append(fields[0])
-            targets.append(fields[1])
+    for number, line in enumerate(iter_lines(path), start=1):
+        if not line:
+            continue
+        fields = line.split("\t")
+        if len(fields) < 2:
+            raise ValueError(f"{path}:{number}: expected 'source<TAB>target', got {line[:80]!r}")
+        sources.append(fields[0])
+        targets.append(fields[1])
+    if not sources:
+        raise empty_file_error(path, "one sentence pair a line: source<TAB>target (a third field is ignored)",
+                               what="holds no sentence pairs")
     return sources, targets
 
 
 def read_aligned(src_path: str | os.PathLike, tgt_path: str | os.PathLike) -> tuple[list[str], list[str]]:
     """Two line-aligned files (plain or .gz): line i of one translates line i of the other."""
     sources, targets = read_lines(src_path), read_lines(tgt_path)
+    for path, lines, other in ((src_path, sources, tgt_path), (tgt_path, targets, src_path)):
+        if not any(line.strip() for line in lines):
+            raise empty_file_error(path, f"one sentence a line, line i translating line i of {Path(other).absolute()}",
+                                   what="holds no sentences")
     if len(sources) != len(targets):
         raise ValueError(
             f"parallel files are not line-aligned: {src_path} has {len(sources)} lines, "
@@ -73,39 +114,45 @@ def read_labelled_tsv(
     path: str | os.PathLike,
     text_columns: Sequence[str],
     label_column: str,
-    labels: Mapping[str, int],
+    labels: Mapping[str, int] | None = None,
     how_to_get: str = "",
 ) -> LabelledTexts:
     """Rows of a TSV with a header (plain or ``.gz``), split on tabs only: quote characters are ordinary text.
 
-    ``labels`` maps each label as written in the file to its class index; any other label is an error.
+    ``labels`` maps each label as written in the file to its class index; any other label is an error. With
+    ``labels=None`` the classes are the file's distinct labels, sorted.
     """
-    with open_text(path, how_to_get or "see the data config") as lines:
-        header = next(lines, "").rstrip("\r\n").split("\t")
-        wanted = [*text_columns, label_column]
-        absent = [name for name in wanted if name not in header]
-        if absent:
-            raise ValueError(f"{path}: header {header} lacks the columns {absent}; expected {wanted}")
-        where = [header.index(name) for name in wanted]
-        columns: list[list[str]] = [[] for _ in text_columns]
-        classes = []
-        for number, line in enumerate(lines, start=2):
-            fields = line.rstrip("\r\n").split("\t")
-            if fields == [""]:
-                continue
-            if len(fields) != len(header):
-                raise ValueError(f"{path}:{number}: expected {len(header)} tab-separated fields, got {len(fields)}")
-            *texts, label = (fields[index] for index in where)
-            if label not in labels:
-                raise ValueError(f"{path}:{number}: label {label!r} is not one of {list(labels)}")
-            if not all(text.strip() for text in texts):
-                raise ValueError(f"{path}:{number}: empty text in {line.rstrip()!r}")
-            for column, text in zip(columns, texts):
-                column.append(text)
-            classes.append(labels[label])
-    if not classes:
-        raise ValueError(f"{path} holds no examples")
-    return LabelledTexts(columns, torch.tensor(classes))
+    wanted = [*text_columns, label_column]
+    needs = f"a header row naming the columns {wanted} (tab-separated) and one example a row"
+    lines = iter_lines(path, how_to_get or "see the data config")
+    header_line = next(lines, None)
+    if header_line is None:
+        raise empty_file_error(path, needs)
+    header = header_line.split("\t")
+    absent = [name for name in wanted if name not in header]
+    if absent:
+        raise ValueError(f"{path}: header {header} lacks the columns {absent}; expected {wanted}")
+    where = [header.index(name) for name in wanted]
+    columns: list[list[str]] = [[] for _ in text_columns]
+    written = []  # labels as written in the file
+    for number, line in enumerate(lines, start=2):
+        fields = line.split("\t")
+        if fields == [""]:
+            continue
+        if len(fields) != len(header):
+            raise ValueError(f"{path}:{number}: expected {len(header)} tab-separated fields, got {len(fields)}")
+        *texts, label = (fields[index] for index in where)
+        if labels is not None and label not in labels:
+            raise ValueError(f"{path}:{number}: label {label!r} is not one of {list(labels)}")
+        if not all(text.strip() for text in texts):
+            raise ValueError(f"{path}:{number}: empty text in {line.rstrip()!r}")
+        for column, text in zip(columns, texts):
+            column.append(text)
+        written.append(label)
+    if not written:
+        raise empty_file_error(path, needs, what="holds a header but no examples")
+    index = {label: i for i, label in enumerate(sorted(set(written)))} if labels is None else labels
+    return LabelledTexts(columns, torch.tensor([index[label] for label in written]), sorted(index, key=index.get))
 
 
 def paragraphs_from_lines(lines: Iterable[str]) -> list[list[str]]:
@@ -118,7 +165,14 @@ def paragraphs_from_lines(lines: Iterable[str]) -> list[list[str]]:
     return [sentences for sentences in paragraphs if len(sentences) >= 2]
 
 
-def read_paragraphs(path: str | os.PathLike) -> list[list[str]]:
-    """Paragraphs (lists of sentence strings) of a paragraph-per-line file such as WikiText's ``wiki.*.tokens``."""
-    with open_text(path) as lines:
-        return paragraphs_from_lines(lines)
+def read_paragraphs(path: str | os.PathLike, *, at_least: int = 1, why: str = "") -> list[list[str]]:
+    """Paragraphs (lists of sentence strings) of a paragraph-per-line file such as WikiText's ``wiki.*.tokens``;
+    fewer than ``at_least`` of them is an error saying ``why`` they are needed."""
+    paragraphs = paragraphs_from_lines(iter_lines(path))
+    if len(paragraphs) < at_least:
+        raise empty_file_error(
+            path, f"at least {at_least} (one paragraph a line, its sentences separated by ' . ' as in WikiText's "
+                  f"wiki.*.tokens){f': {why}' if why else ''}",
+            what=f"holds {len(paragraphs)} paragraphs of two or more sentences",
+        )
+    return paragraphs

@@ -187,16 +187,21 @@ def bpe(vocab_size: int = 10000) -> TextTokenizer:
     return TextTokenizer({"kind": "bpe", "vocab_size": vocab_size}, factory)
 
 
-def wordpiece(vocab_size: int = 10000, lowercase: bool = True) -> TextTokenizer:
-    """BERT's WordPiece (Devlin et al., 2019): BERT normaliser and pre-tokenizer, ``##`` continuation pieces."""
+def wordpiece(vocab_size: int = 10000, lowercase: bool = True, strip_accents: bool = False) -> TextTokenizer:
+    """BERT's WordPiece (Devlin et al., 2019): BERT normaliser and pre-tokenizer, ``##`` continuation pieces.
+
+    Accents are kept unless ``strip_accents`` (the BERT normaliser would otherwise strip them whenever it
+    lowercases, turning French "été" into "ete" on both sides of a BLEU score).
+    """
     _check_positive("vocab_size", vocab_size)
 
     def factory(unk: str, specials: list[str]):
         tokenizer = Tokenizer(models.WordPiece(unk_token=unk))
-        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=strip_accents)
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tokenizer.decoder = decoders.WordPiece()
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
         return tokenizer, trainer
 
-    return TextTokenizer({"kind": "wordpiece", "vocab_size": vocab_size, "lowercase": lowercase}, factory)
+    config = {"kind": "wordpiece", "vocab_size": vocab_size, "lowercase": lowercase, "strip_accents": strip_accents}
+    return TextTokenizer(config, factory)

@@ -2,7 +2,10 @@
 
 The preparation (split, tokenizers, encoding, cache) is :class:`~attnlab.data.translation_prep.PairPreparation`;
 this module adds the Lightning hooks, the checkpointed tokenizers and the loaders. Batches are length-bucketed
-(few pads) and, under DDP, sharded by rank at the batch level.
+(few pads) and, under DDP, sharded by rank at the batch level: training batches padded to the same count on every
+rank, evaluation batches each on exactly one rank. Every batch carries each pair's ``index`` into
+:meth:`TranslationDataModule.texts`, the split's sentences in corpus order, so hypotheses can be written (and
+gathered across ranks) in corpus order and scored against the raw references.
 
 Shape legend: B batch, S source length (tokens + <eos>).
 """
@@ -163,7 +166,7 @@ class TranslationDataModule(pl.LightningDataModule):
         """Source sentences as the model sees them: ``(src (B, S), src_lens (B,))``, truncated to max_len."""
         rows = self.preparation.source_rows(self.src_tokenizer, texts)
         empty = torch.empty(0, dtype=torch.int32)
-        batch = self._collate()([(torch.tensor(row, dtype=torch.int32), empty) for row in rows])
+        batch = self._collate()([(i, torch.tensor(row, dtype=torch.int32), empty) for i, row in enumerate(rows)])
         return batch.src, batch.src_lens
 
     def decode_target(self, ids: Tensor | Sequence[Sequence[int]]) -> list[str]:
@@ -172,9 +175,20 @@ class TranslationDataModule(pl.LightningDataModule):
         eos = self.tgt_tokenizer.token_to_id("<eos>")
         return self.tgt_tokenizer.decode_batch([row[: row.index(eos)] if eos in row else row for row in rows])
 
+    def texts(self, split: str) -> tuple[list[str], list[str]]:
+        """``(sources, references)`` of a split in corpus order, as read from the corpus file(s) and normalised as
+        every sentence is (``preprocess``), never tokenized, ``<unk>``-ed or truncated: the references of scoring.
+        Entry i is the pair that batches of this split carry as ``index == i`` (only kept pairs under
+        ``length_policy=filter``, the first ``num_train``/``num_val`` under those limits)."""
+        texts = self._ready().texts
+        if split not in texts:
+            raise ValueError(f"split must be one of {list(texts)}, got {split!r}")
+        return texts[split]
+
     def val_examples(self, n: int) -> list[tuple[str, str]]:
-        """The first ``n`` validation pairs (preprocessed source, target): fixed sentences for heatmaps."""
-        return self._ready().val_texts[:n]
+        """The first ``n`` validation pairs (source, target as in :meth:`texts`): fixed sentences for heatmaps."""
+        sources, targets = self.texts("val")
+        return list(zip(sources[:n], targets[:n]))
 
     # -- internals ----------------------------------------------------------------------------------------------
     def _ready(self) -> PreparedPairs:
@@ -211,6 +225,7 @@ class TranslationDataModule(pl.LightningDataModule):
             bucket_size=self.bucket_size,
             rank=rank,
             world_size=world_size,
+            equal_shards=shuffle,  # training: same step count on every rank; evaluation: each pair exactly once
         )
         return ResumableDataLoader(  # a mid-epoch checkpoint resumes at the next batch of the same order
             dataset,

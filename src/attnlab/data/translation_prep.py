@@ -1,8 +1,9 @@
 """Preparing a translation corpus (d2l 10.5), apart from any Lightning hook.
 
-Pipeline: read pairs -> seeded train/val/test split -> optional d2l preprocessing -> train the tokenizer(s) on
-the training split only -> encode every split with the batch API -> apply the length policy. The result,
-:class:`PreparedPairs`, round-trips through the on-disk cache (:mod:`attnlab.data.cache`).
+Pipeline: read pairs -> optional d2l preprocessing -> seeded train/val/test split by source sentence -> train the
+tokenizer(s) on the training split only -> encode every split with the batch API -> apply the length policy. The
+result, :class:`PreparedPairs`, keeps each split's texts beside its ids (the raw references of evaluation) and
+round-trips through the on-disk cache (:mod:`attnlab.data.cache`).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from attnlab.data.cache import CacheEntry, DiskCache, tokenizer_identity
-from attnlab.data.corpora import SPLITS, Corpus, Pairs, split_indices
+from attnlab.data.corpora import SPLITS, Corpus, Pairs, source_groups, split_indices
 from attnlab.data.pairs import PairDataset
 from attnlab.data.ragged import RaggedIds
 from attnlab.data.tokenizers import TextTokenizer
@@ -49,7 +50,7 @@ class PreparedPairs:
     src_tokenizer: TextTokenizer
     tgt_tokenizer: TextTokenizer
     datasets: dict[str, PairDataset]
-    val_texts: list[tuple[str, str]]  # kept validation pairs, preprocessed text
+    texts: dict[str, Pairs]  # per split, the (sources, targets) of the rows of datasets[split], as read and normalised
 
     @property
     def tokenizers(self) -> Tokenizers:
@@ -58,13 +59,11 @@ class PreparedPairs:
     def save(self, cache: DiskCache) -> None:
         arrays: dict[str, np.ndarray] = {}
         for name, dataset in self.datasets.items():
+            sources, targets = self.texts[name]
             arrays |= dataset.src.arrays(f"{name}_src") | dataset.tgt.arrays(f"{name}_tgt")
-        cache.save(arrays, {
-            "tokenizer_src": self.src_tokenizer.to_str(),
-            "tokenizer_tgt": self.tgt_tokenizer.to_str(),
-            "val_src_text": "\n".join(s for s, _ in self.val_texts),
-            "val_tgt_text": "\n".join(t for _, t in self.val_texts),
-        })
+            arrays |= RaggedIds.from_texts(sources).arrays(f"{name}_src_text")
+            arrays |= RaggedIds.from_texts(targets).arrays(f"{name}_tgt_text")
+        cache.save(arrays, {"tokenizer_src": self.src_tokenizer.to_str(), "tokenizer_tgt": self.tgt_tokenizer.to_str()})
 
     @classmethod
     def from_cache(cls, entry: CacheEntry) -> PreparedPairs:
@@ -74,9 +73,15 @@ class PreparedPairs:
         tgt_tok = src_tok if same else TextTokenizer.from_str(texts["tokenizer_tgt"])
         datasets = {name: PairDataset(RaggedIds.from_arrays(arrays, f"{name}_src"),
                                       RaggedIds.from_arrays(arrays, f"{name}_tgt")) for name in SPLITS}
-        val_src, val_tgt = texts["val_src_text"], texts["val_tgt_text"]
-        val_texts = list(zip(val_src.split("\n"), val_tgt.split("\n"))) if len(datasets["val"]) else []
-        return cls(src_tok, tgt_tok, datasets, val_texts)
+        split_texts = {name: tuple(RaggedIds.from_arrays(arrays, f"{name}_{side}_text").to_texts()
+                                   for side in ("src", "tgt")) for name in SPLITS}
+        return cls(src_tok, tgt_tok, datasets, split_texts)
+
+
+def source_overlap(texts: dict[str, Pairs]) -> dict[str, int]:
+    """Pairs of each held-out split whose source sentence also occurs among the training sources."""
+    seen = set(texts["train"][0])
+    return {name: sum(source in seen for source in texts[name][0]) for name in SPLITS[1:]}
 
 
 @dataclass(frozen=True)
@@ -131,17 +136,17 @@ class PairPreparation:
         clock.append(time.perf_counter())
         src_tok, tgt_tok = tokenizers or self.train_tokenizers(*texts["train"])
         clock.append(time.perf_counter())
-        datasets, val_texts = {}, []
+        datasets, kept_texts = {}, {}
         for name in SPLITS:
             sources, targets = texts[name]
             src_rows, tgt_rows = _encode_unique(src_tok, sources), _encode_unique(tgt_tok, targets)
             keep = self._apply_length_policy(src_rows, tgt_rows)
             if keep is not None:
                 src_rows, tgt_rows = [src_rows[i] for i in keep], [tgt_rows[i] for i in keep]
+                sources, targets = [sources[i] for i in keep], [targets[i] for i in keep]
             datasets[name] = PairDataset(RaggedIds.from_lists(src_rows), RaggedIds.from_lists(tgt_rows))
-            if name == "val":
-                val_texts = list(zip(sources, targets)) if keep is None else [(sources[i], targets[i]) for i in keep]
-        prepared = PreparedPairs(src_tok, tgt_tok, datasets, val_texts)
+            kept_texts[name] = (sources, targets)
+        prepared = PreparedPairs(src_tok, tgt_tok, datasets, kept_texts)
         clock.append(time.perf_counter())
         if cache is not None:
             prepared.save(cache)
@@ -152,19 +157,28 @@ class PairPreparation:
         return prepared
 
     def texts_by_split(self) -> dict[str, Pairs]:
+        """Each split's pairs, normalised (``preprocess``), in corpus order. Held-out splits the corpus lacks are
+        carved out of train by source sentence: all pairs of one source fall in one split, so no held-out source
+        is a training source. The log states how many held-out pairs have a source that is also a training source
+        (0 for carved splits; corpora that ship their own val/test files may share sentences with train)."""
         raw = self.corpus.read_splits()
+        if self.preprocess:
+            raw = {name: None if pairs is None else (preprocess_lines(pairs[0]), preprocess_lines(pairs[1]))
+                   for name, pairs in raw.items()}
         carve = {name: frac for name, frac in (("val", self.val_fraction), ("test", self.test_fraction))
                  if raw.get(name) is None}
         sources, targets = raw["train"]
         texts = {name: raw[name] for name in SPLITS[1:] if name not in carve}
-        for name, index in split_indices(len(sources), carve, self.seed).items():
+        for name, index in split_indices(len(sources), carve, self.seed, groups=source_groups(sources)).items():
             texts[name] = ([sources[i] for i in index], [targets[i] for i in index])
         limits = {"train": self.num_train, "val": self.num_val}
         texts = {name: (s[: limits.get(name)], t[: limits.get(name)]) for name, (s, t) in texts.items()}
         if not texts["train"][0]:
             raise ValueError(f"corpus {self.corpus.name!r}: the training split is empty")
-        if self.preprocess:
-            texts = {name: (preprocess_lines(s), preprocess_lines(t)) for name, (s, t) in texts.items()}
+        overlap = source_overlap(texts)
+        log.info("%s: held-out pairs whose source is also a training source: %s", self.corpus.name, ", ".join(
+            f"{name} {overlap[name]} of {len(texts[name][0])} ({'carved' if name in carve else 'own file'})"
+            for name in overlap))
         return texts
 
     def train_tokenizers(self, train_src: list[str], train_tgt: list[str]) -> Tokenizers:

@@ -40,5 +40,7 @@ def wikitext2_file(data_dir: str | Path, split: str) -> Path:
 
 
 def read_wikitext2(data_dir: str | Path, split: str) -> list[list[str]]:
-    """Paragraphs (lists of sentence strings) of one WikiText-2 split."""
-    return read_paragraphs(wikitext2_file(data_dir, split))
+    """Paragraphs (lists of sentence strings) of one WikiText-2 split; at least two, as next-sentence prediction
+    draws its random second sentences from other paragraphs."""
+    return read_paragraphs(wikitext2_file(data_dir, split), at_least=2,
+                           why="next-sentence prediction draws its random next sentences from another paragraph")
