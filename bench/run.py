@@ -36,6 +36,8 @@ CASES = {
     "transformer_train": "Transformer MT training step",
     "causal_decoder": "decoder training step: SDPA is_causal vs the explicit mask before",
     "bert_train": "BERT pretraining step (MLM + NSP)",
+    "bert_bucketing": "BERT pretraining step: length-bucketed vs drawn-order batches",
+    "precision": "training step: fp32 vs bf16-mixed",
     "decoding": "greedy and beam-4 decoding, KV cache vs recomputation",
     "data_prep": "data preparation, cold and cached",
     "lightning_overhead": "Lightning epoch vs plain PyTorch loop",

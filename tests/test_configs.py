@@ -69,6 +69,13 @@ def test_every_option_of_the_run_groups_composes(compose, config_options, group)
         validate_targets(compose(f"{group}={option}"))
 
 
+def test_every_pooling_option_reaches_the_classifier(compose, pooling_option):
+    cfg = compose("experiment=bert_finetune_sst2", "model.pretrained=null", f"pooling={pooling_option}")
+    validate_targets(cfg)
+    assert cfg.model.net.pooling._target_.lower().endswith(f"{pooling_option}pooling")
+    assert type(instantiate(cfg.model.net.pooling)).__name__.lower() == f"{pooling_option}pooling"
+
+
 def test_validation_names_bad_key_and_allowed_arguments(compose):
     cfg = compose("experiment=nw_parametric", "+model.net.kernal=3")
     with pytest.raises(ConfigError, match=r"model.net.kernal is not an argument of .*NadarayaWatson; allowed: kernel"):

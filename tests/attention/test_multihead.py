@@ -1,3 +1,5 @@
+from functools import partial
+
 import pytest
 import torch
 
@@ -100,3 +102,15 @@ def test_errors_name_the_sizes():
         mha(torch.randn(2, 4, 16), torch.randn(3, 4, 16), torch.randn(3, 4, 16))
     with pytest.raises(ValueError, match="covers 5 keys, attention has 4"):
         mha(torch.randn(2, 4, 16), torch.randn(2, 4, 16), torch.randn(2, 4, 16), key_padding_mask=torch.ones(2, 5).bool())
+
+
+def test_unfused_scorer_takes_the_explicit_path_with_the_same_result():
+    torch.manual_seed(0)
+    fused = MultiHeadAttention(16, 4, ScaledDotProductScorer).train()
+    explicit = MultiHeadAttention(16, 4, partial(ScaledDotProductScorer, fused=False)).train()
+    explicit.load_state_dict(fused.state_dict())
+    x, padding = _inputs()
+    assert fused.fused_scale is not None and explicit.fused_scale is None
+    expected = fused(x, x, x, key_padding_mask=padding, is_causal=True).output
+    got = explicit(x, x, x, key_padding_mask=padding, is_causal=True).output
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)

@@ -97,3 +97,19 @@ def test_causal_decoder_case_compares_the_is_causal_path_with_the_explicit_mask(
     (row,) = case["rows"]
     assert row["metric"] == "useful target tokens/s" and row["ratios"]["explicit mask (before)"] > 0
     assert any("logits equal at real positions: True" in note for note in case["notes"])
+
+
+def test_precision_case_sets_bf16_beside_fp32_and_states_the_auto_choice(tmp_path):
+    """Needs no corpus: synthetic batches; a bf16 GEMM row, then a Transformer and a BERT step in both precisions."""
+    completed = subprocess.run(
+        [*RUN, "--cases", "precision,bert_bucketing", "--quick", "--repeats", "1", "--warmup", "0", "--threads", "1",
+         "--data-dir", str(tmp_path / "no_data"), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    bucketing, precision = json.loads((tmp_path / "latest.json").read_text())["cases"]  # in CASES order
+    assert precision["status"] == "ok", precision
+    assert [row["setting"].split(" ")[0] for row in precision["rows"]] == ["GEMM", "transformer", "bert"]
+    assert all(row["ratios"]["fp32"] > 0 for row in precision["rows"])
+    assert any(note.startswith("trainer.precision=auto here: ") for note in precision["notes"])
+    assert bucketing["status"] == "skipped" and "wiki.train.tokens not found" in bucketing["reason"]

@@ -5,7 +5,7 @@ from hydra.utils import instantiate
 
 from attnlab.cli.validate import fill_missing, validate_targets
 from attnlab.data.pretraining_examples import PretrainingBatch
-from attnlab.lit.pretraining import PretrainingModule
+from attnlab.lit.pretraining import PretrainingModule, pretraining_losses
 from attnlab.models.bert import BertForPretraining
 
 NET_KWARGS = {"vocab_size": 50, "pad_id": 0, "max_len": 16}  # what WikiText2DataModule.net_kwargs() supplies
@@ -86,3 +86,28 @@ def test_compile_switch_reaches_the_module(compose_bert):
     assert compose_bert().model.compile is False
     module = instantiate(compose_bert("model.compile=true", "model.net.bert.d_model=16", "model.net.bert.block.d_ff=32").model)
     assert module.hparams.compile is True
+
+
+
+def test_wikitext_pairs_of_up_to_128_tokens_train(compose, tmp_path):
+    """``data.max_len=128``: pairs longer than 64 tokens are kept, the learned positions follow, and a step trains."""
+    directory = tmp_path / "wikitext-2"
+    directory.mkdir()
+    for split in ("train", "valid", "test"):
+        paragraphs = [" " + " . ".join(" ".join(f"w{(p + s + i) % 30}" for i in range(20 + 10 * s)) for s in range(4))
+                      + " . \n" for p in range(12)]
+        (directory / f"wiki.{split}.tokens").write_text(" = heading = \n" + "".join(paragraphs))
+    cfg = compose("experiment=bert_pretrain", "data.max_len=128", f"paths.data_dir={tmp_path}", "tokenizer.min_freq=1",
+                  "data.batch_size=8", "data.cache_dir=null", "model.net.bert.d_model=16", "model.net.bert.block.d_ff=32")
+    data = instantiate(cfg.data)
+    data.setup("fit")
+    fill_missing(cfg.model, data.net_kwargs())
+    module: PretrainingModule = instantiate(cfg.model)
+    assert module.net.bert.embeddings.position.embedding.num_embeddings == 128
+    batch = max(data.train_dataloader(), key=lambda b: b.tokens.shape[1])
+    assert 64 < batch.tokens.shape[1] <= 128
+    output = module(batch)
+    loss = pretraining_losses(output, batch).total
+    loss.backward()
+    beyond_64 = module.net.bert.embeddings.position.embedding.weight.grad[64 : batch.tokens.shape[1]]
+    assert torch.isfinite(loss) and beyond_64.abs().sum() > 0

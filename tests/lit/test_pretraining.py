@@ -113,10 +113,11 @@ class KeepOutputs(pl.Callback):
         self.outputs.append((outputs, int(batch.valid_lens.sum())))
 
 
-def test_loss_falls_and_metrics_are_logged(datamodule):
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])  # what trainer.precision=auto picks, either way
+def test_loss_falls_and_metrics_are_logged(datamodule, precision):
     module = module_for(datamodule, lr=1e-2, scheduler=functools.partial(linear_warmup_decay, warmup_steps=2))
     keep = KeepOutputs()
-    run = trainer(max_epochs=4, callbacks=[keep])
+    run = trainer(max_epochs=4, callbacks=[keep], precision=precision)
     before = run.validate(module, datamodule=datamodule, verbose=False)[0]
     run.fit(module, datamodule=datamodule)
     metrics = dict(run.callback_metrics)
@@ -165,3 +166,64 @@ def test_too_long_warmup_for_a_short_run_is_cut_with_a_warning(datamodule, caplo
 def test_negative_weight_decay_is_rejected(datamodule):
     with pytest.raises(ValueError, match="weight_decay must be >= 0, got -1"):
         PretrainingModule(module_for(datamodule).net, torch.optim.AdamW, weight_decay=-1)
+
+
+def test_the_nsp_weight_scales_the_pair_loss_in_the_total(datamodule):
+    batch = next(iter(datamodule.train_dataloader()))
+    module = module_for(datamodule)
+    output = module(batch)
+    plain, weighted = pretraining_losses(output, batch), pretraining_losses(output, batch, nsp_weight=0.25)
+    assert torch.equal(plain.total, plain.mlm + plain.nsp)
+    assert torch.allclose(weighted.total, plain.mlm + 0.25 * plain.nsp)
+    module = PretrainingModule(module.net, torch.optim.AdamW, nsp_weight=0.25)
+    assert module.hparams.nsp_weight == 0.25
+    with pytest.raises(ValueError, match="nsp_weight must be >= 0, got -1"):
+        PretrainingModule(module.net, torch.optim.AdamW, nsp_weight=-1)
+
+
+def write_two_sentence_corpus(directory, seed=0):
+    """Paragraphs of two sentences: an opening from one word set, a follow-up from another. A true next sentence is
+    always a follow-up; a random sentence of another paragraph is an opening half the time, which gives it away."""
+    rng = random.Random(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    openings, follow_ups = [f"open{i}" for i in range(8)], [f"follow{i}" for i in range(8)]
+    for split, count in (("train", 160), ("valid", 120), ("test", 8)):
+        lines = [" = heading = \n"]
+        for _ in range(count):
+            sentences = [" ".join(rng.choices(words, k=rng.randint(3, 6))) for words in (openings, follow_ups)]
+            lines.append(" " + " . ".join(sentences) + " . \n")
+        (directory / f"wiki.{split}.tokens").write_text("".join(lines))
+    return directory
+
+
+def batches_of(examples: PretrainingBatch, size: int = 16):
+    for start in range(0, len(examples.nsp_labels), size):
+        yield PretrainingBatch(*(field[start : start + size] for field in examples))
+
+
+def test_nsp_alone_learns_pairs_whose_answer_the_text_gives_away(tmp_path):
+    """The [CLS] -> pooler -> NSP head path learns: an NSP-only loss beats chance on held-out pairs where B's words
+    decide the answer for half of the negatives (best possible accuracy 0.75, chance 0.5)."""
+    torch.manual_seed(0)
+    data = WikiText2DataModule(functools.partial(word, min_freq=1), write_two_sentence_corpus(tmp_path / "wikitext-2"),
+                               batch_size=16, max_len=16, seed=0)
+    data.setup("fit")
+    net = BertForPretraining(tiny_bert(**data.net_kwargs(), d_model=32, num_layers=2, d_ff=64))
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    net.train()
+    for epoch in range(15):
+        for batch in batches_of(data.examples("train", epoch)):
+            output = net(batch.tokens, batch.segments, batch.valid_lens, batch.mlm_positions, batch.mlm_mask)
+            loss = pretraining_losses(output, batch).nsp  # the pair task alone
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    net.eval()
+    hits = total = 0
+    with torch.no_grad():
+        for epoch in range(3):  # three draws of the held-out paragraphs' pairs
+            for batch in batches_of(data.examples("valid", epoch)):
+                output = net(batch.tokens, batch.segments, batch.valid_lens, batch.mlm_positions, batch.mlm_mask)
+                hits += int((output.nsp_logits.argmax(-1) == batch.nsp_labels).sum())
+                total += len(batch.nsp_labels)
+    assert total == 360 and hits / total >= 0.65

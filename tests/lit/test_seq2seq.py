@@ -215,20 +215,22 @@ def read_lines(path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines()
 
 
-def test_lightning_run_logs_metrics_bleu_heatmaps_and_examples(datamodule, tmp_path, capsys):
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])  # what trainer.precision=auto picks, either way
+def test_lightning_run_logs_metrics_bleu_heatmaps_and_examples(datamodule, tmp_path, capsys, precision):
     pl.seed_everything(0)
     module = make_module(datamodule, decode={"strategy": "beam", "beam_size": 3, "max_steps": 8},
                          examples=[["go home", "home_fr go_fr"], ["he is calm", "calm_fr is_fr he_fr"]],
                          plot_attention=False)  # plotting every epoch only costs time here
-    trainer = quiet_trainer(tmp_path, max_epochs=8, gradient_clip_val=1.0)
+    trainer = quiet_trainer(tmp_path, max_epochs=8, gradient_clip_val=1.0, precision=precision)
     trainer.fit(module, datamodule=datamodule)
     metrics = trainer.callback_metrics
     assert {"train/loss_epoch", "val/loss", "val/token_acc", "val/bleu", "val/chrf", "val/ter"} <= set(metrics)
     # val/bleu is sacrebleu's corpus BLEU of the whole split, in corpus order, against the raw references
     by_index = {}
-    for batch in datamodule.val_dataloader():  # batched by length: batch.index puts them back in corpus order
-        translations = datamodule.decode_target(module.translate(batch.src, batch.src_lens).tokens)
-        by_index.update(zip(batch.index.tolist(), translations))
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):  # as validation decoded
+        for batch in datamodule.val_dataloader():  # batched by length: batch.index puts them back in corpus order
+            translations = datamodule.decode_target(module.translate(batch.src, batch.src_lens).tokens)
+            by_index.update(zip(batch.index.tolist(), translations))
     _, references = datamodule.texts("val")
     assert sorted(by_index) == list(range(len(references))) and len(references) == len(datamodule.datasets["val"]) > 16
     hypotheses = [by_index[i] for i in range(len(references))]

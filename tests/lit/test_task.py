@@ -75,7 +75,7 @@ def test_a_schedule_that_needs_the_run_length_refuses_an_open_ended_run():
     optimizer = SGD(net().parameters())
     assert scheduler_for_run(functools.partial(inverse_sqrt, warmup_steps=2), optimizer, math.inf)  # needs no length
     fixed = scheduler_for_run(functools.partial(linear_warmup_decay, warmup_steps=1, total_steps=4), optimizer, math.inf)
-    assert fixed.lr_lambdas[0](2) == pytest.approx(2 / 3)
+    assert fixed.factor(2) == pytest.approx(2 / 3)
 
 
 def test_a_run_steps_the_schedule_per_step_and_logs_stage_metrics_as_stage_slash_name():

@@ -51,7 +51,7 @@ class MultiHeadAttention(nn.Module):
     """Vaswani et al. (2017) multi-head attention with a per-head scorer built as ``scorer(Dh, Dh)``.
 
     Dot-product scorers run through ``F.scaled_dot_product_attention`` whenever the weights are not
-    requested; any other scorer (additive, general) takes the explicit path.
+    requested (unless built with ``fused=False``); any other scorer (additive, general) takes the explicit path.
     """
 
     def __init__(
@@ -74,7 +74,8 @@ class MultiHeadAttention(nn.Module):
         self.value_proj = nn.Linear(d_model, d_model, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
         self.scorer = scorer(self.head_dim, self.head_dim)
-        self.fused_scale = self.scorer.scale if isinstance(self.scorer, DotProductScorer) else None
+        fusable = isinstance(self.scorer, DotProductScorer) and self.scorer.fused
+        self.fused_scale = self.scorer.scale if fusable else None
 
     def _split_heads(self, x: Tensor) -> Tensor:
         batch, length, _ = x.shape

@@ -20,9 +20,13 @@ class Scorer(Protocol):
 
 
 class DotProductScorer(nn.Module):
-    """``q . k`` (Luong et al., 2015, "dot"). Needs ``dq == dk``; the fused SDPA kernel applies."""
+    """``q . k`` (Luong et al., 2015, "dot"). Needs ``dq == dk``.
 
-    def __init__(self, query_dim: int, key_dim: int):
+    ``fused=True`` lets multi-head attention run torch's fused SDPA kernel; ``False`` keeps the explicit
+    matmul + masked softmax (faster for bf16 training on CPUs, whose fused bf16 backward is slow).
+    """
+
+    def __init__(self, query_dim: int, key_dim: int, *, fused: bool = True):
         super().__init__()
         if query_dim != key_dim:
             raise ValueError(
@@ -30,6 +34,7 @@ class DotProductScorer(nn.Module):
                 f"key_dim={key_dim}; use attention=additive or attention=general for unequal sizes"
             )
         self.scale = 1.0  # multiplies q . k; read by the fused path
+        self.fused = fused
 
     def forward(self, queries: Tensor, keys: Tensor) -> Tensor:
         return torch.matmul(queries, keys.transpose(-2, -1)) * self.scale  # (..., Tq, Tk)
@@ -38,8 +43,8 @@ class DotProductScorer(nn.Module):
 class ScaledDotProductScorer(DotProductScorer):
     """``q . k / sqrt(d)`` (Vaswani et al., 2017, eq. 1)."""
 
-    def __init__(self, query_dim: int, key_dim: int):
-        super().__init__(query_dim, key_dim)
+    def __init__(self, query_dim: int, key_dim: int, *, fused: bool = True):
+        super().__init__(query_dim, key_dim, fused=fused)
         self.scale = 1.0 / math.sqrt(key_dim)
 
 

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from attnlab.cli.restore import restore_run
 from attnlab.cli.summary import print_summary
-from attnlab.cli.train import instantiate_all
+from attnlab.cli.train import instantiate_all, resolve_auto_precision
 from attnlab.cli.validate import check_no_missing
 from attnlab.lit.averaging import selected_checkpoint
 from attnlab.lit.scores import format_scores
@@ -26,6 +26,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     loggers = instantiate_all(cfg.get("logger"))
     # a datamodule that shards its own batches across ranks (translation) ran with use_distributed_sampler=false
     own_sharding = {"use_distributed_sampler": run.config.trainer.get("use_distributed_sampler", True)}
+    resolve_auto_precision(cfg.trainer)
     trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, enable_checkpointing=False, **own_sharding)
     results = trainer.test(run.module, datamodule=run.datamodule)
     metrics = {name: float(value) for name, value in (results[0] if results else {}).items()}

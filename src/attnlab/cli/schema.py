@@ -27,6 +27,7 @@ class TrainSchema:
     monitor: str = "val/loss"
     monitor_mode: MonitorMode = MonitorMode.min
     optimized_metric: Optional[str] = None
+    budget: Optional[float] = None
     paths: Any = field(default_factory=dict)
     trainer: Any = field(default_factory=dict)
     logger: Any = field(default_factory=dict)
@@ -35,6 +36,7 @@ class TrainSchema:
     pos_encoding: Any = field(default_factory=dict)
     norm: Any = field(default_factory=dict)
     kernel: Any = field(default_factory=dict)
+    pooling: Any = field(default_factory=dict)
     tokenizer: Any = field(default_factory=dict)
     model: Any = field(default_factory=dict)
     data: Any = field(default_factory=dict)

@@ -22,6 +22,7 @@ from attnlab.lit.averaging import AverageCheckpoints
 from attnlab.lit.callbacks import EmbedConfig, ResumeTrainLoader, Throughput
 from attnlab.lit.checkpoint import load_checkpoint
 from attnlab.lit.loggers import finish_loggers
+from attnlab.lit.precision import resolve_precision
 from attnlab.lit.pretrained import PretrainedEncoder, encoder_config, load_encoder, read_pretrained
 from attnlab.lit.pruning import pruned_trial
 
@@ -48,6 +49,24 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     if not candidates:
         raise FileNotFoundError(f"ckpt_path=last: no last.ckpt under {own.parent} or {task_root}")
     return str(candidates[-1])
+
+
+def apply_budget(cfg: DictConfig) -> None:
+    """``budget=<minutes>``: the run's length is that time (``trainer.max_time``, no epoch limit)."""
+    if cfg.budget is None:
+        return
+    if not cfg.budget > 0:
+        raise ConfigError(f"budget must be a positive number of minutes, got {cfg.budget}")
+    seconds = max(1, round(cfg.budget * 60))
+    with open_dict(cfg):
+        cfg.trainer.max_time = f"{seconds // 86400:02d}:{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        cfg.trainer.max_epochs = -1
+
+
+def resolve_auto_precision(trainer: DictConfig) -> None:
+    """``trainer.precision=auto`` (the default) becomes this machine's choice, logged (:mod:`attnlab.lit.precision`)."""
+    with open_dict(trainer):
+        trainer.precision = resolve_precision(trainer.get("precision", "32-true"), trainer.get("accelerator", "auto"))
 
 
 def instantiate_all(nodes: DictConfig | None) -> list[Any]:
@@ -108,6 +127,8 @@ def objective(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
 def train(cfg: DictConfig) -> float | None:
     """Wire everything together; returns ``cfg.optimized_metric`` for sweepers."""
     validate_targets(cfg)
+    apply_budget(cfg)
+    resolve_auto_precision(cfg.trainer)
     pl.seed_everything(cfg.seed, workers=True)
     ckpt_path = resolve_ckpt_path(cfg)
     resumed = load_checkpoint(ckpt_path) if ckpt_path is not None else None

@@ -7,15 +7,19 @@ from collections.abc import Callable
 from itertools import chain
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
 from attnlab.data.bert_inputs import SPECIAL_TOKENS, EncodedCorpus, SpecialIds
 from attnlab.data.cache import CacheEntry, DiskCache, tokenizer_identity
-from attnlab.data.examples import TensorExamples, already_batched
-from attnlab.data.pretraining_examples import LONG_PAIR_POLICIES, PretrainingBatch, draw_examples, epoch_generators
+from attnlab.data.examples import TensorExamples
+from attnlab.data.pretraining_examples import (
+    LONG_PAIR_POLICIES, OBJECTIVES, PretrainingBatch, cut_prediction_slots, draw_examples, epoch_generators,
+)
 from attnlab.data.resumable import ResumableDataLoader
+from attnlab.data.samplers import BucketBatchSampler, SeededPermutation
 from attnlab.data.tokenizer_state import TokenizerState
 from attnlab.data.tokenizers import TextTokenizer
 from attnlab.data.wikitext import WIKITEXT2_SPLITS, read_wikitext2, wikitext2_file
@@ -30,10 +34,20 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
     cached in ``cache_dir`` (a :class:`~attnlab.data.cache.DiskCache` keyed by the tokenizer config, or a restored
     tokenizer's JSON, and the files' path, size and mtime). Training examples are drawn afresh every epoch in
     :meth:`train_dataloader`, which reads the attached trainer's ``current_epoch`` and ``global_rank``: the
-    trainer must run with ``reload_dataloaders_every_n_epochs=1`` so that it asks for a new loader each epoch. Under DDP every rank
-    draws the same pairs in the same order and its own masks, and Lightning's distributed sampler
-    (``use_distributed_sampler``, on by default) gives each rank a disjoint share. Validation and test examples
-    are drawn once, the same on every rank and epoch, so their losses compare.
+    trainer must run with ``reload_dataloaders_every_n_epochs=1`` so that it asks for a new loader each epoch.
+    A trainer that overfits a few batches (``overfit_batches``, ``debug=overfit``) gets epoch 0's draw every
+    epoch, so the batches it memorises stay the same. Validation and test examples are drawn once, the same on
+    every rank and epoch, so their losses compare.
+
+    Batches: ``batch_size`` pairs each, cut to their longest pair and to the prediction slots they use. With
+    ``bucket_size=None`` they follow the drawn (random) order; with a ``bucket_size`` every chunk of that many
+    examples is sorted by length before it is cut into batches (:class:`~attnlab.data.samplers.BucketBatchSampler`,
+    seeded by ``(seed, epoch)``), so a batch holds pairs of similar length and little padding. Under DDP every
+    rank draws the same pairs in the same order and its own masks, and takes every ``world_size``-th batch: the
+    trainer needs ``use_distributed_sampler=False`` (``experiment=bert_pretrain`` sets it).
+
+    ``objective``: the negatives of the sentence-pair task, ``nsp`` (a random sentence of another paragraph,
+    BERT) or ``sop`` (the true pair swapped, ALBERT's sentence-order prediction).
     """
 
     def __init__(
@@ -47,6 +61,8 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         cache_dir: str | os.PathLike | None = None,
+        bucket_size: int | None = None,
+        objective: str = "nsp",
     ):
         super().__init__()
         if not callable(tokenizer):
@@ -59,10 +75,14 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
             raise ValueError(f"long_pairs must be one of {LONG_PAIR_POLICIES}, got {long_pairs!r}")
         if max_len < 5 or not 0.0 < mask_prob < 1.0:
             raise ValueError(f"need max_len >= 5 and 0 < mask_prob < 1, got max_len={max_len}, mask_prob={mask_prob}")
+        if bucket_size is not None and bucket_size < batch_size:
+            raise ValueError(f"bucket_size must be None or >= batch_size={batch_size}, got {bucket_size}")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         self.build_tokenizer = tokenizer
         self.data_dir = Path(data_dir)
         self.batch_size, self.max_len, self.long_pairs, self.mask_prob = batch_size, max_len, long_pairs, mask_prob
-        self.num_workers, self.seed = num_workers, seed
+        self.num_workers, self.seed, self.bucket_size, self.objective = num_workers, seed, bucket_size, objective
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.tokenizer: TextTokenizer | None = None  # trained in setup, or restored by load_state_dict
         self.corpora: dict[str, EncodedCorpus] | None = None
@@ -127,15 +147,30 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
         generators = epoch_generators(self.seed, split, epoch, rank)
         return draw_examples(
             self.corpora[split], self.special_ids, self.replacement_ids, generators,
-            self.max_len, self.long_pairs, self.mask_prob,
+            self.max_len, self.long_pairs, self.mask_prob, self.objective,
         )
 
-    def _loader(self, examples: PretrainingBatch) -> DataLoader:
-        """Batches in the drawn order, which ``(seed, split, epoch, rank)`` fixes, so a mid-epoch checkpoint
-        resumes at the next batch of the same order."""
+    def batches(
+        self, examples: PretrainingBatch, epoch: int = 0, rank: int = 0, world_size: int = 1
+    ) -> list[list[int]]:
+        """This rank's batches of one epoch's ``examples``, as index lists: in the drawn order, or length-bucketed
+        (``bucket_size``); a function of ``(seed, epoch, rank)``, so a mid-epoch checkpoint resumes at the next
+        batch of the same list."""
+        count = len(examples.valid_lens)
+        bucketed = self.bucket_size is not None
+        lengths = examples.valid_lens.numpy() if bucketed else np.zeros(count)  # equal lengths keep the order
+        sampler = BucketBatchSampler(
+            SeededPermutation(count, shuffle=bucketed, seed=self.seed), lengths, batch_size=self.batch_size,
+            bucket_size=self.bucket_size or max(1, count), rank=rank, world_size=world_size,
+        )
+        sampler.set_epoch(epoch)
+        return list(sampler)  # fixed here: Lightning's set_epoch cannot reorder them (overfitting keeps epoch 0)
+
+    def _loader(self, examples: PretrainingBatch, epoch: int = 0) -> DataLoader:
+        rank, world_size = (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
         return ResumableDataLoader(
-            TensorExamples(examples), batch_size=self.batch_size, shuffle=False,  # examples come shuffled
-            num_workers=self.num_workers, collate_fn=already_batched,
+            TensorExamples(examples), batch_sampler=self.batches(examples, epoch, rank, world_size),
+            num_workers=self.num_workers, collate_fn=cut_prediction_slots,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -147,8 +182,9 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
                     "with reload_dataloaders_every_n_epochs=1, got "
                     f"{self.trainer.reload_dataloaders_every_n_epochs}"
                 )
-            epoch, rank = self.trainer.current_epoch, self.trainer.global_rank
-        return self._loader(self.examples("train", epoch, rank))
+            overfitting = self.trainer.overfit_batches > 0  # memorise the same few batches: epoch 0's draw
+            epoch, rank = 0 if overfitting else self.trainer.current_epoch, self.trainer.global_rank
+        return self._loader(self.examples("train", epoch, rank), epoch)
 
     def _fixed_loader(self, split: str) -> DataLoader:
         if split not in self._eval_examples:

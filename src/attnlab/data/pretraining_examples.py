@@ -18,6 +18,7 @@ from attnlab.data.bert_inputs import EncodedCorpus, SentencePairs, SpecialIds, a
 from attnlab.data.wikitext import WIKITEXT2_SPLITS
 
 LONG_PAIR_POLICIES = ("drop", "truncate")
+OBJECTIVES = ("nsp", "sop")  # negatives: a random sentence of another paragraph (NSP) or the true pair swapped (SOP)
 SPLIT_STREAMS = {split: index for index, split in enumerate(WIKITEXT2_SPLITS)}  # separates the splits' RNG streams
 
 
@@ -64,15 +65,19 @@ def epoch_generators(seed: int, split: str, epoch: int, rank: int) -> EpochGener
 
 
 def sample_sentence_pairs(
-    corpus: EncodedCorpus, generator: torch.Generator, max_len: int, long_pairs: str = "drop"
+    corpus: EncodedCorpus, generator: torch.Generator, max_len: int, long_pairs: str = "drop", objective: str = "nsp"
 ) -> SentencePairs:
     """One pair per consecutive sentence pair (A, A+1) of a paragraph; B stays the true successor with
-    probability 1/2, else it is drawn uniformly from the sentences of *other* paragraphs (d2l may draw
-    from A's own paragraph). Pairs longer than ``max_len`` with [CLS] and two [SEP] are dropped or
-    truncated longest-first, per ``long_pairs``.
+    probability 1/2. Otherwise, for next-sentence prediction (``objective="nsp"``), B is drawn uniformly from the
+    sentences of *other* paragraphs (d2l may draw from A's own paragraph); for sentence-order prediction
+    (``"sop"``, Lan et al., 2020, ALBERT) the pair is the same two sentences in swapped order (A+1, A).
+    ``is_next`` is True for the true pair in its order. Pairs longer than ``max_len`` with [CLS] and two [SEP]
+    are dropped or truncated longest-first, per ``long_pairs``.
     """
     if long_pairs not in LONG_PAIR_POLICIES:
         raise ValueError(f"long_pairs must be one of {LONG_PAIR_POLICIES}, got {long_pairs!r}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if max_len < 5:
         raise ValueError(f"max_len must leave room for [CLS] A [SEP] B [SEP] (>= 5), got {max_len}")
     if corpus.num_paragraphs < 2:
@@ -88,7 +93,10 @@ def sample_sentence_pairs(
     outside = torch.rand(len(first), generator=generator, dtype=torch.float64) * (corpus.num_sentences - size)
     outside = outside.long().clamp_max(corpus.num_sentences - size - 1)  # uniform over the S - size others
     random_second = outside + (outside >= start) * size  # skip A's own paragraph
-    second = torch.where(is_next, first + 1, random_second)
+    if objective == "sop":
+        first, second = torch.where(is_next, first, first + 1), torch.where(is_next, first + 1, first)
+    else:
+        second = torch.where(is_next, first + 1, random_second)
 
     lengths = corpus.sentence_offsets.diff()  # (S,)
     first_len, second_len = lengths[first], lengths[second]
@@ -156,9 +164,10 @@ def draw_examples(
     max_len: int,
     long_pairs: str = "drop",
     mask_prob: float = 0.15,
+    objective: str = "nsp",
 ) -> PretrainingBatch:
     """One epoch of pretraining examples in a random order: pairs and order, then masks."""
-    pairs = sample_sentence_pairs(corpus, generators.pairs, max_len, long_pairs)
+    pairs = sample_sentence_pairs(corpus, generators.pairs, max_len, long_pairs, objective)
     tokens, segments, valid_lens = assemble_pairs(corpus, pairs, max_len, ids)
     candidates = ~torch.isin(tokens, torch.tensor(list(ids)))  # (N, T) ordinary tokens only
     has_candidate = candidates.any(1)  # a pair of [UNK]-only (or empty) sentences has nothing to predict
@@ -170,3 +179,11 @@ def draw_examples(
     return PretrainingBatch(
         masked.tokens, segments, valid_lens, masked.positions, masked.labels, masked.mask, pairs.is_next[order].long()
     )
+
+
+def cut_prediction_slots(batch: PretrainingBatch) -> PretrainingBatch:
+    """Drop the prediction-slot columns no row of ``batch`` uses (padding slots sit last in every row), so the
+    masked-LM head projects no padding slots in a batch of short pairs."""
+    used = int(batch.mlm_mask.sum(1).max()) if len(batch.mlm_mask) else 0
+    return batch._replace(mlm_positions=batch.mlm_positions[:, :used], mlm_labels=batch.mlm_labels[:, :used],
+                          mlm_mask=batch.mlm_mask[:, :used])  # (B, P')

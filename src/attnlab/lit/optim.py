@@ -1,16 +1,33 @@
-"""Training policies shared by the LightningModules: weight-decay groups and learning-rate schedules."""
+"""Training policies shared by the LightningModules: weight-decay groups and learning-rate schedules.
+
+Every schedule is a :class:`HorizonLR`: a warm-up, given in steps or as a fraction of the run, then a decay shape
+over the rest of the run. The run's length (the horizon, ``total_steps``) may change while it runs: a time-boxed
+run (``trainer.max_time``) re-estimates it from the measured step time (:mod:`attnlab.lit.budget`), so the
+schedule ends where the run ends, whether that is after 15 minutes or 10 hours.
+"""
 from __future__ import annotations
 
 import inspect
 import logging
 import math
-from typing import Callable
+from functools import partial
+from typing import Any, Callable
 
 from torch import nn
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.lr_scheduler import LRScheduler
 
 log = logging.getLogger(__name__)
+
+# The horizon a time-boxed run starts from before its first step is timed (only the first step's LR depends on it:
+# a warm-up fraction of it is long, so that step learns at a small rate).
+PROVISIONAL_STEPS = 10_000
+
+Decay = Callable[[int, int, int], float]  # (step, warm-up length, total steps) -> factor of the peak rate
+
+
+class HorizonRequired(ValueError):
+    """A schedule that needs the run's length was built without it."""
 
 
 def weight_decay_groups(module: nn.Module, weight_decay: float) -> list[dict]:
@@ -22,66 +39,157 @@ def weight_decay_groups(module: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _lambda_scheduler(optimizer: Optimizer, factor: Callable[[int], float]) -> LambdaLR:
-    return LambdaLR(optimizer, factor)
+class HorizonLR(LRScheduler):
+    """The peak rate times ``factor(step)``: a linear warm-up, then ``decay(step, warmup, total_steps)``.
 
-
-def inverse_sqrt(optimizer: Optimizer, warmup_steps: int = 4000) -> LambdaLR:
-    """Linear warm-up, then decay with 1/sqrt(step) (Vaswani et al., 2017, eq. 3, normalised to peak 1)."""
-    if warmup_steps < 1:
-        raise ValueError(f"warmup_steps must be >= 1, got {warmup_steps}")
-    return _lambda_scheduler(optimizer, lambda step: min((step + 1) / warmup_steps, math.sqrt(warmup_steps / (step + 1))))
-
-
-def linear_warmup_decay(optimizer: Optimizer, warmup_steps: int, total_steps: int) -> LambdaLR:
-    """Linear warm-up to the peak, then linear decay to zero at ``total_steps`` (BERT)."""
-    if not 0 <= warmup_steps < total_steps:
-        raise ValueError(f"need 0 <= warmup_steps < total_steps, got {warmup_steps}, {total_steps}")
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        return max(0.0, (total_steps - step) / (total_steps - warmup_steps))
-
-    return _lambda_scheduler(optimizer, factor)
-
-
-def cosine_warmup(optimizer: Optimizer, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> LambdaLR:
-    """Linear warm-up, then half a cosine down to ``min_ratio`` of the peak at ``total_steps``."""
-    if not 0 <= warmup_steps < total_steps:
-        raise ValueError(f"need 0 <= warmup_steps < total_steps, got {warmup_steps}, {total_steps}")
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return _lambda_scheduler(optimizer, factor)
-
-
-def scheduler_for_run(factory: Callable, optimizer: Optimizer, estimated_steps: float) -> LambdaLR:
-    """Call a scheduler factory whose ``total_steps`` the config left unset (null) with this run's step count
-    (the trainer's ``estimated_stepping_batches``); a warm-up as long as such a (short, debug) run is cut to a
-    tenth of it, with a warning. A factory without ``total_steps``, or with it set, is called as it is.
-
-    Raises ValueError when the schedule needs the run's length and the run is open-ended (no max_steps/max_epochs).
+    The warm-up lasts ``warmup_steps``, or ``warmup_fraction`` of ``total_steps`` (give one). A warm-up in steps
+    that a run is too short for (``warmup_steps >= total_steps``) is cut to a tenth of the run, with a warning.
+    ``total_steps`` (the horizon) may be None where ``needs_total`` is False and the warm-up is in steps
+    (inverse square root); :meth:`set_total_steps` revises it during the run. The checkpointed state holds
+    only numbers.
     """
-    parameters = inspect.signature(factory).parameters
-    total = parameters.get("total_steps")
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        decay: Decay,
+        *,
+        warmup_steps: int | None = None,
+        warmup_fraction: float | None = None,
+        total_steps: int | None = None,
+        needs_total: bool = True,
+    ):
+        if (warmup_steps is None) == (warmup_fraction is None):
+            raise ValueError(f"give one of warmup_steps={warmup_steps} and warmup_fraction={warmup_fraction}")
+        if warmup_steps is not None and warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        if warmup_fraction is not None and not 0 <= warmup_fraction < 1:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
+        self.decay = decay
+        self.warmup_steps, self.warmup_fraction, self.needs_total = warmup_steps, warmup_fraction, needs_total
+        self.total_steps: int | None = None
+        self._warned_cut = False
+        self.set_total_steps(total_steps)
+        super().__init__(optimizer)
+
+    def set_total_steps(self, total_steps: int | None) -> None:
+        """Revise the horizon; the next ``step()`` uses it. Takes effect on the rate of the following steps."""
+        if total_steps is not None and total_steps < 1:
+            raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+        if total_steps is None and (self.needs_total or self.warmup_fraction is not None):
+            raise HorizonRequired(f"this schedule (warmup_fraction={self.warmup_fraction}) needs the run's total_steps")
+        self.total_steps = total_steps
+
+    def warmup_length(self) -> int:
+        total = self.total_steps
+        if self.warmup_fraction is not None:
+            return round(self.warmup_fraction * total)
+        if total is not None and self.warmup_steps >= total:
+            cut = total // 10
+            if not self._warned_cut:
+                log.warning("warmup_steps=%d >= total_steps=%d of this run: warming up for %d steps instead",
+                            self.warmup_steps, total, cut)
+                self._warned_cut = True
+            return cut
+        return self.warmup_steps
+
+    def factor(self, step: int) -> float:
+        """The multiplier of the peak rate at optimizer step ``step`` (0-based)."""
+        warmup = self.warmup_length()
+        if step < warmup:
+            return (step + 1) / warmup
+        return self.decay(step, warmup, self.total_steps)
+
+    def get_lr(self) -> list[float]:
+        factor = self.factor(self.last_epoch)
+        return [base_lr * factor for base_lr in self.base_lrs]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "decay")}
+
+
+def _progress(step: int, warmup: int, total: int) -> float:
+    """How far ``step`` is through the part of the run after the warm-up, in [0, 1]."""
+    return min(1.0, max(0.0, (step - warmup) / max(1, total - warmup)))
+
+
+def _linear(step: int, warmup: int, total: int, *, min_ratio: float, decay_fraction: float | None) -> float:
+    start = warmup if decay_fraction is None else max(warmup, total - round(decay_fraction * total))
+    return 1.0 - (1.0 - min_ratio) * _progress(step, start, total)
+
+
+def _cosine(step: int, warmup: int, total: int, *, min_ratio: float) -> float:
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * _progress(step, warmup, total)))
+
+
+def _inverse_sqrt(step: int, warmup: int, total: int | None) -> float:
+    return math.sqrt(max(1, warmup) / (step + 1))
+
+
+def _check_ratio(min_ratio: float) -> None:
+    if not 0 <= min_ratio <= 1:
+        raise ValueError(f"min_ratio must be in [0, 1], got {min_ratio}")
+
+
+def inverse_sqrt(
+    optimizer: Optimizer, warmup_steps: int | None = 4000, total_steps: int | None = None, *,
+    warmup_fraction: float | None = None,
+) -> HorizonLR:
+    """Linear warm-up, then decay with 1/sqrt(step) (Vaswani et al., 2017, eq. 3, normalised to peak 1).
+
+    The decay needs no horizon; ``total_steps`` (filled from the run) sizes a ``warmup_fraction`` and cuts a
+    warm-up in steps that the run is too short for."""
+    if warmup_steps is not None and warmup_steps < 1:
+        raise ValueError(f"warmup_steps must be >= 1, got {warmup_steps}")
+    return HorizonLR(optimizer, _inverse_sqrt, warmup_steps=warmup_steps, warmup_fraction=warmup_fraction,
+                     total_steps=total_steps, needs_total=False)
+
+
+def linear_warmup_decay(
+    optimizer: Optimizer, warmup_steps: int | None = None, total_steps: int | None = None, *,
+    warmup_fraction: float | None = None, decay_fraction: float | None = None, min_ratio: float = 0.0,
+) -> HorizonLR:
+    """Linear warm-up to the peak, then linear decay to ``min_ratio`` of it at ``total_steps`` (BERT).
+
+    ``decay_fraction``: decay over the run's last fraction only and hold the peak before it (warm-up, stable,
+    decay); None decays from the end of the warm-up (``warmup_fraction=0.5``: a triangular one-cycle)."""
+    _check_ratio(min_ratio)
+    if decay_fraction is not None and not 0 < decay_fraction <= 1:
+        raise ValueError(f"decay_fraction must be in (0, 1], got {decay_fraction}")
+    return HorizonLR(optimizer, partial(_linear, min_ratio=min_ratio, decay_fraction=decay_fraction),
+                     warmup_steps=warmup_steps, warmup_fraction=warmup_fraction, total_steps=total_steps)
+
+
+def cosine_warmup(
+    optimizer: Optimizer, warmup_steps: int | None = None, total_steps: int | None = None, min_ratio: float = 0.0,
+    *, warmup_fraction: float | None = None,
+) -> HorizonLR:
+    """Linear warm-up, then half a cosine down to ``min_ratio`` of the peak at ``total_steps``."""
+    _check_ratio(min_ratio)
+    return HorizonLR(optimizer, partial(_cosine, min_ratio=min_ratio), warmup_steps=warmup_steps,
+                     warmup_fraction=warmup_fraction, total_steps=total_steps)
+
+
+def scheduler_for_run(factory: Callable, optimizer: Optimizer, estimated_steps: float, *, time_boxed: bool = False):
+    """Call a scheduler factory whose ``total_steps`` the config left unset (null) with this run's step count
+    (the trainer's ``estimated_stepping_batches``). A time-boxed run with no other bound starts from
+    :data:`PROVISIONAL_STEPS`, and :class:`attnlab.lit.budget.TimeBudgetHorizon` revises it as it runs. A factory
+    without ``total_steps``, or with it set, is called as it is.
+
+    Raises ValueError when the schedule needs the run's length and the run is open-ended (no max_steps,
+    max_epochs or max_time).
+    """
+    total = inspect.signature(factory).parameters.get("total_steps")
     if total is None or total.default not in (None, inspect.Parameter.empty):
         return factory(optimizer=optimizer)
-    if not math.isfinite(estimated_steps):
+    if math.isfinite(estimated_steps):
+        return factory(optimizer=optimizer, total_steps=max(1, int(estimated_steps)))
+    if time_boxed:
+        return factory(optimizer=optimizer, total_steps=PROVISIONAL_STEPS)
+    try:
+        return factory(optimizer=optimizer)
+    except HorizonRequired as error:
         raise ValueError(
-            f"the run length is open (estimated {estimated_steps} steps) but the LR schedule needs it; "
-            f"set trainer.max_steps or trainer.max_epochs, or the schedule's total_steps"
-        )
-    overrides = {"total_steps": int(estimated_steps)}
-    warmup = parameters.get("warmup_steps")
-    if warmup is not None and isinstance(warmup.default, int) and warmup.default >= estimated_steps:
-        overrides["warmup_steps"] = int(estimated_steps) // 10
-        log.warning(
-            "warmup_steps=%d >= total_steps=%d of this run: warming up for %d steps instead",
-            warmup.default, estimated_steps, overrides["warmup_steps"],
-        )
-    return factory(optimizer=optimizer, **overrides)
+            f"the run length is open (estimated {estimated_steps} steps) but the LR schedule needs it; set "
+            f"trainer.max_steps, trainer.max_epochs or trainer.max_time (budget=), or the schedule's total_steps"
+        ) from error

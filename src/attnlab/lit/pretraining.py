@@ -32,19 +32,22 @@ class Perplexity(MeanMetric):
 class PretrainingLosses(NamedTuple):
     mlm: Tensor  # mean cross-entropy over the real prediction slots
     nsp: Tensor  # mean cross-entropy of the is-next classifier
-    total: Tensor  # mlm + nsp, what is minimised (Devlin et al., 2019, appendix A.2)
+    total: Tensor  # mlm + nsp_weight * nsp, what is minimised (Devlin et al., 2019, appendix A.2: weight 1)
 
 
-def pretraining_losses(output: PretrainingOutput, batch: PretrainingBatch) -> PretrainingLosses:
+def pretraining_losses(
+    output: PretrainingOutput, batch: PretrainingBatch, nsp_weight: float = 1.0
+) -> PretrainingLosses:
     """MLM loss over the slots with ``mlm_mask`` True only (logits at padding slots never enter it), NSP loss."""
     labels = batch.mlm_labels.masked_fill(~batch.mlm_mask, IGNORE)  # (B, P)
     mlm = F.cross_entropy(output.mlm_logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
     nsp = F.cross_entropy(output.nsp_logits.float(), batch.nsp_labels)
-    return PretrainingLosses(mlm, nsp, mlm + nsp)
+    return PretrainingLosses(mlm, nsp, mlm + nsp_weight * nsp)
 
 
 class PretrainingModule(TaskModule):
-    """Trains a :class:`attnlab.models.bert.BertForPretraining` on pretraining batches; loss = MLM + NSP.
+    """Trains a :class:`attnlab.models.bert.BertForPretraining` on pretraining batches; loss = MLM + ``nsp_weight``
+    x NSP (the sentence-pair task: next-sentence or sentence-order prediction, as the data draws its negatives).
 
     Arguments as :class:`~attnlab.lit.task.TaskModule`: AdamW-style groups (no decay on biases and norm gains)
     by default. Metrics per stage: MLM loss, perplexity and accuracy (weighted per real slot), NSP loss and accuracy.
@@ -57,7 +60,10 @@ class PretrainingModule(TaskModule):
         scheduler: Callable | None = None,
         weight_decay: float = 0.01,
         compile: bool = False,
+        nsp_weight: float = 1.0,
     ):
+        if nsp_weight < 0:
+            raise ValueError(f"nsp_weight must be >= 0, got {nsp_weight}")
         super().__init__(net, optimizer, scheduler, weight_decay=weight_decay, compile=compile)
 
     def stage_metrics(self) -> dict[str, Metric]:
@@ -69,7 +75,7 @@ class PretrainingModule(TaskModule):
 
     def step(self, batch: PretrainingBatch, stage: str) -> StepOutput:
         output = self(batch)
-        mlm_loss, nsp_loss, loss = pretraining_losses(output, batch)
+        mlm_loss, nsp_loss, loss = pretraining_losses(output, batch, self.hparams.nsp_weight)
         metrics = self.metrics_of(stage)
         slots = batch.mlm_mask.sum()
         hits = (output.mlm_logits.argmax(-1) == batch.mlm_labels).float()  # (B, P)

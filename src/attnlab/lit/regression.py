@@ -37,11 +37,11 @@ class KernelRegressionModule(TaskModule):
     def _plot(self, batch: RegressionBatch, output) -> None:
         fit = plots.regression_fit(
             batch.keys[0].cpu(), batch.values[0].cpu(), batch.queries[0].cpu(), batch.targets[0].cpu(),
-            output.prediction[0].detach().cpu(), title="Nadaraya-Watson regression",
+            output.prediction[0].detach().float().cpu(), title="Nadaraya-Watson regression",  # float: bf16 autocast
         )
         publish_figure(self.trainer, "prediction", fit)
         heatmap = plots.attention_heatmap(
-            output.weights[0].detach().cpu(), title="attention weights",
+            output.weights[0].detach().float().cpu(), title="attention weights",
             xlabel="sorted training inputs", ylabel="test inputs",
         )
         publish_figure(self.trainer, "attention_weights", heatmap)

@@ -3,7 +3,8 @@
 A task module subclasses :class:`TaskModule` and adds only its loss and evaluation (``step``), its metrics
 (``stage_metrics``) and, where the optimizer needs more than weight-decay groups, ``parameter_groups``.
 Everything else is here, once: the saved hyperparameters, the ``compile`` switch, the optimizer and its
-per-step schedule, the guard against a schedule over an open-ended run, and the metric convention.
+per-step schedule (spanning a time budget where the run has one), the guard against a schedule over an open-ended
+run, and the metric convention.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytorch_lightning as pl
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from attnlab.lit.budget import TimeBudgetHorizon, budget_timer
 from attnlab.lit.optim import scheduler_for_run, weight_decay_groups
 
 STAGES = ("train", "val", "test")
@@ -31,7 +33,8 @@ class TaskModule(pl.LightningModule):
         optimizer: partial optimizer, called with ``params`` (the groups of :meth:`parameter_groups`); None:
             nothing to optimise (e.g. a nonparametric kernel).
         scheduler: partial LR schedule (``attnlab.lit.optim``), stepped after every optimizer step; a missing
-            ``total_steps`` is filled with the trainer's estimate of the run length.
+            ``total_steps`` is filled with the trainer's estimate of the run length, and in a time-boxed run
+            (``trainer.max_time``) re-estimated at every step (:mod:`attnlab.lit.budget`).
         weight_decay: with a value, the default groups decay matrices only (never biases or norm gains);
             None: one group, and the optimizer's own setting applies.
         compile: ``torch.compile`` the net in place (state-dict keys unchanged: checkpoints load either way).
@@ -100,6 +103,11 @@ class TaskModule(pl.LightningModule):
             self.net.compile()
             self._net_compiled = True
 
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """The horizon of a time-boxed run's schedule (idle otherwise), added once per trainer."""
+        present = self._trainer is not None and any(isinstance(c, TimeBudgetHorizon) for c in self.trainer.callbacks)
+        return [] if present else [TimeBudgetHorizon()]
+
     def configure_optimizers(self):
         groups = [group for group in self.parameter_groups() if group["params"]]  # frozen parts leave empty groups
         if self.optimizer_factory is None or not groups:
@@ -109,7 +117,8 @@ class TaskModule(pl.LightningModule):
             group["lr"] = group["lr"] * group.get("lr_scale", 1.0)
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = scheduler_for_run(self.scheduler_factory, optimizer, self.trainer.estimated_stepping_batches)
+        scheduler = scheduler_for_run(self.scheduler_factory, optimizer, self.trainer.estimated_stepping_batches,
+                                      time_boxed=budget_timer(self.trainer) is not None)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ---- metrics ---------------------------------------------------------------------------------------------

@@ -28,8 +28,9 @@ NUM_SEGMENTS = 2  # sentence A and sentence B
 
 class BertOutput(NamedTuple):
     hidden: Tensor  # (B, T, D) contextual vector of every token
-    pooled: Tensor  # (B, D) tanh(W h_[CLS] + b), the sequence summary NSP and classifiers read
+    pooled: Tensor  # (B, D) tanh(W h_[CLS] + b), the sequence summary NSP (and by default classifiers) read
     attention_weights: list[Tensor | None]  # per layer (B, H, T, T) when asked for
+    padding_mask: Tensor | None = None  # (B, T) True at real tokens
 
 
 class PretrainingOutput(NamedTuple):
@@ -156,7 +157,7 @@ class BertModel(nn.Module):
             need_weights=need_weights,
         )
         encoded = self.encoder(x, inputs)
-        return BertOutput(encoded.hidden, self.pooler(encoded.hidden), encoded.self_weights)
+        return BertOutput(encoded.hidden, self.pooler(encoded.hidden), encoded.self_weights, padding_mask)
 
 
 class MaskedLMHead(nn.Module):

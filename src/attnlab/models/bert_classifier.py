@@ -1,5 +1,5 @@
 """BERT for classification (Devlin et al., 2019, sec. 4.1 and fig. 4; d2l 16.6): a pretrained encoder plus one new
-output layer on the pooled ``[CLS]`` vector.
+output layer on a pooled vector: BERT's pooled ``[CLS]`` (the default) or the mean of the tokens' final vectors.
 
 Shape legend: B batch, T sequence length, D model dim, C classes.
 
@@ -14,16 +14,32 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
-from attnlab.models.bert import BertModel, init_bert_weights
+from attnlab.models.bert import BertModel, BertOutput, init_bert_weights
 
 
 class ClassifierOutput(NamedTuple):
     logits: Tensor  # (B, C)
-    pooled: Tensor  # (B, D) the pooled [CLS] vector the output layer reads
+    pooled: Tensor  # (B, D) the pooled vector the output layer reads
+
+
+class ClsPooling(nn.Module):
+    """BERT's sequence summary: the encoder's pooler on ``[CLS]``, ``tanh(W h_[CLS] + b)``, trained by NSP (sec. 4.1)."""
+
+    def forward(self, encoded: BertOutput) -> Tensor:
+        return encoded.pooled  # (B, D)
+
+
+class MeanPooling(nn.Module):
+    """The mean of the real tokens' final hidden vectors (special tokens included, padding not): a summary every
+    token trains, e.g. through masked LM, where the ``[CLS]`` vector only NSP trains (Reimers & Gurevych, 2019)."""
+
+    def forward(self, encoded: BertOutput) -> Tensor:
+        mask = encoded.padding_mask.unsqueeze(-1).to(encoded.hidden.dtype)  # (B, T, 1)
+        return (encoded.hidden * mask).sum(1) / mask.sum(1)  # (B, D)
 
 
 class ClassificationHead(nn.Module):
-    """The new output layer: dropout, then one linear map from the pooled [CLS] vector to class scores."""
+    """The new output layer: dropout, then one linear map from the pooled vector to class scores."""
 
     def __init__(self, d_model: int, num_classes: int, *, dropout: float = 0.1):
         super().__init__()
@@ -36,17 +52,20 @@ class ClassificationHead(nn.Module):
 
 
 class BertClassifier(nn.Module):
-    """A built :class:`BertModel` + :class:`ClassificationHead` with ``num_classes`` outputs and ``dropout``.
+    """A built :class:`BertModel` + :class:`ClassificationHead` with ``num_classes`` outputs and ``dropout``, on the
+    vector ``pooling`` reads from the encoder's output (:class:`ClsPooling`, the default, or :class:`MeanPooling`;
+    neither has weights, so the choice changes no state-dict name).
 
     The encoder sits under ``bert`` as in :class:`BertForPretraining`, so both share state-dict names.
     """
 
-    def __init__(self, bert: BertModel, *, num_classes: int, dropout: float = 0.1):
+    def __init__(self, bert: BertModel, *, num_classes: int, dropout: float = 0.1, pooling: nn.Module | None = None):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.num_classes = num_classes
         self.bert = bert
+        self.pooling = ClsPooling() if pooling is None else pooling
         self.head = ClassificationHead(bert.d_model, num_classes, dropout=dropout)
         self.encoder_frozen = False
 
@@ -65,5 +84,5 @@ class BertClassifier(nn.Module):
 
     def forward(self, tokens: Tensor, segments: Tensor | None = None, valid_lens: Tensor | None = None) -> ClassifierOutput:
         """``tokens``/``segments`` (B, T), ``valid_lens`` (B,) as for :class:`BertModel`."""
-        pooled = self.bert(tokens, segments, valid_lens).pooled  # (B, D)
+        pooled = self.pooling(self.bert(tokens, segments, valid_lens))  # (B, D)
         return ClassifierOutput(self.head(pooled), pooled)
