@@ -16,6 +16,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 from itertools import chain
 from pathlib import Path
 from typing import NamedTuple
