@@ -6,7 +6,6 @@ import csv
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lit"))
 from test_pretraining import write_corpus  # noqa: E402
 
