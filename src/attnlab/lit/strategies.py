@@ -4,6 +4,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Sequence
 
+from pytorch_lightning.strategies import FSDPStrategy
 from torch import nn
 
 
@@ -21,3 +22,25 @@ def module_classes(paths: Sequence[str]) -> set[type[nn.Module]]:
             raise ValueError(f"{path!r} is not a torch.nn.Module subclass")
         classes.add(cls)
     return classes
+
+
+def fsdp(
+    block_classes: Sequence[str],
+    *,
+    activation_checkpointing: bool = False,
+    sharding_strategy: str = "FULL_SHARD",
+    state_dict_type: str = "full",
+) -> FSDPStrategy:
+    """FSDP with every Transformer block (each instance of ``block_classes``) its own sharded unit.
+
+    ``activation_checkpointing`` also wraps each block so that its activations are recomputed in the backward
+    pass instead of kept from the forward: activation memory of one block instead of all, for about one more
+    forward pass of compute (Chen et al., 2016).
+    """
+    blocks = module_classes(block_classes)
+    return FSDPStrategy(
+        auto_wrap_policy=blocks,
+        activation_checkpointing_policy=blocks if activation_checkpointing else None,
+        sharding_strategy=sharding_strategy,
+        state_dict_type=state_dict_type,
+    )
