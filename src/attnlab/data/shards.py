@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
-from datasets import Dataset, concatenate_datasets, disable_progress_bars, load_from_disk
+from datasets import Dataset, Features, concatenate_datasets, disable_progress_bars, load_from_disk
 
 from attnlab.data.cache import entry_name
 from attnlab.data.ragged import ChunkedRagged, RaggedIds
@@ -44,6 +44,14 @@ def _arrow(column: Column) -> pa.Array:
         ids = column.ids[column.offsets[0] : column.offsets[-1]]
         return pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids))
     return pa.array(column)
+
+
+def _concatenate(parts: list[Dataset], empty: dict | None) -> Dataset:
+    """One split from its parts; a split without rows has no part on disk, only its ``features``."""
+    if empty is not None and not any(part.num_rows for part in parts):
+        features = Features.from_dict(empty)
+        return Dataset.from_dict({name: [] for name in features}, features=features)
+    return concatenate_datasets(parts)
 
 
 class Shards:
@@ -75,12 +83,19 @@ class ShardWriter:
     def __init__(self, directory: Path | None):
         self.directory = directory
         self.parts: dict[str, list[Dataset]] = {}
+        self.empty: dict[str, dict] = {}  # features of the splits without rows (datasets cannot load 0-row files)
         disable_progress_bars()  # attnlab logs what it prepares; one bar per part is noise
 
     def add(self, split: str, columns: Mapping[str, Column]) -> None:
         """One part of ``split``: equally long columns; an empty part still gives the split its columns."""
         part = Dataset(pa.table({name: _arrow(column) for name, column in columns.items()}))
         parts = self.parts.setdefault(split, [])
+        if part.num_rows == 0:
+            self.empty.setdefault(split, part.features.to_dict())
+            if parts or self.directory is not None:
+                return
+        else:
+            self.empty.pop(split, None)
         if self.directory is not None:
             path = self.directory / split / f"part-{len(parts):05d}"
             part.save_to_disk(str(path))
@@ -89,8 +104,9 @@ class ShardWriter:
 
     def finish(self, meta: Mapping[str, str]) -> Shards:
         if self.directory is not None:
-            (self.directory / META).write_text(json.dumps({"splits": list(self.parts), "texts": dict(meta)}))
-        return Shards({split: concatenate_datasets(parts) for split, parts in self.parts.items()}, meta)
+            (self.directory / META).write_text(json.dumps({"splits": list(self.parts), "texts": dict(meta),
+                                                           "empty": self.empty}))
+        return Shards({split: _concatenate(parts, self.empty.get(split)) for split, parts in self.parts.items()}, meta)
 
 
 class ShardStore:
@@ -109,9 +125,10 @@ class ShardStore:
             return None
         try:
             meta = json.loads((self.path / META).read_text())
-            splits = {split: concatenate_datasets([load_from_disk(str(part))
-                                                   for part in sorted((self.path / split).glob("part-*"))])
-                      for split in meta["splits"]}
+            splits = {}
+            for split in meta["splits"]:
+                parts = [load_from_disk(str(part)) for part in sorted((self.path / split).glob("part-*"))]
+                splits[split] = _concatenate(parts, meta["empty"].get(split))
             return Shards(splits, meta["texts"])
         except (OSError, KeyError, ValueError, pa.ArrowException) as err:
             log.warning("ignoring unreadable shards %s (%s); preparing them again", self.path, err)
