@@ -90,17 +90,23 @@ class TreeSampler:
 
 
 class StepClock(pl.Callback):
-    """Writes ``{"times", "tokens", <rank's shard mappings>}`` to ``out`` (one file a rank) when training ends."""
+    """Writes ``{"starts", "times", "tokens", <rank's shard mappings>}`` to ``out`` (one file a rank) when training
+    ends: ``starts[k] - times[k - 1]`` is what step k waited for its batch (reading, collating, the loop)."""
 
     def __init__(self, out: str, shard_root: str):
         self.out, self.shard_root = out, shard_root
+        self.starts: list[float] = []
         self.times: list[float] = []
         self.tokens: list[int] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.starts.append(time.perf_counter())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.times.append(time.perf_counter())
         self.tokens.append(int(outputs["num_tokens"]))
 
     def on_train_end(self, trainer, pl_module) -> None:
-        record = {"times": self.times, "tokens": self.tokens, **rollup(), **mapped_files(self.shard_root)}
+        record = {"starts": self.starts, "times": self.times, "tokens": self.tokens, **rollup(),
+                  **mapped_files(self.shard_root)}
         Path(f"{self.out}.rank{trainer.global_rank}.json").write_text(json.dumps(record))

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-BATCH, BATCHES = 64, 1500
+BATCH, BATCHES = 64, 300
 
 
 def synthetic_pairs(rows: int, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -16,6 +16,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,11 +68,13 @@ def _run(program: str, args: list[str], env: dict[str, str], cwd: Path) -> tuple
     return time.perf_counter() - start, sampler.peak
 
 
-def _rate(clock_prefix: Path, warmup: int) -> tuple[float, list[dict]]:
-    """Useful tokens/s over the steps after ``warmup``, summed over ranks; each rank's record."""
+def _rate(clock_prefix: Path, warmup: int) -> tuple[float, float, list[dict]]:
+    """Useful tokens/s over the steps after ``warmup``, summed over ranks; the median ms a step waited for its
+    batch; each rank's record."""
     records = [json.loads(p.read_text()) for p in sorted(clock_prefix.parent.glob(f"{clock_prefix.name}.rank*.json"))]
     rates = [sum(r["tokens"][warmup:]) / (r["times"][-1] - r["times"][warmup - 1]) for r in records]
-    return sum(rates), records
+    waits = [1000 * (start - end) for r in records for start, end in zip(r["starts"][warmup:], r["times"][warmup - 1:])]
+    return sum(rates), statistics.median(waits), records
 
 
 def run(ctx: Context) -> CaseResult:
@@ -89,6 +92,7 @@ def run(ctx: Context) -> CaseResult:
     val, test = _write_split(pairs[:HELD_OUT], root / "held" / "val"), _write_split(pairs[HELD_OUT : 2 * HELD_OUT],
                                                                                    root / "held" / "test")
     measured: dict[str, dict] = {}
+    partial = ctx.work_dir / "streaming-partial.json"
 
     def train(name: str, data: list[str], *extra: str) -> dict:
         clock = root / f"clock-{name}"
@@ -101,10 +105,11 @@ def run(ctx: Context) -> CaseResult:
                 f"shard_root:'{root / 'shards'}'}}",
                 *extra]
         seconds, peak = _run("attnlab-train", args, env, root)
-        rate, records = _rate(clock, warmup)
-        measured[name] = {"seconds": seconds, "tokens_per_s": rate, **peak,
+        rate, wait, records = _rate(clock, warmup)
+        measured[name] = {"seconds": seconds, "tokens_per_s": rate, "batch_wait_ms": wait, **peak,
                           "shard_pss_sum": sum(r["shard_pss"] for r in records),
                           "shard_rss_max": max(r["shard_rss"] for r in records)}
+        partial.write_text(json.dumps(measured, indent=1))  # what a long run measured so far, if it is cut short
         return measured[name]
 
     try:
@@ -117,6 +122,7 @@ def run(ctx: Context) -> CaseResult:
             prep_seconds, prep_peak = _run("attnlab-prepare", data, env, root)
             measured[f"prepare {k}x"] = {"seconds": prep_seconds, **prep_peak, "copies": copies,
                                          "words": copies * pair_words}
+            partial.write_text(json.dumps(measured, indent=1))
             train(f"{k}x", data)
             if k == sizes[0]:
                 train("in-memory", data, "data.cache_dir=null")
@@ -142,6 +148,9 @@ def run(ctx: Context) -> CaseResult:
         goals = [Goal(">= 0.95x in-memory", ">=", 0.95, "in-memory")] if refs else []
         result.rows.append(Row(result.name, f"training, {setting}", "useful tokens/s",
                                Figure("shards", measured[name]["tokens_per_s"]), refs, goals))
+        refs = [Figure("in-memory", measured["in-memory"]["batch_wait_ms"])] if name == first else []
+        result.rows.append(Row(result.name, f"training, {setting}", "ms a step waits for its batch (median)",
+                               Figure("shards", measured[name]["batch_wait_ms"]), refs))
     ddp, one = measured[f"{last} ddp_cpu"], measured[last]
     result.rows.append(Row(result.name, f"2 ddp_cpu ranks vs 1 process, {last}", "peak PSS MiB, all processes",
                            Figure("2 ranks", ddp["sum_pss"]), [Figure("1 rank", one["sum_pss"])],
