@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from bench.cases.common import REPO_ROOT, Context
-from bench.harness import CaseResult, Figure, Goal, Row
+from bench.cases.common import REPO_ROOT, Context, compose_train
+from bench.harness import CaseResult, Contender, Figure, Goal, Row, measure
 from bench.memory_probe import TreeSampler
 
 SIZES, QUICK_SIZES = (1, 10, 50), (1, 2)
@@ -75,6 +75,40 @@ def _rate(clock_prefix: Path, warmup: int) -> tuple[float, float, list[dict]]:
     rates = [sum(r["tokens"][warmup:]) / (r["times"][-1] - r["times"][warmup - 1]) for r in records]
     waits = [1000 * (start - end) for r in records for start, end in zip(r["starts"][warmup:], r["times"][warmup - 1:])]
     return sum(rates), statistics.median(waits), records
+
+
+def _loaders_interleaved(ctx: Context, data: list[str], shard_root: Path) -> dict:
+    """Rows/s of the training loader (reading + collating, no model) from the shards and from the in-memory
+    tables, in this one process, interleaved: the data path's own cost, apart from a busy machine's noise."""
+    from hydra.utils import instantiate
+    from omegaconf import open_dict
+
+    loaders = {}
+    for name, cache_dir in (("shards", shard_root), ("in-memory", None)):
+        cfg = compose_train(ctx, *data, f"data.batch_size={BATCH}")
+        with open_dict(cfg):
+            cfg.data.cache_dir = None if cache_dir is None else str(cache_dir)
+        datamodule = instantiate(cfg.data)
+        datamodule.setup("fit")
+        loaders[name] = datamodule.train_dataloader()
+
+    def contender(name: str) -> Contender:
+        batches = iter(())
+
+        def step() -> float:
+            nonlocal batches
+            rows = 0
+            for _ in range(50):
+                batch = next(batches, None)
+                if batch is None:
+                    batches = iter(loaders[name])
+                    batch = next(batches)
+                rows += len(batch.src_lens)
+            return rows
+
+        return Contender(name, step, probe_memory=False)
+
+    return measure([contender("shards"), contender("in-memory")], ctx.warmup, max(ctx.repeats, 5))
 
 
 def run(ctx: Context) -> CaseResult:
@@ -126,6 +160,7 @@ def run(ctx: Context) -> CaseResult:
             train(f"{k}x", data)
             if k == sizes[0]:
                 train("in-memory", data, "data.cache_dir=null")
+                loader_rates = _loaders_interleaved(ctx, data, root / "shards")
             if k == sizes[-1]:
                 train(f"{k}x ddp_cpu", data, "trainer=ddp_cpu")
             shutil.rmtree(root / f"corpus-{k}x")
@@ -148,6 +183,10 @@ def run(ctx: Context) -> CaseResult:
         goals = [Goal(">= 0.95x in-memory", ">=", 0.95, "in-memory")] if refs else []
         result.rows.append(Row(result.name, f"training, {setting}", "useful tokens/s",
                                Figure("shards", measured[name]["tokens_per_s"]), refs, goals))
+        if name == first:
+            result.rows.append(Row(result.name, f"training loader alone, {setting}, interleaved in one process",
+                                   "rows/s (read + collate)", Figure.rate(loader_rates["shards"]),
+                                   [Figure.rate(loader_rates["in-memory"])]))
         refs = [Figure("in-memory", measured["in-memory"]["batch_wait_ms"])] if name == first else []
         result.rows.append(Row(result.name, f"training, {setting}", "ms a step waits for its batch (median)",
                                Figure("shards", measured[name]["batch_wait_ms"]), refs))
