@@ -42,6 +42,7 @@ CASES = {
     "data_prep": "data preparation, cold and cached",
     "lightning_overhead": "Lightning epoch vs plain PyTorch loop",
     "mfu": "model FLOP utilisation at the larger sizes",
+    "streaming": "training from token shards, 1x / 10x / 50x WikiText-2",
 }
 OPTIONAL_MODULES = ("attnlab.", "transformers")  # a case needing one that is absent is skipped, not failed
 

@@ -68,3 +68,27 @@ def test_position_and_epoch_are_read_at_the_first_batch_not_at_iter():
 def test_bad_position_is_rejected():
     with pytest.raises(ValueError, match="batches_served must be an int >= 0, got -1"):
         _loader().load_state_dict({"batches_served": -1})
+
+
+class _CountingReads(TensorDataset):
+    def __init__(self):
+        super().__init__(torch.arange(10))
+        self.reads: list[int] = []
+
+    def __getitem__(self, i):
+        self.reads.append(i)
+        return super().__getitem__(i)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_skipped_batches_are_never_read(num_workers):
+    """The skip drops index lists before any example is fetched; with persistent workers, only once."""
+    full = _epoch(_loader(), 2)
+    dataset = _CountingReads()
+    resumed = ResumableDataLoader(dataset, batch_sampler=_Batches(), num_workers=num_workers,
+                                  persistent_workers=num_workers > 0)
+    resumed.resume_at(3)
+    assert _epoch(resumed, 2) == full[3:] and resumed.batches_served == 5
+    if num_workers == 0:
+        assert sorted(dataset.reads) == sorted(i for batch in full[3:] for i in batch)
+    assert _epoch(resumed, 2) == full

@@ -231,14 +231,13 @@ def test_lightning_fit_uses_batches_and_checkpoints_tokenizers(fra_txt, tmp_path
 
 # ---- persistence: cache, checkpoints, run dir -------------------------------------------------------------------
 def _arrays(dm):
-    return {(n, side): getattr(d, side).ids.tolist() + getattr(d, side).offsets.tolist()
-            for n, d in dm.datasets.items() for side in ("src", "tgt")}
+    return {(n, side): getattr(d, side).to_lists() for n, d in dm.datasets.items() for side in ("src", "tgt")}
 
 
 def test_cache_hit_equals_cold_encoding(fra_txt, tmp_path, monkeypatch):
     cold = make_dm(fra_txt, tmp_path, cache_dir=tmp_path / "cache", tokenizer=lambda: bpe(vocab_size=100))
     cold.setup("fit")
-    assert cold.cache_hit is False and len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    assert cold.cache_hit is False and len(list((tmp_path / "cache").glob("translation-*/meta.json"))) == 1
     uncached = make_dm(fra_txt, tmp_path, tokenizer=lambda: bpe(vocab_size=100))
     uncached.setup("fit")
 
@@ -258,7 +257,7 @@ def test_cache_hit_equals_cold_encoding(fra_txt, tmp_path, monkeypatch):
     os.utime(fra_txt, ns=(0, 0))
     changed = make_dm(fra_txt, tmp_path, cache_dir=tmp_path / "cache", tokenizer=lambda: bpe(vocab_size=100))
     changed.setup()
-    assert changed.cache_hit is False and len(list((tmp_path / "cache").glob("*.npz"))) == 3
+    assert changed.cache_hit is False and len(list((tmp_path / "cache").glob("translation-*/meta.json"))) == 3
 
 
 def test_state_dict_restores_tokenizers_without_retraining(fra_txt, tmp_path, monkeypatch):
@@ -401,7 +400,7 @@ def test_data_configs_instantiate(name, fra_txt, tmp_path):
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch.src.shape[0] == 64 and dm.preparation.build_tokenizer().config["min_freq"] == 2
-    assert (tmp_path / "run" / "tokenizer_src.json").is_file() and any((tmp_path / "cache").glob("*.npz"))
+    assert (tmp_path / "run" / "tokenizer_src.json").is_file() and any((tmp_path / "cache").glob("*/train/part-*"))
 
 
 def test_configs_inside_older_checkpoints_still_name_the_corpora(fra_txt, tmp_path):

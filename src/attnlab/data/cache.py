@@ -41,13 +41,18 @@ def tokenizer_identity(tokenizer: TextTokenizer) -> dict[str, Any]:
     return dict(tokenizer.config)
 
 
+def entry_name(name: str, config: Mapping[str, Any], files: Sequence[Path]) -> str:
+    """``<name>-<digest>``: the digest covers ``config``, the stats of ``files`` and :data:`CACHE_VERSION`."""
+    stats = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    key = json.dumps({"version": CACHE_VERSION, "config": config, "files": stats}, sort_keys=True)
+    return f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+
+
 class DiskCache:
     """The entry for data prepared with ``config`` from ``files``: ``<directory>/<name>-<digest>.npz``."""
 
     def __init__(self, directory: str | os.PathLike, name: str, config: Mapping[str, Any], files: Sequence[Path]):
-        stats = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-        key = json.dumps({"version": CACHE_VERSION, "config": config, "files": stats}, sort_keys=True)
-        self.path = Path(directory) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+        self.path = Path(directory) / f"{entry_name(name, config, files)}.npz"
 
     def exists(self) -> bool:
         return self.path.is_file()

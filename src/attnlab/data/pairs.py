@@ -12,7 +12,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from attnlab.data.ragged import RaggedIds
+from attnlab.data.ragged import ChunkedRagged, RaggedIds
+
+Rows = RaggedIds | ChunkedRagged  # rows of token ids, in memory or over shards
 
 
 class TranslationBatch(NamedTuple):
@@ -28,10 +30,10 @@ class PairDataset(Dataset):
     """Encoded (source, target) pairs without specials, served as ``(index, source, target)``; ``collate_pairs``
     adds <bos>/<eos> and pads."""
 
-    def __init__(self, src: RaggedIds, tgt: RaggedIds):
-        if len(src) != len(tgt):
-            raise ValueError(f"source has {len(src)} rows, target {len(tgt)}")
-        self.src, self.tgt = src, tgt
+    def __init__(self, src: Rows, tgt: Rows, lengths: np.ndarray):
+        if not len(src) == len(tgt) == len(lengths):
+            raise ValueError(f"source has {len(src)} rows, target {len(tgt)}, lengths {len(lengths)}")
+        self.src, self.tgt, self._lengths = src, tgt, lengths
 
     def __len__(self) -> int:
         return len(self.src)
@@ -40,8 +42,13 @@ class PairDataset(Dataset):
         return i, self.src[i], self.tgt[i]
 
     def lengths(self) -> np.ndarray:
-        """Longest padded side of each pair, the bucketing key (``+ 1`` for <eos> / <bos>)."""
-        return np.maximum(self.src.lengths(), self.tgt.lengths()) + 1
+        """``(N,)`` bucketing key of each pair, :func:`pair_lengths` (stored with the ids)."""
+        return self._lengths
+
+
+def pair_lengths(src: RaggedIds, tgt: RaggedIds) -> np.ndarray:
+    """``(N,)`` int32 longest padded side of each pair (``+ 1`` for <eos> / <bos>): the bucketing key."""
+    return (np.maximum(src.lengths(), tgt.lengths()) + 1).astype(np.int32)
 
 
 def collate_pairs(

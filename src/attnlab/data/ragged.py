@@ -2,8 +2,10 @@
 
 Shape legend: N rows, L ids in all.
 
-The arrays are plain NumPy arrays, so they may just as well be memory maps of files on disk: nothing here
-copies them whole, a row is a view, and the lengths come from the offsets alone.
+The arrays are plain NumPy arrays, so they may just as well be memory maps of files on disk (the buffers of
+Arrow shards, :mod:`attnlab.data.shards`): nothing here copies them whole, a row is read alone, and the lengths
+come from the offsets alone. :class:`ChunkedRagged` addresses several such pieces (an Arrow column's record
+batches) as one.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ class RaggedIds:
     """Row i is ``ids[offsets[i]:offsets[i + 1]]``."""
 
     ids: np.ndarray  # (L,) token ids
-    offsets: np.ndarray  # (N + 1,) int64, non-decreasing, from 0 to L
+    offsets: np.ndarray  # (N + 1,) non-decreasing positions in ids (from 0 to L when built here)
 
     @classmethod
     def from_lists(cls, rows: Sequence[Sequence[int]], dtype: np.dtype | type = np.int32) -> RaggedIds:
@@ -53,7 +55,7 @@ class RaggedIds:
         return len(self.offsets) - 1
 
     def __getitem__(self, i: int) -> Tensor:
-        return torch.from_numpy(self.ids[self.offsets[i] : self.offsets[i + 1]])  # a view, no copy
+        return torch.from_numpy(self.ids[self.offsets[i] : self.offsets[i + 1]].copy())  # ids may be read-only
 
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)  # (N,)
@@ -68,3 +70,31 @@ class RaggedIds:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> RaggedIds:
         return cls(arrays[f"{prefix}_ids"], arrays[f"{prefix}_offsets"])
+
+
+class ChunkedRagged:
+    """Consecutive :class:`RaggedIds` chunks addressed as one: row i lives in the chunk whose first row is the
+    last start <= i. Nothing is concatenated, so chunks that map files stay on disk."""
+
+    def __init__(self, chunks: Sequence[RaggedIds]):
+        self.chunks = list(chunks)
+        self.starts = offsets_from_lengths(np.fromiter(map(len, self.chunks), np.int64, len(self.chunks)))  # (C+1,)
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, i: int) -> Tensor:
+        if not 0 <= i < len(self):
+            raise IndexError(f"row {i} of {len(self)}")
+        chunk = int(np.searchsorted(self.starts, i, side="right")) - 1
+        return self.chunks[chunk][i - int(self.starts[chunk])]
+
+    def to_lists(self) -> list[list[int]]:
+        return [row for chunk in self.chunks for row in chunk.to_lists()]
+
+    def lengths(self, dtype: np.dtype | type = np.int32) -> np.ndarray:
+        """``(N,)`` row lengths in ``dtype`` (4 bytes a row by default: this array is in memory)."""
+        out = np.empty(len(self), dtype=dtype)
+        for chunk, start in zip(self.chunks, self.starts.tolist()):
+            out[start : start + len(chunk)] = chunk.lengths()
+        return out

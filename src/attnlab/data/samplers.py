@@ -27,7 +27,11 @@ class SeededPermutation(Sampler[int]):
         return np.random.default_rng([self.seed, self.epoch, stream])
 
     def order(self) -> np.ndarray:
-        return self.rng(0).permutation(self.num_items) if self.shuffle else np.arange(self.num_items)
+        """``(n,)`` int32 (4 bytes an item), shuffled in place: the same order as ``rng.permutation(n)``."""
+        order = np.arange(self.num_items, dtype=np.int32)
+        if self.shuffle:
+            self.rng(0).shuffle(order)
+        return order
 
     def __iter__(self):
         return iter(self.order().tolist())
@@ -70,61 +74,73 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.sampler, self.lengths = sampler, np.asarray(lengths)
         self.batch_size, self.max_tokens, self.bucket_size = batch_size, max_tokens, bucket_size
         self.rank, self.world_size, self.equal_shards = rank, world_size, equal_shards
-        self._cached: tuple[int, list[np.ndarray]] | None = None
+        self._cached: tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
 
-    def _cut(self, chunk: np.ndarray) -> list[np.ndarray]:
+    def _cut(self, chunk: np.ndarray) -> np.ndarray:
+        """Batch ends (exclusive, within ``chunk``, which is sorted by length) of this chunk's batches."""
         if self.batch_size is not None:
-            return [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        batches, start, longest = [], 0, 0
-        for end, index in enumerate(chunk):  # chunk is sorted by length, so `longest` is the current length
-            longest = max(longest, int(self.lengths[index]))
+            return np.append(np.arange(self.batch_size, len(chunk), self.batch_size), len(chunk))
+        ends, start, longest = [], 0, 0
+        for end, length in enumerate(self.lengths[chunk].tolist()):  # ascending: `longest` is the current length
+            longest = max(longest, length)
             if end > start and (end - start + 1) * longest > self.max_tokens:
-                batches.append(chunk[start:end])
-                start, longest = end, int(self.lengths[index])
-        if start < len(chunk):
-            batches.append(chunk[start:])
-        return batches
+                ends.append(end)
+                start, longest = end, length
+        return np.asarray([*ends, len(chunk)], dtype=np.int64)
 
-    def _rank_batches(self) -> list[np.ndarray]:
+    def _plan(self) -> tuple[np.ndarray, np.ndarray]:
+        """This epoch's examples in bucketed order, ``(N,)`` int32, and the ``(batches + 1,)`` bounds of its
+        batches in it: 4 bytes an example whatever the corpus size (no list of index arrays)."""
+        plan = self.sampler.order()
+        bounds = [np.zeros(1, dtype=np.int64)]
+        for start in range(0, len(plan), self.bucket_size):
+            chunk = plan[start : start + self.bucket_size]
+            chunk[:] = chunk[np.argsort(self.lengths[chunk], kind="stable")]  # sorted in place
+            bounds.append(start + self._cut(chunk))
+        return plan, np.concatenate(bounds)
+
+    def _rank_batches(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(plan, starts, stops)``: batch k of this rank is ``plan[starts[k]:stops[k]]``."""
         if self._cached is not None and self._cached[0] == self.sampler.epoch:
             return self._cached[1]
-        order = self.sampler.order()
-        batches = []
-        for start in range(0, len(order), self.bucket_size):
-            chunk = order[start : start + self.bucket_size]
-            batches.extend(self._cut(chunk[np.argsort(self.lengths[chunk], kind="stable")]))
+        plan, bounds = self._plan()
+        starts, stops = bounds[:-1], bounds[1:]
         if self.sampler.shuffle:
-            batches = [batches[i] for i in self.sampler.rng(1).permutation(len(batches))]
-        if self.world_size > 1 and batches:
+            order = self.sampler.rng(1).permutation(len(starts))
+            starts, stops = starts[order], stops[order]
+        if self.world_size > 1 and len(starts):
             if self.equal_shards:
-                total = math.ceil(len(batches) / self.world_size) * self.world_size
-                batches = [batches[i % len(batches)] for i in range(total)]
+                total = math.ceil(len(starts) / self.world_size) * self.world_size
+                cycled = np.arange(total) % len(starts)
+                starts, stops = starts[cycled], stops[cycled]
             else:
-                batches = self._at_least_one_per_rank(batches)
-            batches = batches[self.rank :: self.world_size]
-        self._cached = (self.sampler.epoch, batches)
-        return batches
+                starts, stops = self._at_least_one_per_rank(starts, stops)
+            starts, stops = starts[self.rank :: self.world_size], stops[self.rank :: self.world_size]
+        self._cached = (self.sampler.epoch, (plan, starts, stops))
+        return plan, starts, stops
 
-    def _at_least_one_per_rank(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+    def _at_least_one_per_rank(self, starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Halve the largest batch until there is a batch for every rank: a rank without any would skip the
         evaluation loop, and with it the collective calls of the others."""
-        batches = list(batches)
-        while len(batches) < self.world_size:
-            largest = max(range(len(batches)), key=lambda i: len(batches[i]))
-            if len(batches[largest]) < 2:
+        spans = list(zip(starts.tolist(), stops.tolist()))
+        while len(spans) < self.world_size:
+            largest = max(range(len(spans)), key=lambda i: spans[i][1] - spans[i][0])
+            start, stop = spans[largest]
+            if stop - start < 2:
                 raise ValueError(
-                    f"{sum(map(len, batches))} examples cannot be shared by world_size={self.world_size} ranks "
-                    "without evaluating one twice; evaluate on fewer devices or on more data"
+                    f"{sum(b - a for a, b in spans)} examples cannot be shared by world_size={self.world_size} "
+                    "ranks without evaluating one twice; evaluate on fewer devices or on more data"
                 )
-            half = len(batches[largest]) // 2
-            batches[largest : largest + 1] = [batches[largest][:half], batches[largest][half:]]
-        return batches
+            middle = start + (stop - start) // 2
+            spans[largest : largest + 1] = [(start, middle), (middle, stop)]
+        return np.asarray([a for a, _ in spans], dtype=np.int64), np.asarray([b for _, b in spans], dtype=np.int64)
 
     def __iter__(self):
-        return (batch.tolist() for batch in self._rank_batches())
+        plan, starts, stops = self._rank_batches()
+        return (plan[start:stop].tolist() for start, stop in zip(starts.tolist(), stops.tolist()))
 
     def __len__(self) -> int:
-        return len(self._rank_batches())
+        return len(self._rank_batches()[1])

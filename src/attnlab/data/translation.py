@@ -1,6 +1,6 @@
 """Sentence-pair translation data (d2l 10.5): one DataModule over an injected corpus (``fra_eng``, ``parallel``).
 
-The preparation (split, tokenizers, encoding, cache) is :class:`~attnlab.data.translation_prep.PairPreparation`;
+The preparation (split, tokenizers, encoding into token shards) is :class:`~attnlab.data.translation_prep.PairPreparation`;
 this module adds the Lightning hooks, the checkpointed tokenizers and the loaders. Batches are length-bucketed
 (few pads) and, under DDP, sharded by rank at the batch level: training batches padded to the same count on every
 rank, evaluation batches each on exactly one rank. Every batch carries each pair's ``index`` into
@@ -31,6 +31,7 @@ from attnlab.data.corpora import SPLITS, Corpus, FraEngCorpus, ParallelCorpus  #
 from attnlab.data.pairs import PairDataset, collate_pairs
 from attnlab.data.resumable import ResumableDataLoader
 from attnlab.data.samplers import BucketBatchSampler, SeededPermutation
+from attnlab.data.shards import ShardStore
 from attnlab.data.tokenizers import TextTokenizer, word
 from attnlab.data.translation_prep import PairPreparation, PreparedPairs, Tokenizers
 
@@ -51,7 +52,7 @@ class TranslationDataModule(pl.LightningDataModule):
         length_policy: "truncate" longer pairs to max_len, or "filter" them out.
         batch_size / max_tokens: rows per batch, or (when max_tokens is set, which wins) a padded-token budget.
         bucket_size: examples per length-sorting chunk (larger: less padding, less randomness).
-        cache_dir: where encoded corpora are cached (None: no cache).
+        cache_dir: root of the token shards, written once and memory-mapped by every rank (None: prepared in memory).
         output_dir: where tokenizer_src.json / tokenizer_tgt.json are written (None: the working directory).
         seed: fixes the split and the batch order of every epoch.
     """
@@ -101,9 +102,14 @@ class TranslationDataModule(pl.LightningDataModule):
 
     # -- Lightning hooks ----------------------------------------------------------------------------------------
     def prepare_data(self) -> None:
-        """Build the cache once per node (Lightning calls this on one process) so that ranks only load it."""
-        if self.cache_dir is not None and not self.preparation.cache(self.cache_dir, self._loaded).exists():
-            self._load_or_build()  # builds, times and caches; the state is set in setup, per process
+        """Write the shards once per node (Lightning calls this on one process) so that ranks only map them."""
+        if self.cache_dir is not None and not self.shard_store().exists():
+            self._load_or_build()  # prepares, times and writes; the state is set in setup, per process
+
+    def shard_store(self) -> ShardStore:
+        if self.cache_dir is None:
+            raise ValueError("cache_dir is None: token shards need a directory (paths.cache_dir, env ATTNLAB_CACHE)")
+        return self.preparation.store(self.cache_dir, self._loaded)
 
     def setup(self, stage: str | None = None) -> None:
         if self._prepared is None:
@@ -180,10 +186,9 @@ class TranslationDataModule(pl.LightningDataModule):
         every sentence is (``preprocess``), never tokenized, ``<unk>``-ed or truncated: the references of scoring.
         Entry i is the pair that batches of this split carry as ``index == i`` (only kept pairs under
         ``length_policy=filter``, the first ``num_train``/``num_val`` under those limits)."""
-        texts = self._ready().texts
-        if split not in texts:
-            raise ValueError(f"split must be one of {list(texts)}, got {split!r}")
-        return texts[split]
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+        return self._ready().texts(split)
 
     def val_examples(self, n: int) -> list[tuple[str, str]]:
         """The first ``n`` validation pairs (source, target as in :meth:`texts`): fixed sentences for heatmaps."""
@@ -242,16 +247,18 @@ class TranslationDataModule(pl.LightningDataModule):
 
     def _load_or_build(self) -> PreparedPairs:
         start = time.perf_counter()
-        cache = None if self.cache_dir is None else self.preparation.cache(self.cache_dir, self._loaded)
-        prepared = None if cache is None else cache.load(PreparedPairs.from_cache)
-        self.cache_hit = prepared is not None
-        if prepared is None:
-            prepared = self.preparation.run(self._loaded, cache)
+        store = None if self.cache_dir is None else self.shard_store()
+        shards = None if store is None else store.open()
+        self.cache_hit = shards is not None
+        if shards is None:
+            prepared = self.preparation.run(self._loaded, store)
+        else:
+            prepared = PreparedPairs.from_shards(shards, self._loaded)
         self.prep_seconds = time.perf_counter() - start
         sizes = "/".join(str(len(prepared.datasets[s])) for s in SPLITS)
         log.info(
             "%s: %s in %.2fs; train/val/test pairs %s; vocab src/tgt %d/%d",
-            type(self).__name__, "loaded from cache" if self.cache_hit else "prepared", self.prep_seconds, sizes,
-            prepared.src_tokenizer.vocab_size, prepared.tgt_tokenizer.vocab_size,
+            type(self).__name__, f"shards mapped from {store.path}" if self.cache_hit else "prepared",
+            self.prep_seconds, sizes, prepared.src_tokenizer.vocab_size, prepared.tgt_tokenizer.vocab_size,
         )
         return prepared

@@ -1,9 +1,10 @@
 """Preparing a translation corpus (d2l 10.5), apart from any Lightning hook.
 
 Pipeline: read pairs -> optional d2l preprocessing -> seeded train/val/test split by source sentence -> train the
-tokenizer(s) on the training split only -> encode every split with the batch API -> apply the length policy. The
-result, :class:`PreparedPairs`, keeps each split's texts beside its ids (the raw references of evaluation) and
-round-trips through the on-disk cache (:mod:`attnlab.data.cache`).
+tokenizer(s) on the training split only -> encode every split with the batch API, part by part -> apply the length
+policy -> write each part as token shards (:mod:`attnlab.data.shards`; in memory without a store). The result,
+:class:`PreparedPairs`, reads its splits from those shards: ids, bucketing lengths and each split's texts (the raw
+references of evaluation, read on demand).
 """
 from __future__ import annotations
 
@@ -13,15 +14,14 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from attnlab.data.cache import CacheEntry, DiskCache, tokenizer_identity
+from attnlab.data.cache import tokenizer_identity
 from attnlab.data.corpora import SPLITS, Corpus, Pairs, source_groups, split_indices
-from attnlab.data.pairs import PairDataset
+from attnlab.data.pairs import PairDataset, pair_lengths
 from attnlab.data.ragged import RaggedIds
+from attnlab.data.shards import Shards, ShardStore, ShardWriter
 from attnlab.data.tokenizers import TextTokenizer
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ SPECIALS = ["<unk>", "<pad>", "<bos>", "<eos>"]  # ids 0..3 on both sides, as in
 LENGTH_POLICIES = ("truncate", "filter")
 _SPACE_BEFORE = re.compile(r"(?<=[^ \n])([,.!?])")  # punctuation glued to the previous character of its line
 Tokenizers = tuple[TextTokenizer, TextTokenizer]  # (source, target); the same object twice with a joint vocabulary
+PART_PAIRS = 200_000  # pairs encoded and written at a time: bounds the memory of preparing a large corpus
 
 
 def preprocess(text: str) -> str:
@@ -47,35 +48,36 @@ def preprocess_lines(texts: Sequence[str]) -> list[str]:
 
 @dataclass
 class PreparedPairs:
+    """Encoded splits read from their shards: ``datasets[split]`` serves ids, ``texts(split)`` the sentences."""
+
     src_tokenizer: TextTokenizer
     tgt_tokenizer: TextTokenizer
-    datasets: dict[str, PairDataset]
-    texts: dict[str, Pairs]  # per split, the (sources, targets) of the rows of datasets[split], as read and normalised
+    shards: Shards
+    datasets: dict[str, PairDataset] = field(init=False)
+    _texts: dict[str, Pairs] = field(init=False, default_factory=dict)
+
+    def __post_init__(self):
+        self.datasets = {name: PairDataset(self.shards.ragged(name, "src"), self.shards.ragged(name, "tgt"),
+                                           self.shards.array(name, "length")) for name in SPLITS}
 
     @property
     def tokenizers(self) -> Tokenizers:
         return self.src_tokenizer, self.tgt_tokenizer
 
-    def save(self, cache: DiskCache) -> None:
-        arrays: dict[str, np.ndarray] = {}
-        for name, dataset in self.datasets.items():
-            sources, targets = self.texts[name]
-            arrays |= dataset.src.arrays(f"{name}_src") | dataset.tgt.arrays(f"{name}_tgt")
-            arrays |= RaggedIds.from_texts(sources).arrays(f"{name}_src_text")
-            arrays |= RaggedIds.from_texts(targets).arrays(f"{name}_tgt_text")
-        cache.save(arrays, {"tokenizer_src": self.src_tokenizer.to_str(), "tokenizer_tgt": self.tgt_tokenizer.to_str()})
+    def texts(self, split: str) -> Pairs:
+        """``(sources, targets)`` of the rows of ``datasets[split]``, as read and normalised (read on first use)."""
+        if split not in self._texts:
+            self._texts[split] = (self.shards.texts(split, "src_text"), self.shards.texts(split, "tgt_text"))
+        return self._texts[split]
 
     @classmethod
-    def from_cache(cls, entry: CacheEntry) -> PreparedPairs:
-        arrays, texts = entry
-        src_tok = TextTokenizer.from_str(texts["tokenizer_src"])
-        same = texts["tokenizer_tgt"] == texts["tokenizer_src"]
-        tgt_tok = src_tok if same else TextTokenizer.from_str(texts["tokenizer_tgt"])
-        datasets = {name: PairDataset(RaggedIds.from_arrays(arrays, f"{name}_src"),
-                                      RaggedIds.from_arrays(arrays, f"{name}_tgt")) for name in SPLITS}
-        split_texts = {name: tuple(RaggedIds.from_arrays(arrays, f"{name}_{side}_text").to_texts()
-                                   for side in ("src", "tgt")) for name in SPLITS}
-        return cls(src_tok, tgt_tok, datasets, split_texts)
+    def from_shards(cls, shards: Shards, tokenizers: Tokenizers | None = None) -> PreparedPairs:
+        """The shards' own tokenizers unless ``tokenizers`` (equal ones, restored from a checkpoint) are given."""
+        if tokenizers is None:
+            src = TextTokenizer.from_str(shards.meta["tokenizer_src"])
+            same = shards.meta["tokenizer_tgt"] == shards.meta["tokenizer_src"]
+            tokenizers = (src, src if same else TextTokenizer.from_str(shards.meta["tokenizer_tgt"]))
+        return cls(*tokenizers, shards)
 
 
 def source_overlap(texts: dict[str, Pairs]) -> dict[str, int]:
@@ -117,8 +119,8 @@ class PairPreparation:
         if self.length_policy not in LENGTH_POLICIES:
             raise ValueError(f"length_policy must be one of {LENGTH_POLICIES}, got {self.length_policy!r}")
 
-    def cache(self, directory: str | os.PathLike, tokenizers: Tokenizers | None) -> DiskCache:
-        """The cache entry of this preparation; ``tokenizers`` restored from a checkpoint replace the training."""
+    def store(self, directory: str | os.PathLike, tokenizers: Tokenizers | None) -> ShardStore:
+        """The shard store of this preparation; ``tokenizers`` restored from a checkpoint replace the training."""
         tokenizer = (tokenizer_identity(self.build_tokenizer()) if tokenizers is None
                      else [tokenizer_identity(t) for t in tokenizers])
         config: dict[str, Any] = {
@@ -127,34 +129,41 @@ class PairPreparation:
             "num_train": self.num_train, "num_val": self.num_val, "max_len": self.max_len,
             "length_policy": self.length_policy, "seed": self.seed,
         }
-        return DiskCache(directory, f"translation-{self.corpus.name}", config, self.corpus.files())
+        return ShardStore(directory, f"translation-{self.corpus.name}", config, self.corpus.files())
 
-    def run(self, tokenizers: Tokenizers | None = None, cache: DiskCache | None = None) -> PreparedPairs:
-        """Read, split, fit tokenizers on the training split only (unless given), encode all splits, fill ``cache``."""
+    def run(self, tokenizers: Tokenizers | None = None, store: ShardStore | None = None) -> PreparedPairs:
+        """Read, split, fit tokenizers on the training split only (unless given), encode all splits into shards:
+        written to ``store``, or kept in memory without one."""
         clock = [time.perf_counter()]
         texts = self.texts_by_split()
         clock.append(time.perf_counter())
         src_tok, tgt_tok = tokenizers or self.train_tokenizers(*texts["train"])
         clock.append(time.perf_counter())
-        datasets, kept_texts = {}, {}
-        for name in SPLITS:
-            sources, targets = texts[name]
-            src_rows, tgt_rows = _encode_unique(src_tok, sources), _encode_unique(tgt_tok, targets)
-            keep = self._apply_length_policy(src_rows, tgt_rows)
-            if keep is not None:
-                src_rows, tgt_rows = [src_rows[i] for i in keep], [tgt_rows[i] for i in keep]
-                sources, targets = [sources[i] for i in keep], [targets[i] for i in keep]
-            datasets[name] = PairDataset(RaggedIds.from_lists(src_rows), RaggedIds.from_lists(tgt_rows))
-            kept_texts[name] = (sources, targets)
-        prepared = PreparedPairs(src_tok, tgt_tok, datasets, kept_texts)
+
+        def fill(writer: ShardWriter) -> Shards:
+            for name in SPLITS:
+                for start in range(0, max(len(texts[name][0]), 1), PART_PAIRS):  # an empty split: one empty part
+                    sources, targets = (side[start : start + PART_PAIRS] for side in texts[name])
+                    writer.add(name, self._encode_part(src_tok, tgt_tok, sources, targets))
+            return writer.finish({"tokenizer_src": src_tok.to_str(), "tokenizer_tgt": tgt_tok.to_str()})
+
+        shards = fill(ShardWriter(None)) if store is None else store.write(fill)
         clock.append(time.perf_counter())
-        if cache is not None:
-            prepared.save(cache)
-        clock.append(time.perf_counter())
-        phases = ("read+split+preprocess", "tokenizer training", "encoding", "cache write")
+        phases = ("read+split+preprocess", "tokenizer training", "encoding + shards")
         log.info("%s prep phases: %s", self.corpus.name,
                  ", ".join(f"{name} {b - a:.2f}s" for name, a, b in zip(phases, clock, clock[1:])))
-        return prepared
+        return PreparedPairs(src_tok, tgt_tok, shards)
+
+    def _encode_part(self, src_tok: TextTokenizer, tgt_tok: TextTokenizer, sources: list[str],
+                     targets: list[str]) -> dict[str, Any]:
+        """The shard columns of some pairs: ids of both sides, bucketing lengths, texts (kept pairs only)."""
+        src_rows, tgt_rows = _encode_unique(src_tok, sources), _encode_unique(tgt_tok, targets)
+        keep = self._apply_length_policy(src_rows, tgt_rows)
+        if keep is not None:
+            src_rows, tgt_rows = [src_rows[i] for i in keep], [tgt_rows[i] for i in keep]
+            sources, targets = [sources[i] for i in keep], [targets[i] for i in keep]
+        src, tgt = RaggedIds.from_lists(src_rows), RaggedIds.from_lists(tgt_rows)
+        return {"src": src, "tgt": tgt, "length": pair_lengths(src, tgt), "src_text": sources, "tgt_text": targets}
 
     def texts_by_split(self) -> dict[str, Pairs]:
         """Each split's pairs, normalised (``preprocess``), in corpus order. Held-out splits the corpus lacks are

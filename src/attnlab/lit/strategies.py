@@ -5,6 +5,7 @@ from importlib import import_module
 from typing import Sequence
 
 import torch.distributed as dist
+from pytorch_lightning.strategies import FSDPStrategy
 from torch import nn
 
 
@@ -32,3 +33,25 @@ def gather_objects(items: list) -> list:
     gathered: list[list | None] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, items)
     return [item for part in gathered for item in part]
+
+
+def fsdp(
+    block_classes: Sequence[str],
+    *,
+    activation_checkpointing: bool = False,
+    sharding_strategy: str = "FULL_SHARD",
+    state_dict_type: str = "full",
+) -> FSDPStrategy:
+    """FSDP with every Transformer block (each instance of ``block_classes``) its own sharded unit.
+
+    ``activation_checkpointing`` also wraps each block so that its activations are recomputed in the backward
+    pass instead of kept from the forward: activation memory of one block instead of all, for about one more
+    forward pass of compute (Chen et al., 2016).
+    """
+    blocks = module_classes(block_classes)
+    return FSDPStrategy(
+        auto_wrap_policy=blocks,
+        activation_checkpointing_policy=blocks if activation_checkpointing else None,
+        sharding_strategy=sharding_strategy,
+        state_dict_type=state_dict_type,
+    )

@@ -1,0 +1,49 @@
+"""``attnlab-prepare [overrides]``: tokenize a corpus once into token shards, with the overrides of ``attnlab-train``.
+
+Training runs with the same data config (any number of ranks, nodes sharing the cache dir) then map these
+shards instead of preparing the corpus themselves.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from attnlab.cli.resolvers import register_resolvers
+from attnlab.cli.schema import register_schemas
+from attnlab.cli.validate import ConfigError, validate_targets
+from attnlab.data.shards import PreparesShards
+
+register_schemas()
+register_resolvers()
+
+
+def prepare(cfg: DictConfig) -> Path:
+    """Write the shards of ``cfg.data`` unless they exist; print where they are and what they hold."""
+    validate_targets(cfg.data, "data")
+    datamodule = hydra.utils.instantiate(cfg.data)
+    if not isinstance(datamodule, PreparesShards):
+        raise ConfigError(f"data={cfg.data._target_} has no token shards to prepare; the data module that has: "
+                          "attnlab.data.translation.TranslationDataModule (data=fra_eng, data=parallel)")
+    store = datamodule.shard_store()
+    existed, start = store.exists(), time.perf_counter()
+    datamodule.prepare_data()
+    shards = store.open()
+    if shards is None:
+        raise OSError(f"no readable shards at {store.path} after preparing them")
+    size = sum(path.stat().st_size for path in store.path.rglob("*") if path.is_file())
+    rows = ", ".join(f"{split} {shards.num_rows(split):,}" for split in shards.splits)
+    how = "already prepared" if existed else f"prepared in {time.perf_counter() - start:.1f} s"
+    print(f"token shards: {store.path}\n  {how}; rows: {rows}; {size / 2**20:.1f} MiB on disk")
+    return store.path
+
+
+@hydra.main(version_base="1.3", config_path="pkg://attnlab.conf", config_name="prepare")
+def main(cfg: DictConfig) -> None:
+    prepare(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Token shards: a prepared corpus as Hugging Face ``datasets`` (Arrow files, memory-mapped), written once.
+
+A store is one directory per prepared corpus, ``<root>/<name>-<digest>/`` (the digest of the preparation's config
+and of its files' stats, as :func:`~attnlab.data.cache.entry_name` makes it), holding each split as parts,
+``<split>/part-<k>/`` (one ``Dataset.save_to_disk`` each, written as the encoding goes, so preparing never holds
+the encoded corpus in memory), and ``meta.json`` (tokenizers and other texts). It is written into a temporary
+sibling and renamed when complete: processes and nodes that race to prepare it never read a partial store.
+
+Reading (``load_from_disk``) memory-maps the Arrow files: every rank and worker on a node shares one copy in the
+page cache, and a process touches only the rows it reads. Token ids are ``list<int32>`` columns, read zero-copy as
+:class:`~attnlab.data.ragged.ChunkedRagged` (one chunk per Arrow record batch). Without a store the same tables
+stay in memory (tiny corpora, tests): the same :class:`Shards`, read the same way.
+
+The root must be a local or shared filesystem path (NFS, Lustre, ...): ``datasets`` would copy shards from an
+object store to local disk before mapping them, which defeats one copy per node.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pyarrow as pa
+from datasets import Dataset, Features, concatenate_datasets, disable_progress_bars, load_from_disk
+
+from attnlab.data.cache import entry_name
+from attnlab.data.ragged import ChunkedRagged, RaggedIds
+
+log = logging.getLogger(__name__)
+
+Column = RaggedIds | np.ndarray | Sequence[str]  # token rows, one number a row, or one text a row
+META = "meta.json"
+
+
+def _arrow(column: Column) -> pa.Array:
+    if isinstance(column, RaggedIds):
+        offsets = (column.offsets - column.offsets[0]).astype(np.int32)
+        ids = column.ids[column.offsets[0] : column.offsets[-1]]
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids))
+    return pa.array(column)
+
+
+def _concatenate(parts: list[Dataset], empty: dict | None) -> Dataset:
+    """One split from its parts; a split without rows has no part on disk, only its ``features``."""
+    if empty is not None and not any(part.num_rows for part in parts):
+        features = Features.from_dict(empty)
+        return Dataset.from_dict({name: [] for name in features}, features=features)
+    return concatenate_datasets(parts)
+
+
+class Shards:
+    """The splits of a prepared corpus (``datasets.Dataset`` each, memory-mapped or in memory) and its texts."""
+
+    def __init__(self, splits: Mapping[str, Dataset], meta: Mapping[str, str]):
+        self.splits, self.meta = dict(splits), dict(meta)
+
+    def num_rows(self, split: str) -> int:
+        return self.splits[split].num_rows
+
+    def ragged(self, split: str, column: str) -> ChunkedRagged:
+        """A ``list<int32>`` column as rows of ids, zero-copy over the Arrow buffers."""
+        chunks = self.splits[split].data.table.column(column).chunks
+        return ChunkedRagged([RaggedIds(c.values.to_numpy(), c.offsets.to_numpy()) for c in chunks])
+
+    def array(self, split: str, column: str) -> np.ndarray:
+        """A numeric column as one ``(N,)`` array (a copy: keep such columns narrow)."""
+        return self.splits[split].data.table.column(column).to_numpy()
+
+    def texts(self, split: str, column: str) -> list[str]:
+        return self.splits[split].data.table.column(column).to_pylist()
+
+
+class ShardWriter:
+    """Takes a corpus part by part (``add``) and ends as :class:`Shards` (``finish``): written to ``directory``
+    as it comes, or kept in memory when ``directory`` is None."""
+
+    def __init__(self, directory: Path | None):
+        self.directory = directory
+        self.parts: dict[str, list[Dataset]] = {}
+        self.empty: dict[str, dict] = {}  # features of the splits without rows (datasets cannot load 0-row files)
+        disable_progress_bars()  # attnlab logs what it prepares; one bar per part is noise
+
+    def add(self, split: str, columns: Mapping[str, Column]) -> None:
+        """One part of ``split``: equally long columns; an empty part still gives the split its columns."""
+        part = Dataset(pa.table({name: _arrow(column) for name, column in columns.items()}))
+        parts = self.parts.setdefault(split, [])
+        if part.num_rows == 0:
+            self.empty.setdefault(split, part.features.to_dict())
+            if parts or self.directory is not None:
+                return
+        else:
+            self.empty.pop(split, None)
+        if self.directory is not None:
+            path = self.directory / split / f"part-{len(parts):05d}"
+            part.save_to_disk(str(path))
+            part = load_from_disk(str(path))
+        parts.append(part)
+
+    def finish(self, meta: Mapping[str, str]) -> Shards:
+        if self.directory is not None:
+            (self.directory / META).write_text(json.dumps({"splits": list(self.parts), "texts": dict(meta),
+                                                           "empty": self.empty}))
+        return Shards({split: _concatenate(parts, self.empty.get(split)) for split, parts in self.parts.items()}, meta)
+
+
+class ShardStore:
+    """Where the shards of a preparation live: ``<root>/<name>-<digest>/``."""
+
+    def __init__(self, root: str | os.PathLike, name: str, config: Mapping[str, Any], files: Sequence[Path]):
+        self.path = Path(root) / entry_name(name, config, files)
+
+    def exists(self) -> bool:
+        return (self.path / META).is_file()
+
+    def open(self) -> Shards | None:
+        """The stored shards, memory-mapped; None when there are none or they are unreadable (logged: the caller
+        prepares them again)."""
+        if not self.exists():
+            return None
+        try:
+            meta = json.loads((self.path / META).read_text())
+            splits = {}
+            for split in meta["splits"]:
+                parts = [load_from_disk(str(part)) for part in sorted((self.path / split).glob("part-*"))]
+                splits[split] = _concatenate(parts, meta["empty"].get(split))
+            return Shards(splits, meta["texts"])
+        except (OSError, KeyError, ValueError, pa.ArrowException) as err:
+            log.warning("ignoring unreadable shards %s (%s); preparing them again", self.path, err)
+            return None
+
+    def write(self, fill) -> Shards:
+        """``fill(writer)`` into a temporary sibling, then rename it into place (atomic); the stored shards,
+        memory-mapped. When another process finished first, its shards are kept and these dropped."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}."))
+        try:
+            fill(ShardWriter(tmp))
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private; the shards may be shared
+            try:
+                os.rename(tmp, self.path)
+            except OSError:  # a complete store is already there
+                if not self.exists():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        log.info("wrote shards %s", self.path)
+        shards = self.open()
+        if shards is None:
+            raise OSError(f"shards just written to {self.path} cannot be read back")
+        return shards
+
+
+@runtime_checkable
+class PreparesShards(Protocol):
+    """A DataModule that reads token shards: what ``attnlab-prepare`` needs of it."""
+
+    def shard_store(self) -> ShardStore:
+        """Where this data config's shards live (whether written yet or not)."""
+        ...
+
+    def prepare_data(self) -> None:
+        """Write the shards when they are not there yet."""
+        ...
