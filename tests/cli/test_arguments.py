@@ -108,7 +108,7 @@ def test_translate_arguments(tmp_path):
     assert texts == ["go .", "a, b .", "i'm home .", "he's calm ."]
     assert decode == {"strategy": "beam", "beam_size": 4, "use_cache": False}
     assert options == {"ckpt_path": "m.ckpt", "input": str(sentences), "batch_size": 64, "device": "cpu"}
-    with pytest.raises(ValueError, match="allowed keys: ckpt_path, text, input, batch_size, device, decode.strategy"):
+    with pytest.raises(ValueError, match="allowed keys: ckpt_path, text, input, ref, batch_size, device, decode.strategy"):
         translate.parse_arguments(["ckpt_path=m.ckpt", "decode.beams=4"])
     with pytest.raises(FileNotFoundError, match="input file not found"):
         translate.parse_arguments(["ckpt_path=m.ckpt", f"input={tmp_path / 'none.txt'}"])
