@@ -14,7 +14,7 @@ from attnlab.data.bert_pretraining import WikiText2DataModule
 from attnlab.data.pretraining_examples import PretrainingBatch
 from attnlab.data.tokenizers import word
 from attnlab.lit.optim import linear_warmup_decay
-from attnlab.lit.pretraining import PretrainingModule, pretraining_losses
+from attnlab.lit.pretraining import PretrainingModule, mean_pairwise_cosine, pretraining_losses
 from attnlab.models.bert import BertForPretraining, PretrainingOutput
 
 SUBJECTS = ["the cat", "a dog", "my friend", "the teacher", "our neighbour"]
@@ -65,6 +65,13 @@ def _batch(mask):
         valid_lens=torch.full((batch_size,), 8), mlm_positions=torch.zeros(batch_size, slots, dtype=torch.long),
         mlm_labels=torch.randint(0, 11, (batch_size, slots)), mlm_mask=mask, nsp_labels=torch.tensor([1, 0, 1]),
     )
+
+
+def test_mean_pairwise_cosine_is_the_mean_over_pairs_of_different_rows():
+    vectors = torch.randn(5, 8)
+    expected = [F.cosine_similarity(vectors[i], vectors[j], dim=0) for i in range(5) for j in range(5) if i != j]
+    torch.testing.assert_close(mean_pairwise_cosine(vectors), torch.stack(expected).mean())
+    assert mean_pairwise_cosine(torch.ones(3, 4) * torch.tensor([[1.0], [2.0], [0.5]])).item() == pytest.approx(1.0)
 
 
 def test_mlm_loss_is_the_mean_over_real_slots_only():
@@ -127,7 +134,7 @@ def test_loss_falls_and_metrics_are_logged(datamodule, precision):
     losses = [outputs["loss"].item() for outputs, _ in keep.outputs]
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5
     for stage in ("train", "val"):
-        for name in ("mlm_loss", "mlm_ppl", "mlm_acc", "nsp_loss", "nsp_acc"):
+        for name in ("mlm_loss", "mlm_ppl", "mlm_acc", "nsp_loss", "nsp_acc", "pooled_cos"):
             assert f"{stage}/{name}" in metrics, f"{stage}/{name}"
     assert math.isclose(float(metrics["val/mlm_ppl"]), math.exp(float(metrics["val/mlm_loss"])), rel_tol=1e-5)
     assert 0.0 <= float(metrics["val/mlm_acc"]) <= 1.0 and 0.0 <= float(metrics["val/nsp_acc"]) <= 1.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, Metric
@@ -45,12 +46,22 @@ def pretraining_losses(
     return PretrainingLosses(mlm, nsp, mlm + nsp_weight * nsp)
 
 
+def mean_pairwise_cosine(vectors: Tensor) -> Tensor:
+    """Mean cosine similarity over the pairs of different rows of ``vectors`` (N, D), N >= 2: near 1 when the
+    encoder maps every text to the same summary (collapse), near 0 for unrelated directions."""
+    unit = F.normalize(vectors.float(), dim=-1)
+    count = unit.shape[0]
+    total = unit.sum(0)  # (D,): sum_ij u_i . u_j = |sum_i u_i|^2, the diagonal adds N
+    return (total.dot(total) - count) / (count * (count - 1))
+
+
 class PretrainingModule(TaskModule):
     """Trains a :class:`attnlab.models.bert.BertForPretraining` on pretraining batches; loss = MLM + ``nsp_weight``
     x NSP (the sentence-pair task: next-sentence or sentence-order prediction, as the data draws its negatives).
 
     Arguments as :class:`~attnlab.lit.task.TaskModule`: AdamW-style groups (no decay on biases and norm gains)
-    by default. Metrics per stage: MLM loss, perplexity and accuracy (weighted per real slot), NSP loss and accuracy.
+    by default. Metrics per stage: MLM loss, perplexity and accuracy (weighted per real slot), NSP loss and accuracy,
+    and ``pooled_cos``: the mean cosine between the pooled ``[CLS]`` vectors of a batch's different pairs.
     """
 
     def __init__(
@@ -68,7 +79,7 @@ class PretrainingModule(TaskModule):
 
     def stage_metrics(self) -> dict[str, Metric]:
         return {"mlm_loss": MeanMetric(), "mlm_ppl": Perplexity(), "mlm_acc": MeanMetric(), "nsp_loss": MeanMetric(),
-                "nsp_acc": BinaryAccuracy()}
+                "nsp_acc": BinaryAccuracy(), "pooled_cos": MeanMetric()}
 
     def forward(self, batch: PretrainingBatch) -> PretrainingOutput:
         return self.net(batch.tokens, batch.segments, batch.valid_lens, batch.mlm_positions, batch.mlm_mask)
@@ -84,5 +95,9 @@ class PretrainingModule(TaskModule):
         metrics["mlm_acc"].update(hits, batch.mlm_mask.float())
         metrics["nsp_loss"].update(nsp_loss.detach())
         metrics["nsp_acc"].update(output.nsp_logits.argmax(-1), batch.nsp_labels)
+        rows = batch.tokens.shape[0]
+        if rows > 1:
+            with torch.no_grad():
+                metrics["pooled_cos"].update(mean_pairwise_cosine(output.pooled), rows * (rows - 1))
         self.log_metrics(stage, batch.tokens.shape[0], loss=loss.detach())
         return StepOutput(loss, int(batch.valid_lens.sum()))
