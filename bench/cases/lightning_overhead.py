@@ -98,7 +98,7 @@ def _mt(ctx: Context, num_batches: int):
 
     def make_optimizer():
         optimizer = optimizer_factory(params=net.parameters())
-        return optimizer, scheduler_factory(optimizer=optimizer)
+        return optimizer, scheduler_factory(optimizer=optimizer, total_steps=num_batches)
 
     def loss_fn(batch):
         logits = net(batch.src, batch.src_lens, batch.tgt_in).logits

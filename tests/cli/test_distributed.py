@@ -66,7 +66,7 @@ def test_ddp_translation_scores_and_loss_equal_one_process_exactly(tmp_path: Pat
     data = write_pairs(tmp_path / "pairs", counts=(96, 40, 40))
     trained = tmp_path / "ddp_train"
     run_attnlab([*tiny_transformer_args(data), "trainer=ddp_cpu", "trainer.max_epochs=2",
-                 "model.scheduler.warmup_steps=4", "model.decode.max_steps=8", f"hydra.run.dir={trained}"],
+                 "model.scheduler.warmup_steps=4", "model.scheduler.warmup_fraction=null", "model.decode.max_steps=8", f"hydra.run.dir={trained}"],
                 tmp_path, timeout=400)
     assert (trained / "train_ddp_process_1.log").is_file()
     (best,) = (trained / "checkpoints").glob("best-*.ckpt")

@@ -38,7 +38,7 @@ def _slurm(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def _args(data: Path, run_dir: Path, *extra: str) -> list[str]:
-    return [*tiny_transformer_args(data), "model.scheduler.warmup_steps=4", f"trainer.max_epochs={EPOCHS}",
+    return [*tiny_transformer_args(data), "model.scheduler.warmup_steps=4", "model.scheduler.warmup_fraction=null", f"trainer.max_epochs={EPOCHS}",
             "callbacks.model_checkpoint.every_n_train_steps=3",  # last.ckpt: steps 3, 6, 9, 12
             "trainer.log_every_n_steps=1", "test=false", f"hydra.run.dir={run_dir}", *extra]
 

@@ -21,7 +21,7 @@ PAUSE_STEP = 9  # epoch 1, after its 3rd of 6 batches
 def _args(data: Path, run_dir: Path, *extra: str) -> list[str]:
     return [
         *tiny_transformer_args(data),
-        "model.scheduler.warmup_steps=4",  # the LR changes every step: a scheduler restored wrong shows
+        "model.scheduler.warmup_steps=4", "model.scheduler.warmup_fraction=null",  # the LR changes every step: a scheduler restored wrong shows
         "callbacks.model_checkpoint.every_n_train_steps=3", f"trainer.max_epochs={EPOCHS}",
         "trainer.log_every_n_steps=1", "test=false", f"hydra.run.dir={run_dir}", *extra,
     ]

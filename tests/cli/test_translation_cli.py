@@ -58,7 +58,7 @@ def test_transformer_mt_trains_then_translates_and_evaluates_from_its_checkpoint
     trained = run_cli(
         "attnlab-train", "experiment=transformer_mt", f"data.corpus.path={pairs}", "data.batch_size=16",
         "tokenizer.min_freq=1", "model.net.d_model=32", "model.net.num_heads=2", "model.net.block.d_ff=64",
-        "model.optimizer.lr=0.005", "model.scheduler.warmup_steps=5", "model.decode.max_steps=10",
+        "model.optimizer.lr=0.005", "model.scheduler.warmup_steps=5", "model.scheduler.warmup_fraction=null", "model.decode.max_steps=10",
         "trainer.max_epochs=1", env=THREADS,
     )
     (run_dir,) = run_dirs(tmp_path, "transformer_mt")
