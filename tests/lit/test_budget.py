@@ -93,6 +93,13 @@ def test_an_epoch_or_step_bound_shorter_than_the_budget_caps_the_horizon(monkeyp
     assert module.lrs[-1] <= 0.05 * max(module.lrs)
 
 
+def test_a_horizon_fixed_in_the_config_is_not_revised_by_the_budget(monkeypatch):
+    fixed = functools.partial(linear_warmup_decay, warmup_steps=10, total_steps=500)
+    module = fit_on_the_clock(monkeypatch, lambda step: 1.0, scheduler=fixed)  # 120 steps of a 500-step schedule
+    assert len(module.lrs) == 120 and set(module.horizons) == {500}
+    assert module.lrs[-1] == pytest.approx(1.0 - (119 - 10) / (500 - 10), abs=0.01)
+
+
 def test_without_a_budget_the_horizon_is_the_trainers_estimate_and_stays(monkeypatch):
     module = fit_on_the_clock(monkeypatch, lambda step: 1.0, max_time=None, max_epochs=2)
     assert set(module.horizons) == {20}

@@ -24,7 +24,9 @@ def budget_timer(trainer: pl.Trainer) -> Timer | None:
 
 
 def horizon_schedulers(trainer: pl.Trainer) -> list[HorizonLR]:
-    return [config.scheduler for config in trainer.lr_scheduler_configs if isinstance(config.scheduler, HorizonLR)]
+    """The schedules whose horizon follows the run (not those whose ``total_steps`` the config fixed)."""
+    return [config.scheduler for config in trainer.lr_scheduler_configs
+            if isinstance(config.scheduler, HorizonLR) and config.scheduler.follows_run]
 
 
 class TimeBudgetHorizon(pl.Callback):

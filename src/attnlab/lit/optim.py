@@ -46,8 +46,10 @@ class HorizonLR(LRScheduler):
     that a run is too short for (``warmup_steps >= total_steps``) is cut to a tenth of the run, with a warning.
     ``total_steps`` (the horizon) may be None where ``needs_total`` is False and the warm-up is in steps
     (inverse square root); :meth:`set_total_steps` revises it during the run. The checkpointed state holds
-    only numbers.
+    only numbers. ``follows_run`` False: a horizon the config fixed, which a time-boxed run does not revise.
     """
+
+    follows_run = True
 
     def __init__(
         self,
@@ -174,14 +176,17 @@ def scheduler_for_run(factory: Callable, optimizer: Optimizer, estimated_steps: 
     """Call a scheduler factory whose ``total_steps`` the config left unset (null) with this run's step count
     (the trainer's ``estimated_stepping_batches``). A time-boxed run with no other bound starts from
     :data:`PROVISIONAL_STEPS`, and :class:`attnlab.lit.budget.TimeBudgetHorizon` revises it as it runs. A factory
-    without ``total_steps``, or with it set, is called as it is.
+    without ``total_steps``, or with it set, is called as it is (a set horizon stays fixed).
 
     Raises ValueError when the schedule needs the run's length and the run is open-ended (no max_steps,
     max_epochs or max_time).
     """
     total = inspect.signature(factory).parameters.get("total_steps")
     if total is None or total.default not in (None, inspect.Parameter.empty):
-        return factory(optimizer=optimizer)
+        scheduler = factory(optimizer=optimizer)
+        if isinstance(scheduler, HorizonLR) and total is not None:
+            scheduler.follows_run = False  # the config fixed total_steps
+        return scheduler
     if math.isfinite(estimated_steps):
         return factory(optimizer=optimizer, total_steps=max(1, int(estimated_steps)))
     if time_boxed:
