@@ -6,7 +6,8 @@ a slow spell of a shared machine hits all of them alike); each figure is the med
 Peak memory (CPU): the torch profiler records every allocation and free of the c10 CPU allocator; the peak
 of their running sum during one unit of work is the extra memory that work needs on top of what already
 existed (parameters, inputs). Exact and deterministic, unlike RSS, which malloc caching and other processes
-blur.
+blur. On CUDA the caching allocator's own peak counter gives the same figure, and every timed sample ends
+with a synchronize, since kernels run asynchronously.
 """
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
+import torch
 from torch.profiler import ProfilerActivity, profile
 
 MIB = 2.0**20
@@ -68,12 +71,13 @@ class Measurement:
         return (q3 - q1) / 2 / statistics.median(values)
 
 
-def _timed(step: Callable[[], float | tuple[float, float]]) -> tuple[float, float]:
+def _timed(step: Callable[[], float | tuple[float, float]], finish: Callable[[], None]) -> tuple[float, float]:
     gc.collect()
     gc.disable()
     try:
         start = time.perf_counter()
         work = step()
+        finish()
         seconds = time.perf_counter() - start
     finally:
         gc.enable()
@@ -82,8 +86,11 @@ def _timed(step: Callable[[], float | tuple[float, float]]) -> tuple[float, floa
     return seconds, float(work)
 
 
-def measure(contenders: list[Contender], warmup: int, repeats: int) -> dict[str, Measurement]:
-    """Warm every contender up ``warmup`` times, then time ``repeats`` interleaved rounds; probe peaks."""
+def measure(
+    contenders: list[Contender], warmup: int, repeats: int, *, device: torch.device | None = None
+) -> dict[str, Measurement]:
+    """Warm every contender up ``warmup`` times, then time ``repeats`` interleaved rounds; probe peaks.
+    ``device``: where the contenders' work runs (default: the CPU)."""
     if repeats < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
     names = [c.name for c in contenders]
@@ -92,15 +99,18 @@ def measure(contenders: list[Contender], warmup: int, repeats: int) -> dict[str,
     for contender in contenders:
         for _ in range(warmup):
             contender.step()
+    on_cuda = device is not None and device.type == "cuda"
+    finish = partial(torch.cuda.synchronize, device) if on_cuda else lambda: None
+    peak = partial(cuda_peak_allocated, device=device) if on_cuda else peak_allocated
     results = {c.name: Measurement(c.name, [], [], note=c.note) for c in contenders}
     for _ in range(repeats):
         for contender in contenders:
-            seconds, work = _timed(contender.step)
+            seconds, work = _timed(contender.step, finish)
             results[contender.name].seconds.append(seconds)
             results[contender.name].work.append(work)
     for contender in contenders:
         if contender.probe_memory:
-            results[contender.name].peak_bytes = peak_allocated(contender.memory_step or contender.step)
+            results[contender.name].peak_bytes = peak(contender.memory_step or contender.step)
     return results
 
 
@@ -115,6 +125,16 @@ def peak_allocated(fn: Callable[[], object]) -> int:
         current += event.nbytes()
         peak = max(peak, current)
     return peak
+
+
+def cuda_peak_allocated(fn: Callable[[], object], device: torch.device) -> int:
+    """Peak bytes the CUDA caching allocator hands out during ``fn()`` beyond what it held before it."""
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before
 
 
 def gemm_flops(n: int) -> float:

@@ -69,12 +69,14 @@ def markdown(meta: dict, cases: list[CaseResult]) -> str:
         f"# attnlab benchmark — {m['date']}",
         "",
         f"- machine: {m['cpu']} ({', '.join(m['cpu_flags']) or 'no AVX2'}), {m['cores_available']}/{m['cores']} cores, "
-        f"{m['ram_gib']:.0f} GiB RAM; torch threads {m['torch_threads']}; load average at start {m['load_average_1m']:.2f}",
+        f"{m['ram_gib']:.0f} GiB RAM; GPU {m['gpu'] or 'none'}; torch threads {m['torch_threads']}; "
+        f"load average at start {m['load_average_1m']:.2f}",
         f"- python {m['python']}, torch {m['torch']}, pytorch-lightning {m['pytorch_lightning']}, "
         f"transformers {m['transformers'] or 'not installed'}, tokenizers {m['tokenizers']}",
-        f"- mode: {meta['mode']} (warm-up {meta['warmup']}, {meta['repeats']} interleaved rounds, median; ± is half "
-        f"the interquartile range); peak MiB: allocator peak of one step beyond what existed before it (torch profiler "
-        f"memory events); process peak RSS {number(meta.get('peak_rss_mib'))} MiB; total {meta['seconds']:.0f} s",
+        f"- causal_decoder on {meta['device']}; mode: {meta['mode']} (warm-up {meta['warmup']}, "
+        f"{meta['repeats']} interleaved rounds, median; ± is half the interquartile range); peak MiB: allocator peak "
+        f"of one step beyond what existed before it (torch profiler memory events; on CUDA the caching allocator's "
+        f"peak); process peak RSS {number(meta.get('peak_rss_mib'))} MiB; total {meta['seconds']:.0f} s",
         f"- command: `{meta['command']}`",
         *busy_warning(m, cases),
         "",

@@ -1,4 +1,4 @@
-"""``make bench`` / ``python bench/run.py [--cases a,b] [--quick]``: run the benchmark cases and print one table.
+"""``make bench`` / ``python bench/run.py [--cases a,b] [--quick] [--device cuda]``: run the cases, print one table.
 
 Every case measures attnlab beside its references in this one process, interleaved, after warm-up, as medians
 of repeated rounds; the table (Markdown) and the raw figures (JSON) go to ``outputs/bench/latest.{md,json}``
@@ -59,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=None, help="corpora root (default $DATA_DIR or ../shared/data)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "bench", help="where the tables go")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where causal_decoder runs (the other cases run on the CPU)")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.cases.split(",") if name.strip()]
     unknown = [name for name in names if name not in CASES]
@@ -69,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         value = getattr(args, flag)
         if value is not None and value < (0 if flag == "warmup" else 1):
             parser.error(f"--{flag} must be {'>= 0' if flag == 'warmup' else '>= 1'}, got {value}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device cuda: torch {torch.__version__} sees no CUDA GPU")
+    args.device = torch.device(args.device)
     return args
 
 
@@ -107,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=(args.data_dir or default_data_dir()).resolve(),
         work_dir=out / "work",
         seed=args.seed,
+        device=args.device,
     )
     machine = machine_info()
     start = time.perf_counter()
@@ -114,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "machine": machine,
         "mode": "quick" if args.quick else "full",
+        "device": str(ctx.device),
         "warmup": ctx.warmup,
         "repeats": ctx.repeats,
         "cases": args.cases,

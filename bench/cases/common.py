@@ -37,11 +37,12 @@ class Context:
     data_dir: Path
     work_dir: Path  # caches and scratch files of this suite (outputs/bench/work)
     seed: int = 0
+    device: torch.device = torch.device("cpu")  # where causal_decoder runs (--device); the other cases use the CPU
     shared: dict = field(default_factory=dict)
 
     def heavy_repeats(self) -> int:
-        """Rounds for the slowest measurements (several seconds a sample)."""
-        return min(self.repeats, 3)
+        """Rounds for the slowest measurements (several seconds a sample on the CPU; a GPU runs them all)."""
+        return self.repeats if self.device.type == "cuda" else min(self.repeats, 3)
 
     # ---- data --------------------------------------------------------------------------------------------
     def require(self, relative: str) -> Path:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN = [sys.executable, str(REPO_ROOT / "bench" / "run.py")]
@@ -41,7 +42,7 @@ def test_json_states_machine_versions_and_method(quick_run):
     for key in ("date", "cpu", "cores", "ram_gib", "torch_threads", "python", "torch", "pytorch_lightning"):
         assert machine[key] not in (None, ""), key
     assert machine["torch_threads"] == 1
-    assert (meta["mode"], meta["repeats"], meta["warmup"]) == ("quick", 2, 0)
+    assert (meta["mode"], meta["repeats"], meta["warmup"], meta["device"]) == ("quick", 2, 0, "cpu")
     assert [case["name"] for case in report["cases"]] == ["gemm", "attention_memory", "data_prep"]
 
 
@@ -84,30 +85,46 @@ def test_unknown_case_is_rejected_with_the_choices():
     assert "warp_drive" in completed.stderr and "attention_memory" in completed.stderr
 
 
-def test_causal_decoder_case_compares_the_is_causal_path_with_the_explicit_mask(tmp_path):
-    """Needs no corpus: synthetic right-padded batches, the same net on both paths, equal logits where real."""
+def quick_cases(out: Path, *args: str) -> list[dict]:
+    """The cases' JSON results of one quick, one-round run of ``bench/run.py`` with ``args``."""
     completed = subprocess.run(
-        [*RUN, "--cases", "causal_decoder", "--quick", "--repeats", "1", "--warmup", "0", "--threads", "1",
-         "--out", str(tmp_path)],
+        [*RUN, "--quick", "--repeats", "1", "--warmup", "0", *args, "--out", str(out)],
         capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    (case,) = json.loads((tmp_path / "latest.json").read_text())["cases"]
+    return json.loads((out / "latest.json").read_text())["cases"]
+
+
+def test_causal_decoder_case_compares_the_is_causal_path_with_the_explicit_mask(tmp_path):
+    """Needs no corpus: synthetic right-padded batches, the same net on both paths, equal logits where real."""
+    (case,) = quick_cases(tmp_path, "--cases", "causal_decoder", "--threads", "1")
     assert case["status"] == "ok", case
     (row,) = case["rows"]
     assert row["metric"] == "useful target tokens/s" and row["ratios"]["explicit mask (before)"] > 0
     assert any("logits equal at real positions: True" in note for note in case["notes"])
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_device_cuda_without_a_gpu_is_rejected():
+    completed = subprocess.run([*RUN, "--device", "cuda"], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 2 and "sees no CUDA GPU" in completed.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_causal_decoder_case_on_cuda_times_both_precisions_and_names_the_sdpa_kernels(tmp_path):
+    (case,) = quick_cases(tmp_path, "--cases", "causal_decoder", "--device", "cuda")
+    assert [row["setting"].rsplit(", ", 1)[-1] for row in case["rows"]] == ["fp32", "bf16-mixed"]
+    assert all(row["ratios"]["explicit mask (before)"] > 0 and row["attnlab"]["peak_mib"] > 0 for row in case["rows"])
+    (fp32, bf16) = [note for note in case["notes"] if "logits equal at real positions: True" in note]
+    assert "fp32 attnlab decoder self-attention: runs " in fp32 and "can run alone: " in fp32
+    assert "bf16-mixed explicit mask (before) decoder self-attention: runs " in bf16
+
+
 def test_precision_case_sets_bf16_beside_fp32_and_states_the_auto_choice(tmp_path):
     """Needs no corpus: synthetic batches; a bf16 GEMM row, then a Transformer and a BERT step in both precisions."""
-    completed = subprocess.run(
-        [*RUN, "--cases", "precision,bert_bucketing", "--quick", "--repeats", "1", "--warmup", "0", "--threads", "1",
-         "--data-dir", str(tmp_path / "no_data"), "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    bucketing, precision = json.loads((tmp_path / "latest.json").read_text())["cases"]  # in CASES order
+    bucketing, precision = quick_cases(  # in CASES order
+        tmp_path, "--cases", "precision,bert_bucketing", "--threads", "1", "--data-dir", str(tmp_path / "no_data"))
     assert precision["status"] == "ok", precision
     assert [row["setting"].split(" ")[0] for row in precision["rows"]] == ["GEMM", "transformer", "bert"]
     assert all(row["ratios"]["fp32"] > 0 for row in precision["rows"])
