@@ -59,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=None, help="corpora root (default $DATA_DIR or ../shared/data)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "bench", help="where the tables go")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sizes", type=lambda text: tuple(int(k) for k in text.split(",")), default=None,
+                        help="corpus sizes of the streaming case, in WikiText-2s (default 1,10,50; quick 1,2)")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.cases.split(",") if name.strip()]
     unknown = [name for name in names if name not in CASES]
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=(args.data_dir or default_data_dir()).resolve(),
         work_dir=out / "work",
         seed=args.seed,
+        sizes=args.sizes,
     )
     machine = machine_info()
     start = time.perf_counter()

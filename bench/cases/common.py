@@ -37,6 +37,7 @@ class Context:
     data_dir: Path
     work_dir: Path  # caches and scratch files of this suite (outputs/bench/work)
     seed: int = 0
+    sizes: tuple[int, ...] | None = None  # corpus sizes of the streaming case (None: its default for the mode)
     shared: dict = field(default_factory=dict)
 
     def heavy_repeats(self) -> int:

@@ -119,6 +119,7 @@ def run(ctx: Context) -> CaseResult:
     pairs = list(zip(*read_tab_pairs(ctx.require("fra-eng/fra.txt"))))
     pair_words = sum(len(en.split()) + len(fr.split()) for en, fr in pairs)
     sizes, steps, warmup = (QUICK_SIZES, 8, 3) if ctx.quick else (SIZES, 30, 5)
+    sizes = ctx.sizes or sizes
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="streaming-", dir=ctx.work_dir))
     env = {**os.environ, "ATTNLAB_OUTPUTS": str(root / "outputs"), "ATTNLAB_CACHE": str(root / "shards"),
