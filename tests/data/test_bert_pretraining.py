@@ -115,6 +115,24 @@ def test_shards_are_reused_and_keyed_by_config_and_file_stat(wiki_dir, tmp_path,
     assert changed.corpora["test"].num_paragraphs == first.corpora["test"].num_paragraphs + 1
 
 
+def test_a_checkpoint_tokenizer_maps_the_shards_that_hold_it_and_keys_its_own_otherwise(wiki_dir, tmp_path):
+    cache = tmp_path / "cache"
+    trained = _module(wiki_dir, cache_dir=cache)
+    trained.setup()
+    (store,) = cache.glob("wikitext2-*")
+    resumed = _module(wiki_dir, cache_dir=cache)
+    resumed.load_state_dict(trained.state_dict())  # attnlab-train restores the tokenizer before setup
+    resumed.setup()
+    assert resumed.shard_store().path == store and list(cache.glob("wikitext2-*")) == [store]
+    other = _module(wiki_dir, tokenizer=functools.partial(wordpiece, vocab_size=60))
+    other.setup()
+    foreign = _module(wiki_dir, cache_dir=cache)
+    foreign.load_state_dict(other.state_dict())
+    foreign.setup()
+    assert foreign.shard_store().path != store and len(list(cache.glob("wikitext2-*"))) == 2
+    assert foreign.tokenizer == other.tokenizer and _corpora_equal(foreign.corpora, other.corpora)
+
+
 @pytest.mark.parametrize("options", [{}, {"bucket_size": 64, "objective": "sop", "long_pairs": "truncate"}])
 def test_epochs_from_shards_equal_the_in_memory_path(wiki_dir, tmp_path, monkeypatch, options):
     monkeypatch.setattr(paragraph_shards, "PART_PARAGRAPHS", 7)  # many parts: rows read across chunks

@@ -116,10 +116,7 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
         if self.cache_dir is None:
             raise ValueError("cache_dir is None: token shards need a directory (paths.cache_dir, env ATTNLAB_CACHE)")
         store = self._store(self.build_tokenizer())
-        if self.restored_tokenizer is None:
-            return store
-        shards = store.open()
-        if shards is not None and shards.meta["tokenizer"] == self.restored_tokenizer.to_str():
+        if self.restored_tokenizer is None or store.holds({"tokenizer": self.restored_tokenizer.to_str()}):
             return store
         return self._store(self.restored_tokenizer)
 

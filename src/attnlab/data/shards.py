@@ -118,6 +118,15 @@ class ShardStore:
     def exists(self) -> bool:
         return (self.path / META).is_file()
 
+    def holds(self, texts: Mapping[str, str]) -> bool:
+        """Whether the store is written with these ``texts`` among its own: e.g. whether the shards keyed by a
+        tokenizer's config were encoded with the trained tokenizer a checkpoint brings back."""
+        try:
+            stored = json.loads((self.path / META).read_text())["texts"]
+        except (OSError, KeyError, ValueError):
+            return False
+        return all(stored.get(name) == text for name, text in texts.items())
+
     def open(self) -> Shards | None:
         """The stored shards, memory-mapped; None when there are none or they are unreadable (logged: the caller
         prepares them again)."""
