@@ -1,6 +1,6 @@
 """Variable-length rows of token ids in two flat arrays: the storage of every encoded corpus.
 
-Shape legend: N rows, L ids in all.
+Shape legend: N rows, L ids in all, T columns read per row by a gather.
 
 The arrays are plain NumPy arrays, so they may just as well be memory maps of files on disk (the buffers of
 Arrow shards, :mod:`attnlab.data.shards`): nothing here copies them whole, a row is read alone, and the lengths
