@@ -131,7 +131,7 @@ def run(ctx: Context) -> CaseResult:
 
     def train(name: str, data: list[str], *extra: str) -> dict:
         clock = root / f"clock-{name}"
-        args = [*data, "callbacks=none", "~callbacks.recent_checkpoints", "~callbacks.checkpoint_averaging",
+        args = [*data, "callbacks=none", "~callbacks.checkpoint_averaging", "~callbacks.early_stopping",
                 "logger=none", "test=false", "optimized_metric=null", "+trainer.enable_checkpointing=false",
                 f"data.batch_size={BATCH}",
                 f"trainer.max_steps={steps}", "trainer.limit_val_batches=0", "model.plot_attention=false",
