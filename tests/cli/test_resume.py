@@ -62,6 +62,8 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path: Path)
 
     resumed_dir = outputs / "resumed"
     run_attnlab(_args(data, resumed_dir, f"ckpt_path={killed_dir}/checkpoints/last.ckpt"), outputs)
+    (store,) = (outputs / ".cache").glob("translation-*")  # the resumed run mapped the shards it trained on
+    assert f"shards mapped from {store}" in (resumed_dir / "train.log").read_text()
 
     full, resumed = _final_state(outputs / "full"), _final_state(resumed_dir)
     assert full["global_step"] == resumed["global_step"] == EPOCHS * STEPS_PER_EPOCH

@@ -7,8 +7,8 @@ from bert_support import IDS, corpus_of
 
 def test_encoded_corpus_flattens_sentences_and_paragraphs():
     corpus = corpus_of([[[5, 6, 7], [8]], [[9, 10], [], [11]]])
-    assert corpus.token_ids.tolist() == [5, 6, 7, 8, 9, 10, 11]
-    assert corpus.sentence_offsets.tolist() == [0, 3, 4, 6, 6, 7]
+    assert corpus.sentences.ids.tolist() == [5, 6, 7, 8, 9, 10, 11]
+    assert corpus.sentences.offsets.tolist() == [0, 3, 4, 6, 6, 7]
     assert corpus.paragraph_offsets.tolist() == [0, 2, 5]
     assert [corpus.sentence(s) for s in range(corpus.num_sentences)] == [[5, 6, 7], [8], [9, 10], [], [11]]
 

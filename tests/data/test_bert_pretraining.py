@@ -10,9 +10,10 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from attnlab.data import bert_pretraining, wikitext
+from attnlab.data import bert_pretraining, paragraph_shards, wikitext
 from attnlab.data.bert_pretraining import WikiText2DataModule
-from attnlab.data.pretraining_examples import PretrainingBatch
+from attnlab.data.bert_inputs import EncodedCorpus
+from attnlab.data.pretraining_examples import PretrainingBatch, draw_examples, epoch_generators
 from attnlab.data.tokenizers import word, wordpiece
 
 SHARED_WIKITEXT = Path(
@@ -84,29 +85,72 @@ def test_wordpiece_option(wiki_dir):
 
 
 def _corpora_equal(a, b):
-    return all(torch.equal(x, y) for split in a for x, y in zip(a[split], b[split]))
+    return all(x.sentences.to_lists() == y.sentences.to_lists() and torch.equal(x.paragraph_offsets, y.paragraph_offsets)
+               for x, y in ((a[split], b[split]) for split in a))
 
 
-def test_cache_is_reused_and_keyed_by_config_and_file_stat(wiki_dir, tmp_path, monkeypatch):
+def test_shards_are_reused_and_keyed_by_config_and_file_stat(wiki_dir, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     first = _module(wiki_dir, cache_dir=cache)
     first.prepare_data()
     first.setup()
-    assert len(list(cache.glob("*.npz"))) == 1
+    first.prepare_data()  # after setup (attnlab-train sets up first): the same store, keyed by the config
+    store = first.shard_store()
+    assert [p.name for p in cache.iterdir()] == [store.path.name] and store.path.name.startswith("wikitext2-")
     reads = []
     real_read = bert_pretraining.read_wikitext2
     monkeypatch.setattr(bert_pretraining, "read_wikitext2", lambda *a: reads.append(a) or real_read(*a))
     second = _module(wiki_dir, cache_dir=cache)
     second.setup()
     assert reads == [] and second.tokenizer == first.tokenizer and _corpora_equal(second.corpora, first.corpora)
+    ids = second.corpora["train"].sentences.chunks[0].ids  # token rows: mapped from the shard files, not copied
+    assert not ids.flags.owndata and not ids.flags.writeable
     _module(wiki_dir, tokenizer=functools.partial(word, min_freq=2), cache_dir=cache).setup()
-    assert len(reads) == 3 and len(list(cache.glob("*.npz"))) == 2  # another tokenizer config
+    assert len(reads) == 3 and len(list(cache.glob("wikitext2-*"))) == 2  # another tokenizer config
     with (wiki_dir / "wiki.test.tokens").open("a") as f:
         f.write(" w1 w2 . w3 \n")
     changed = _module(wiki_dir, cache_dir=cache)
     changed.setup()
-    assert len(reads) == 6 and len(list(cache.glob("*.npz"))) == 3  # the files changed
+    assert len(reads) == 6 and len(list(cache.glob("wikitext2-*"))) == 3  # the files changed
     assert changed.corpora["test"].num_paragraphs == first.corpora["test"].num_paragraphs + 1
+
+
+def test_a_checkpoint_tokenizer_maps_the_shards_that_hold_it_and_keys_its_own_otherwise(wiki_dir, tmp_path):
+    cache = tmp_path / "cache"
+    trained = _module(wiki_dir, cache_dir=cache)
+    trained.setup()
+    (store,) = cache.glob("wikitext2-*")
+    resumed = _module(wiki_dir, cache_dir=cache)
+    resumed.load_state_dict(trained.state_dict())  # attnlab-train restores the tokenizer before setup
+    resumed.setup()
+    assert resumed.shard_store().path == store and list(cache.glob("wikitext2-*")) == [store]
+    other = _module(wiki_dir, tokenizer=functools.partial(wordpiece, vocab_size=60))
+    other.setup()
+    foreign = _module(wiki_dir, cache_dir=cache)
+    foreign.load_state_dict(other.state_dict())
+    foreign.setup()
+    assert foreign.shard_store().path != store and len(list(cache.glob("wikitext2-*"))) == 2
+    assert foreign.tokenizer == other.tokenizer and _corpora_equal(foreign.corpora, other.corpora)
+
+
+@pytest.mark.parametrize("options", [{}, {"bucket_size": 64, "objective": "sop", "long_pairs": "truncate"}])
+def test_epochs_from_shards_equal_the_in_memory_path(wiki_dir, tmp_path, monkeypatch, options):
+    monkeypatch.setattr(paragraph_shards, "PART_PARAGRAPHS", 7)  # many parts: rows read across chunks
+    mapped, in_memory = (_module(wiki_dir, cache_dir=cache, seed=3, **options) for cache in (tmp_path / "c", None))
+    for dm in (mapped, in_memory):
+        dm.prepare_data()
+        dm.setup()
+    assert len(mapped.corpora["train"].sentences.chunks) > 10
+    for epoch, rank, world_size in ((0, 0, 1), (1, 0, 1), (2, 1, 2)):
+        examples = [dm.examples("train", epoch, rank) for dm in (mapped, in_memory)]
+        assert all(torch.equal(x, y) for x, y in zip(*examples))
+        batches = [dm.batches(e, epoch, rank, world_size) for dm, e in zip((mapped, in_memory), examples)]
+        assert batches[0] == batches[1] and len(batches[0]) > 1
+    assert all(torch.equal(x, y) for x, y in zip(mapped.examples("valid"), in_memory.examples("valid")))
+    flat = EncodedCorpus.encode(wikitext.read_wikitext2(wiki_dir, "train"), mapped.tokenizer)  # one array, no shards
+    drawn = draw_examples(flat, mapped.special_ids, mapped.replacement_ids, epoch_generators(3, "train", 1, 0), 24,
+                          options.get("long_pairs", "drop"), 0.15, options.get("objective", "nsp"))
+    assert all(torch.equal(x, y) for x, y in zip(mapped.examples("train", 1, 0), drawn))
 
 
 def test_state_dict_restores_the_tokenizer_before_or_after_setup(wiki_dir):

@@ -41,7 +41,7 @@ def test_random_next_sentence_reaches_every_sentence_of_the_other_paragraphs_onl
 
 def test_long_pairs_are_dropped_or_truncated():
     corpus = corpus_of(unique_paragraphs(300, max_words=12))
-    lengths = corpus.sentence_offsets.diff()
+    lengths = corpus.sentence_lengths()
     kept = sample_sentence_pairs(corpus, generators().pairs, max_len=16, long_pairs="truncate")
     dropped = sample_sentence_pairs(corpus, generators().pairs, max_len=16, long_pairs="drop")
     full = lengths[kept.first] + lengths[kept.second] + 3
@@ -144,7 +144,7 @@ def test_chosen_positions_are_uniform_over_the_row():
 
 # ---- whole epochs -------------------------------------------------------------------------------------------------
 def _epoch(corpus, seed=0, epoch=0, rank=0, split="train", max_len=32, long_pairs="drop"):
-    replacement = IDS.replacement_ids(int(corpus.token_ids.max()) + 1)
+    replacement = IDS.replacement_ids(int(corpus.sentences.ids.max()) + 1)
     return draw_examples(corpus, IDS, replacement, generators(seed, epoch, rank, split), max_len, long_pairs)
 
 

@@ -25,8 +25,9 @@ def prepare(cfg: DictConfig) -> Path:
     validate_targets(cfg.data, "data")
     datamodule = hydra.utils.instantiate(cfg.data)
     if not isinstance(datamodule, PreparesShards):
-        raise ConfigError(f"data={cfg.data._target_} has no token shards to prepare; the data module that has: "
-                          "attnlab.data.translation.TranslationDataModule (data=fra_eng, data=parallel)")
+        raise ConfigError(f"data={cfg.data._target_} has no token shards to prepare; the data modules that have: "
+                          "attnlab.data.translation.TranslationDataModule (data=fra_eng, data=parallel), "
+                          "attnlab.data.bert_pretraining.WikiText2DataModule (data=wikitext2)")
     store = datamodule.shard_store()
     existed, start = store.exists(), time.perf_counter()
     datamodule.prepare_data()

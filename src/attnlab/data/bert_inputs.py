@@ -1,6 +1,6 @@
 """BERT's input format (Devlin et al., 2019, sec. 3.2; d2l 15.8), shared by pretraining and fine-tuning.
 
-Shape legend: N examples, T max_len, L corpus tokens, S sentences, G paragraphs.
+Shape legend: N examples, T max_len, S sentences, G paragraphs.
 
 A sequence is ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``, with segment 0 for ``[CLS] A [SEP]`` and 1 for
 ``B [SEP]``; sentences come from an :class:`EncodedCorpus` and are assembled with whole-tensor operations.
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from attnlab.data.ragged import RaggedIds, offsets_from_lengths
+from attnlab.data.ragged import ChunkedRagged, RaggedIds, offsets_from_lengths
 from attnlab.data.tokenizers import TextTokenizer
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -45,30 +45,37 @@ class SpecialIds(NamedTuple):
 
 
 class EncodedCorpus(NamedTuple):
-    """Paragraphs of encoded sentences, stored flat (the cache format): two levels of ragged rows."""
+    """Paragraphs of encoded sentences: the sentences' token rows (in memory, or read from mapped token shards)
+    and, small beside them, where each paragraph starts."""
 
-    token_ids: Tensor  # (L,) every sentence's ids, concatenated
-    sentence_offsets: Tensor  # (S + 1,) sentence s is token_ids[sentence_offsets[s]:sentence_offsets[s + 1]]
+    sentences: RaggedIds | ChunkedRagged  # S rows of token ids
     paragraph_offsets: Tensor  # (G + 1,) paragraph g is sentences paragraph_offsets[g]:paragraph_offsets[g + 1]
 
     @classmethod
     def encode(cls, paragraphs: Sequence[Sequence[str]], tokenizer: TextTokenizer) -> EncodedCorpus:
         """Encode every sentence with one call to the tokenizer's batch API."""
-        sentences = RaggedIds.from_lists(tokenizer.encode_batch(list(chain.from_iterable(paragraphs))), np.int64)
+        sentences = RaggedIds.from_lists(tokenizer.encode_batch(list(chain.from_iterable(paragraphs))))
         sizes = np.fromiter(map(len, paragraphs), dtype=np.int64, count=len(paragraphs))
-        offsets = offsets_from_lengths(sizes)
-        return cls(torch.from_numpy(sentences.ids), torch.from_numpy(sentences.offsets), torch.from_numpy(offsets))
+        return cls(sentences, torch.from_numpy(offsets_from_lengths(sizes)))
 
     @property
     def num_sentences(self) -> int:
-        return len(self.sentence_offsets) - 1
+        return len(self.sentences)
 
     @property
     def num_paragraphs(self) -> int:
         return len(self.paragraph_offsets) - 1
 
+    def sentence_lengths(self) -> Tensor:
+        return torch.from_numpy(self.sentences.lengths().astype(np.int64))  # (S,)
+
     def sentence(self, index: int) -> list[int]:
-        return self.token_ids[self.sentence_offsets[index] : self.sentence_offsets[index + 1]].tolist()
+        return self.sentences[index].tolist()
+
+    def tokens(self, sentence: Tensor, position: Tensor) -> Tensor:
+        """``(N, T)`` int64: token ``position[n, t]`` of sentence ``sentence[n]``; positions outside the sentence
+        read some other id, for the caller to mask."""
+        return torch.from_numpy(self.sentences.gather(sentence.numpy(), position.numpy()).astype(np.int64))
 
 
 class SentencePairs(NamedTuple):
@@ -106,9 +113,9 @@ def assemble_pairs(
     len_a, len_b = pairs.first_len.unsqueeze(1), pairs.second_len.unsqueeze(1)  # (N, 1)
     in_a = (t >= 1) & (t <= len_a)  # (N, T)
     in_b = (t >= len_a + 2) & (t <= len_a + len_b + 1)
-    source = torch.where(in_a, corpus.sentence_offsets[pairs.first].unsqueeze(1) + t - 1, 0)
-    source = torch.where(in_b, corpus.sentence_offsets[pairs.second].unsqueeze(1) + t - len_a - 2, source)
-    tokens = torch.where(in_a | in_b, corpus.token_ids[source], ids.pad)  # (N, T)
+    from_a = corpus.tokens(pairs.first, (t - 1).expand(len(pairs.first), -1))  # (N, T)
+    from_b = corpus.tokens(pairs.second, t - len_a - 2)  # (N, T)
+    tokens = torch.where(in_a, from_a, torch.where(in_b, from_b, ids.pad))  # (N, T)
     tokens[:, 0] = ids.cls
     is_sep = (t == len_a + 1) | (t == len_a + len_b + 2)
     tokens = torch.where(is_sep, ids.sep, tokens)
@@ -125,8 +132,8 @@ def assemble_singles(
     t = torch.arange(max_len).unsqueeze(0)  # (1, T)
     length = lengths.unsqueeze(1)  # (N, 1)
     in_a = (t >= 1) & (t <= length)  # (N, T)
-    source = torch.where(in_a, corpus.sentence_offsets[: len(lengths)].unsqueeze(1) + t - 1, 0)
-    tokens = torch.where(in_a, corpus.token_ids[source], ids.pad)  # (N, T)
+    from_a = corpus.tokens(torch.arange(len(lengths)), (t - 1).expand(len(lengths), -1))  # (N, T)
+    tokens = torch.where(in_a, from_a, ids.pad)  # (N, T)
     tokens[:, 0] = ids.cls
     tokens = torch.where(t == length + 1, ids.sep, tokens)
     return tokens, torch.zeros_like(tokens), lengths + 2

@@ -9,17 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
 from torch.utils.data import DataLoader
 
 from attnlab.data.bert_inputs import SPECIAL_TOKENS, EncodedCorpus, SpecialIds
-from attnlab.data.cache import CacheEntry, DiskCache, tokenizer_identity
+from attnlab.data.cache import tokenizer_identity
 from attnlab.data.examples import TensorExamples
+from attnlab.data.paragraph_shards import read_corpus, write_paragraphs
 from attnlab.data.pretraining_examples import (
     LONG_PAIR_POLICIES, OBJECTIVES, PretrainingBatch, cut_prediction_slots, draw_examples, epoch_generators,
 )
 from attnlab.data.resumable import ResumableDataLoader
 from attnlab.data.samplers import BucketBatchSampler, SeededPermutation
+from attnlab.data.shards import Shards, ShardStore, ShardWriter
 from attnlab.data.tokenizer_state import TokenizerState
 from attnlab.data.tokenizers import TextTokenizer
 from attnlab.data.wikitext import WIKITEXT2_SPLITS, read_wikitext2, wikitext2_file
@@ -30,9 +31,10 @@ log = logging.getLogger(__name__)
 class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
     """WikiText-2 (``wiki.{train,valid,test}.tokens``) as BERT pretraining batches.
 
-    The tokenizer is trained on the training split only and the encoded sentences of all three splits are
-    cached in ``cache_dir`` (a :class:`~attnlab.data.cache.DiskCache` keyed by the tokenizer config, or a restored
-    tokenizer's JSON, and the files' path, size and mtime). Training examples are drawn afresh every epoch in
+    The tokenizer is trained on the training split only and the sentences of all three splits are encoded once
+    into token shards under ``cache_dir`` (:meth:`shard_store`; ``attnlab-prepare`` or :meth:`prepare_data`),
+    which every rank maps: a process holds the paragraph offsets, not the token ids. Without a ``cache_dir`` the
+    same tables are prepared in memory and read the same way. Training examples are drawn afresh every epoch in
     :meth:`train_dataloader`, which reads the attached trainer's ``current_epoch`` and ``global_rank``: the
     trainer must run with ``reload_dataloaders_every_n_epochs=1`` so that it asks for a new loader each epoch.
     A trainer that overfits a few batches (``overfit_batches``, ``debug=overfit``) gets epoch 0's draw every
@@ -85,14 +87,16 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
         self.num_workers, self.seed, self.bucket_size, self.objective = num_workers, seed, bucket_size, objective
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.tokenizer: TextTokenizer | None = None  # trained in setup, or restored by load_state_dict
+        self.restored_tokenizer: TextTokenizer | None = None  # a checkpoint's: then it, not the config, keys the shards
         self.corpora: dict[str, EncodedCorpus] | None = None
         self._eval_examples: dict[str, PretrainingBatch] = {}
 
     # ---- preparation ----------------------------------------------------------------------------------------
     def prepare_data(self) -> None:
-        """Fetch the files and write the cache in one process per node, so that the other ranks only load them."""
-        files = self._files()
-        if self.cache_dir is not None and not self._cache(files).exists():
+        """Fetch the files and write the shards once per node (Lightning calls this on one process), so that the
+        ranks only map them."""
+        self._files()
+        if self.cache_dir is not None and not self.shard_store().exists():
             self._load_or_encode()
 
     def setup(self, stage: str | None = None) -> None:
@@ -102,34 +106,45 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
         self.special_ids = SpecialIds.from_tokenizer(self.tokenizer)
         self.replacement_ids = self.special_ids.replacement_ids(self.tokenizer.vocab_size)
 
-    def _files(self) -> dict[str, Path]:
-        return {split: wikitext2_file(self.data_dir, split) for split in WIKITEXT2_SPLITS}
+    def _files(self) -> list[Path]:
+        return [wikitext2_file(self.data_dir, split) for split in WIKITEXT2_SPLITS]
 
-    def _cache(self, files: dict[str, Path]) -> DiskCache:
-        tokenizer = self.build_tokenizer() if self.tokenizer is None else self.tokenizer
+    def shard_store(self) -> ShardStore:
+        """``<cache_dir>/wikitext2-<digest>/``, keyed by the split files' path, size and mtime and by the tokenizer
+        (what changes the ids): its config; or, for a checkpoint's tokenizer other than the one the config's shards
+        hold, that tokenizer's JSON (a resumed run maps the shards it trained on, a foreign tokenizer gets its own)."""
+        if self.cache_dir is None:
+            raise ValueError("cache_dir is None: token shards need a directory (paths.cache_dir, env ATTNLAB_CACHE)")
+        store = self._store(self.build_tokenizer())
+        if self.restored_tokenizer is None or store.holds({"tokenizer": self.restored_tokenizer.to_str()}):
+            return store
+        return self._store(self.restored_tokenizer)
+
+    def _store(self, tokenizer: TextTokenizer) -> ShardStore:
         config = {"special_tokens": SPECIAL_TOKENS, "tokenizer": tokenizer_identity(tokenizer)}
-        return DiskCache(self.cache_dir, "wikitext2", config, list(files.values()))
+        return ShardStore(self.cache_dir, "wikitext2", config, self._files())
 
     def _load_or_encode(self) -> tuple[TextTokenizer, dict[str, EncodedCorpus]]:
-        cache = None if self.cache_dir is None else self._cache(self._files())
-        if cache is not None and (cached := cache.load(self._from_cache)) is not None:
-            return cached
-        paragraphs = {split: read_wikitext2(self.data_dir, split) for split in WIKITEXT2_SPLITS}
-        tokenizer = self.tokenizer
-        if tokenizer is None:
-            tokenizer = self.build_tokenizer().train(chain.from_iterable(paragraphs["train"]), SPECIAL_TOKENS)
-        corpora = {split: EncodedCorpus.encode(paragraphs[split], tokenizer) for split in WIKITEXT2_SPLITS}
-        if cache is not None:
-            arrays = {f"{split}_{field}": values.numpy()
-                      for split, corpus in corpora.items() for field, values in corpus._asdict().items()}
-            cache.save(arrays, {"tokenizer": tokenizer.to_str()})
-        return tokenizer, corpora
+        """The shards mapped from ``cache_dir`` (written first when missing), or prepared in memory without one.
+        Preparing reads the splits and trains the tokenizer on the training split (unless one was restored)."""
+        store = None if self.cache_dir is None else self.shard_store()
+        shards = None if store is None else store.open()
+        if shards is not None:
+            log.info("WikiText2DataModule: shards mapped from %s", store.path)
+            tokenizer = self.tokenizer or TextTokenizer.from_str(shards.meta["tokenizer"])
+        else:
+            paragraphs = {split: read_wikitext2(self.data_dir, split) for split in WIKITEXT2_SPLITS}
+            tokenizer = self.tokenizer
+            if tokenizer is None:
+                tokenizer = self.build_tokenizer().train(chain.from_iterable(paragraphs["train"]), SPECIAL_TOKENS)
 
-    def _from_cache(self, entry: CacheEntry) -> tuple[TextTokenizer, dict[str, EncodedCorpus]]:
-        tokenizer = self.tokenizer or TextTokenizer.from_str(entry.texts["tokenizer"])
-        corpora = {split: EncodedCorpus(*(torch.from_numpy(entry.arrays[f"{split}_{field}"])
-                                          for field in EncodedCorpus._fields)) for split in WIKITEXT2_SPLITS}
-        return tokenizer, corpora
+            def fill(writer: ShardWriter) -> Shards:
+                for split in WIKITEXT2_SPLITS:
+                    write_paragraphs(writer, split, paragraphs[split], tokenizer)
+                return writer.finish({"tokenizer": tokenizer.to_str()})
+
+            shards = fill(ShardWriter(None)) if store is None else store.write(fill)
+        return tokenizer, {split: read_corpus(shards, split) for split in WIKITEXT2_SPLITS}
 
     def net_kwargs(self) -> dict:
         """Model sizes known only from the data; valid after ``setup``."""
@@ -199,6 +214,7 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
 
     # ---- checkpointed state ---------------------------------------------------------------------------------
     def _reencode(self) -> None:
+        self.restored_tokenizer = self.tokenizer
         if self.corpora is not None:
             self.corpora = None
             self.setup()

@@ -83,9 +83,7 @@ def encode_texts(
     ids = SpecialIds.from_tokenizer(tokenizer)
     n = len(columns[0])
     corpus = EncodedCorpus.encode([list(chain.from_iterable(columns))], tokenizer)  # A texts, then B texts
-    if corpus.token_ids.numel() == 0:  # every text empty: keep the gathers below in range
-        corpus = corpus._replace(token_ids=torch.tensor([ids.pad]))
-    lengths = corpus.sentence_offsets.diff()  # (N,) or (2N,)
+    lengths = corpus.sentence_lengths()  # (N,) or (2N,)
     if len(columns) == 1:
         tokens, segments, valid_lens = assemble_singles(corpus, lengths.clamp_max(max_len - 2), max_len, ids)
     else:

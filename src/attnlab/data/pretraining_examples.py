@@ -98,7 +98,7 @@ def sample_sentence_pairs(
     else:
         second = torch.where(is_next, first + 1, random_second)
 
-    lengths = corpus.sentence_offsets.diff()  # (S,)
+    lengths = corpus.sentence_lengths()  # (S,)
     first_len, second_len = lengths[first], lengths[second]
     budget = max_len - 3
     if long_pairs == "truncate":

@@ -1,6 +1,6 @@
 """Variable-length rows of token ids in two flat arrays: the storage of every encoded corpus.
 
-Shape legend: N rows, L ids in all.
+Shape legend: N rows, L ids in all, T columns read per row by a gather.
 
 The arrays are plain NumPy arrays, so they may just as well be memory maps of files on disk (the buffers of
 Arrow shards, :mod:`attnlab.data.shards`): nothing here copies them whole, a row is read alone, and the lengths
@@ -60,6 +60,14 @@ class RaggedIds:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)  # (N,)
 
+    def gather(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """``(N, T)`` ids: entry (n, t) is id ``columns[n, t]`` of row ``rows[n]``. Columns past a row's end read
+        a neighbour's id or 0 (never out of bounds): the caller masks them."""
+        if len(self.ids) == 0:
+            return np.zeros(columns.shape, dtype=self.ids.dtype)
+        positions = self.offsets[rows][:, None] + columns  # (N, T)
+        return self.ids[np.clip(positions, 0, len(self.ids) - 1)]
+
     def to_lists(self) -> list[list[int]]:
         return [self.ids[start:stop].tolist() for start, stop in zip(self.offsets[:-1], self.offsets[1:])]
 
@@ -91,6 +99,18 @@ class ChunkedRagged:
 
     def to_lists(self) -> list[list[int]]:
         return [row for chunk in self.chunks for row in chunk.to_lists()]
+
+    def gather(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """:meth:`RaggedIds.gather` over the chunks: the rows are grouped by chunk (one sort of the N rows), and
+        each chunk reads its own rows' ids."""
+        chunk = np.searchsorted(self.starts, rows, side="right") - 1  # (N,)
+        order = np.argsort(chunk, kind="stable")
+        bounds = np.searchsorted(chunk[order], np.arange(len(self.chunks) + 1))  # (C + 1,) the chunks' runs in order
+        out = np.zeros(columns.shape, dtype=self.chunks[0].ids.dtype if self.chunks else np.int32)
+        for c in np.flatnonzero(np.diff(bounds)).tolist():
+            picked = order[bounds[c] : bounds[c + 1]]
+            out[picked] = self.chunks[c].gather(rows[picked] - self.starts[c], columns[picked])
+        return out
 
     def lengths(self, dtype: np.dtype | type = np.int32) -> np.ndarray:
         """``(N,)`` row lengths in ``dtype`` (4 bytes a row by default: this array is in memory)."""

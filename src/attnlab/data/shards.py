@@ -21,13 +21,15 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
 from datasets import Dataset, Features, concatenate_datasets, disable_progress_bars, load_from_disk
+from datasets import config as datasets_config
 
 from attnlab.data.cache import entry_name
 from attnlab.data.ragged import ChunkedRagged, RaggedIds
@@ -36,6 +38,21 @@ log = logging.getLogger(__name__)
 
 Column = RaggedIds | np.ndarray | Sequence[str]  # token rows, one number a row, or one text a row
 META = "meta.json"
+# Rows of one Arrow record batch on disk. datasets writes 1,000 by default: then opening a file (one message header a
+# batch) and reading a narrow column (one small buffer a batch) touch a page every few KiB of file, which the
+# kernel's fault-around maps 64 KiB at a time, so the mapped pages of a process grew with the whole corpus.
+RECORD_BATCH_ROWS = 65_536
+
+
+@contextmanager
+def _record_batch_rows(rows: int) -> Iterator[None]:
+    """``save_to_disk`` with record batches of up to ``rows`` rows (datasets reads its batch size from its config)."""
+    saved = datasets_config.DEFAULT_MAX_BATCH_SIZE
+    datasets_config.DEFAULT_MAX_BATCH_SIZE = rows
+    try:
+        yield
+    finally:
+        datasets_config.DEFAULT_MAX_BATCH_SIZE = saved
 
 
 def _arrow(column: Column) -> pa.Array:
@@ -98,7 +115,8 @@ class ShardWriter:
             self.empty.pop(split, None)
         if self.directory is not None:
             path = self.directory / split / f"part-{len(parts):05d}"
-            part.save_to_disk(str(path))
+            with _record_batch_rows(RECORD_BATCH_ROWS):
+                part.save_to_disk(str(path))
             part = load_from_disk(str(path))
         parts.append(part)
 
@@ -117,6 +135,15 @@ class ShardStore:
 
     def exists(self) -> bool:
         return (self.path / META).is_file()
+
+    def holds(self, texts: Mapping[str, str]) -> bool:
+        """Whether the store is written with these ``texts`` among its own: e.g. whether the shards keyed by a
+        tokenizer's config were encoded with the trained tokenizer a checkpoint brings back."""
+        try:
+            stored = json.loads((self.path / META).read_text())["texts"]
+        except (OSError, KeyError, ValueError):
+            return False
+        return all(stored.get(name) == text for name, text in texts.items())
 
     def open(self) -> Shards | None:
         """The stored shards, memory-mapped; None when there are none or they are unreadable (logged: the caller

@@ -120,9 +120,16 @@ class PairPreparation:
             raise ValueError(f"length_policy must be one of {LENGTH_POLICIES}, got {self.length_policy!r}")
 
     def store(self, directory: str | os.PathLike, tokenizers: Tokenizers | None) -> ShardStore:
-        """The shard store of this preparation; ``tokenizers`` restored from a checkpoint replace the training."""
-        tokenizer = (tokenizer_identity(self.build_tokenizer()) if tokenizers is None
-                     else [tokenizer_identity(t) for t in tokenizers])
+        """The shard store of this preparation: keyed by the tokenizer config; tokenizers restored from a
+        checkpoint replace the training and key their own store, unless they are the ones the config's store holds
+        (a resumed run maps the shards it trained on)."""
+        store = self._store(directory, tokenizer_identity(self.build_tokenizer()))
+        if tokenizers is None or store.holds({"tokenizer_src": tokenizers[0].to_str(),
+                                              "tokenizer_tgt": tokenizers[1].to_str()}):
+            return store
+        return self._store(directory, [tokenizer_identity(t) for t in tokenizers])
+
+    def _store(self, directory: str | os.PathLike, tokenizer: Any) -> ShardStore:
         config: dict[str, Any] = {
             "corpus": self.corpus.identity(), "tokenizer": tokenizer, "joint_vocab": self.joint_vocab,
             "preprocess": self.preprocess, "val_fraction": self.val_fraction, "test_fraction": self.test_fraction,
