@@ -28,7 +28,11 @@ def test_features_and_next_sentence(bert_run):
     assert features.tokens == ["[CLS]", "the", "cat", "sat", "[SEP]", "a", "[UNK]", "flew", "[SEP]"]
     assert features.hidden.shape == (9, 32) and features.pooled.shape == (32,)
     assert features.segments.tolist() == [0] * 5 + [1] * 4 and not features.truncated
-    batch = loaded.features(["the cat sat", "the dog ran in the park"])
+    batch = loaded.features(["the cat sat", "the dog ran in the park", "a bird"])
+    loaded.batch_size = 2
+    for one, chunked in zip(batch, loaded.features(["the cat sat", "the dog ran in the park", "a bird"])):
+        assert one.tokens == chunked.tokens
+        torch.testing.assert_close(one.hidden, chunked.hidden, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(batch[0].hidden, loaded.features("the cat sat").hidden, atol=1e-5, rtol=1e-5)
     follows = loaded.next_sentence(["the cat sat on the mat", "the cat"], ["the dog ran in the park", "sat"])
     assert all(isinstance(r.is_next, bool) and 0 <= r.prob <= 1 and r.is_next == (r.prob > 0.5) for r in follows)

@@ -53,7 +53,9 @@ def test_transformer_attention_has_every_layer_and_head_over_the_real_tokens(tra
 def test_a_batch_pads_but_no_weight_reaches_the_padding(transformer_run):
     """In a batch the shorter sentences are padded; each one's maps equal those it gets alone."""
     loaded = attnlab.load(transformer_run)
+    loaded.batch_size = 2  # two batches: the last one of a single sentence
     batch = loaded.attention(SENTENCES)
+    assert [result.output for result in batch] == loaded.translate(SENTENCES)
     for sentence, result in zip(SENTENCES, batch):
         alone = loaded.attention(sentence)
         assert result.output == alone.output

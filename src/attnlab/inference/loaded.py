@@ -12,11 +12,15 @@ from torch import Tensor
 
 from attnlab.inference.restore import RestoredRun
 
+Texts = str | Sequence[str]  # one input, or a list of them (then the results are a list)
+
 
 class LoadedModel:
-    """A trained run's model (eval mode, on ``device``) and the data state it needs to read new inputs."""
+    """A trained run's model (eval mode, on ``device``) and the data state it needs to read new inputs; a list of
+    inputs runs ``batch_size`` at a time."""
 
     family: ClassVar[str]  # "translation" | "bert_pretraining" | "bert_classifier" | "nadaraya_watson"
+    batch_size: int = 64  # inputs per forward pass
 
     def __init__(self, run: RestoredRun, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
@@ -46,7 +50,7 @@ class LoadedModel:
         return f"{type(self).__name__}({self.describe()})"
 
 
-def text_batch(texts: str | Sequence[str], name: str = "texts") -> tuple[list[str], bool]:
+def text_batch(texts: Texts, name: str = "texts") -> tuple[list[str], bool]:
     """``(texts as a list, whether a single text was given)``; an empty or blank text is a ValueError naming it."""
     single = isinstance(texts, str)
     batch = [texts] if single else list(texts)
@@ -61,7 +65,7 @@ def text_batch(texts: str | Sequence[str], name: str = "texts") -> tuple[list[st
     return batch, single
 
 
-def paired_batch(texts_b: str | Sequence[str] | None, texts_a: list[str], single: bool, name: str) -> list[str] | None:
+def paired_batch(texts_b: Texts | None, texts_a: list[str], single: bool, name: str) -> list[str] | None:
     """The second texts of pairs, one per first text and given the same way (one text or a list)."""
     if texts_b is None:
         return None
@@ -70,6 +74,12 @@ def paired_batch(texts_b: str | Sequence[str] | None, texts_a: list[str], single
         raise ValueError(f"{name} must match the first texts: {len(texts_a)} {'text' if single else 'texts'}, "
                          f"got {len(batch)} {'text' if single_b else 'texts'}")
     return batch
+
+
+def chunks(size: int, *columns: list[str] | None):
+    """The columns (None stays None) cut into slices of ``size`` rows."""
+    for start in range(0, len(columns[0]), size):
+        yield [None if column is None else column[start : start + size] for column in columns]
 
 
 def layer_maps(weights: Sequence[Tensor | None], row: int, num_queries: int, num_keys: int) -> Tensor:

@@ -46,7 +46,9 @@ class LoadedNadarayaWatson(LoadedModel):
         """``x`` as a float tensor (Tq,), and whether it was a single number."""
         queries = torch.as_tensor(x, dtype=torch.float32)
         if queries.dim() > 1 or queries.numel() == 0:
-            raise ValueError(f"x must be a number or a non-empty 1-D sequence of numbers, got shape {tuple(queries.shape)}")
+            raise ValueError(
+                f"x must be a number or a non-empty 1-D sequence of numbers, got shape {tuple(queries.shape)}"
+            )
         if not torch.isfinite(queries).all():
             raise ValueError(f"x must be finite numbers, got {queries.tolist()}")
         return queries.reshape(-1).to(self.device), queries.dim() == 0

@@ -8,21 +8,19 @@ predicts ``y_{t+1}``. Source keys are the source tokens and the ``<eos>`` the en
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from attnlab.inference.loaded import LoadedModel, layer_maps, paired_batch, text_batch
+from attnlab.inference.loaded import LoadedModel, Texts, chunks, layer_maps, paired_batch, text_batch
 from attnlab.inference.results import AttentionMap, AttentionResult
-from attnlab.models.decoding import SearchConfig
+from attnlab.models.decoding import Search, SearchConfig
 from attnlab.models.seq2seq import BahdanauSeq2Seq
 
 # the name of a model's decoder-over-encoder attention, where it is not the Transformer's "cross"
 CROSS_KINDS: dict[type, str] = {BahdanauSeq2Seq: "additive"}
-BATCH_SIZE = 64  # sentences per forward pass
 
 Alignment = list[tuple[int, int]]  # (source token, target token) index pairs
 
@@ -56,7 +54,8 @@ class LoadedTranslator(LoadedModel):
         return self.data.preparation.max_len  # tokens + <eos>, as the training pairs were cut
 
     def details(self) -> dict[str, Any]:
-        return {"src_vocab_size": self.data.src_tokenizer.vocab_size, "tgt_vocab_size": self.data.tgt_tokenizer.vocab_size,
+        data = self.data
+        return {"src_vocab_size": data.src_tokenizer.vocab_size, "tgt_vocab_size": data.tgt_tokenizer.vocab_size,
                 "decode": asdict(self.search_config), "attention": [*self._self_kinds(), self.cross_kind]}
 
     def _self_kinds(self) -> list[str]:
@@ -64,39 +63,40 @@ class LoadedTranslator(LoadedModel):
 
     def search(self, strategy: str | None = None, beam_size: int | None = None, max_len: int | None = None,
                length_penalty: float | None = None, use_cache: bool | None = None) -> SearchConfig:
-        """The checkpoint's search options with those given replaced (``max_len``: most output tokens)."""
+        """The checkpoint's search options (``describe()["decode"]``) with those given replaced: strategy
+        greedy|beam, beam_size, max_len (most output tokens, <eos> included), length_penalty (beam), use_cache."""
         given = {"strategy": strategy, "beam_size": beam_size, "max_steps": max_len, "length_penalty": length_penalty,
                  "use_cache": use_cache}
         return SearchConfig.from_dict(asdict(self.search_config) | {k: v for k, v in given.items() if v is not None})
 
-    def translate(self, texts: str | Sequence[str], strategy: str | None = None, beam_size: int | None = None,
-                  max_len: int | None = None, *, length_penalty: float | None = None, use_cache: bool | None = None,
-                  batch_size: int = BATCH_SIZE) -> str | list[str]:
-        """The translation of one sentence, or of each of a list; unset options are the checkpoint's
-        (``describe()["decode"]``): strategy greedy|beam, beam_size, max_len (most output tokens), length_penalty."""
+    def translate(self, texts: Texts, strategy: str | None = None, beam_size: int | None = None,
+                  max_len: int | None = None, *, length_penalty: float | None = None,
+                  use_cache: bool | None = None) -> str | list[str]:
+        """The translation of one sentence, or of each of a list, by the search :meth:`search` describes."""
         sources, single = text_batch(texts)
         search = self.search(strategy, beam_size, max_len, length_penalty, use_cache).build()
         translations: list[str] = []
         with torch.inference_mode():
-            for start in range(0, len(sources), batch_size):
-                src, src_lens = self._encode(sources[start : start + batch_size])
+            for (chunk,) in chunks(self.batch_size, sources):
+                src, src_lens = self._encode(chunk)
                 translations += self.data.decode_target(search(self.net, src, src_lens).tokens.cpu())
         return translations[0] if single else translations
 
-    def attention(self, src: str | Sequence[str], tgt: str | Sequence[str] | None = None, *,
-                  batch_size: int = BATCH_SIZE) -> AttentionResult | list[AttentionResult]:
+    def attention(self, src: Texts, tgt: Texts | None = None, *,
+                  strategy: str | None = None, beam_size: int | None = None, max_len: int | None = None,
+                  length_penalty: float | None = None) -> AttentionResult | list[AttentionResult]:
         """Every attention map (each layer and head) of translating ``src``: into the model's own translation
-        (greedy or the checkpoint's search), or teacher-forced into ``tgt``."""
+        (by the search :meth:`search` describes; the result's ``output``), or teacher-forced into ``tgt``."""
         sources, single = text_batch(src, "src")
         targets = paired_batch(tgt, sources, single, "tgt")
+        search = self.search(strategy, beam_size, max_len, length_penalty).build()
         results: list[AttentionResult] = []
         with torch.inference_mode():
-            for start in range(0, len(sources), batch_size):
-                chunk = slice(start, start + batch_size)
-                results += self._attention(sources[chunk], None if targets is None else targets[chunk])
+            for chunk, chunk_targets in chunks(self.batch_size, sources, targets):
+                results += self._attention(chunk, chunk_targets, search)
         return results[0] if single else results
 
-    def alignment(self, src: str | Sequence[str], tgt: str | Sequence[str] | None = None) -> Alignment | list[Alignment]:
+    def alignment(self, src: Texts, tgt: Texts | None = None) -> Alignment | list[Alignment]:
         """Source -> target token alignment (:func:`cross_alignment`) of the model's translation or of ``tgt``."""
         results = self.attention(src, tgt)
         return cross_alignment(results) if isinstance(results, AttentionResult) else list(map(cross_alignment, results))
@@ -112,12 +112,12 @@ class LoadedTranslator(LoadedModel):
         limit = None if self.max_len is None else self.max_len - 1
         return [row[:limit] for row in rows], [limit is not None and len(row) > limit for row in rows]
 
-    def _attention(self, sources: list[str], targets: list[str] | None) -> list[AttentionResult]:
+    def _attention(self, sources: list[str], targets: list[str] | None, search: Search) -> list[AttentionResult]:
         src_tok, tgt_tok, net = self.data.src_tokenizer, self.data.tgt_tokenizer, self.net
         _, src_cut = self._truncated(src_tok, sources)
         src, src_lens = self._encode(sources)
-        if targets is None:  # the model's own translation, by the checkpoint's search
-            hypotheses = self.search_config.build()(net, src, src_lens)
+        if targets is None:  # the model's own translation
+            hypotheses = search(net, src, src_lens)
             rows = [row[:length] for row, length in zip(hypotheses.tokens.tolist(), hypotheses.lengths.tolist())]
             outputs, tgt_cut = self.data.decode_target(hypotheses.tokens.cpu()), [False] * len(sources)
         else:
