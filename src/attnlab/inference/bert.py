@@ -15,6 +15,7 @@ from attnlab.data.bert_inputs import SPECIAL_TOKENS
 from attnlab.data.classification import ClassificationBatch, encode_texts, normalize
 from attnlab.data.tokenizers import TextTokenizer
 from attnlab.inference.loaded import LoadedModel, Texts, chunks, layer_maps, paired_batch, text_batch
+from attnlab.inference.restore import RestoredRun
 from attnlab.inference.results import (
     AttentionMap, AttentionResult, NextSentence, Prediction, TokenFeatures, TokenProbability,
 )
@@ -128,7 +129,7 @@ class LoadedBertPretraining(LoadedBert):
 
     family = "bert_pretraining"
 
-    def __init__(self, run, device="cpu"):
+    def __init__(self, run: RestoredRun, device: str | torch.device = "cpu"):
         super().__init__(run, device)
         self.reader = BertReader(self.data.tokenizer, self.max_len, lowercase=True)  # WikiText-2 is lowercased (d2l)
 
@@ -172,7 +173,7 @@ class LoadedBertClassifier(LoadedBert):
 
     family = "bert_classifier"
 
-    def __init__(self, run, device="cpu"):
+    def __init__(self, run: RestoredRun, device: str | torch.device = "cpu"):
         super().__init__(run, device)
         data = self.data
         self.labels: list[str] = list(data.label_names)

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from attnlab.inference.loaded import LoadedModel
+from attnlab.inference.restore import RestoredRun
 from attnlab.inference.results import AttentionMap, AttentionResult
 from attnlab.models.nadaraya_watson import RegressionOutput
 
@@ -28,7 +29,7 @@ class LoadedNadarayaWatson(LoadedModel):
 
     family = "nadaraya_watson"
 
-    def __init__(self, run, device="cpu"):
+    def __init__(self, run: RestoredRun, device: str | torch.device = "cpu"):
         super().__init__(run, device)
         self.data.setup()
         self.keys = self.data.x_train.to(self.device)  # (Tk,)

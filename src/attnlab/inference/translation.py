@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from attnlab.inference.loaded import LoadedModel, Texts, chunks, layer_maps, paired_batch, text_batch
+from attnlab.inference.restore import RestoredRun
 from attnlab.inference.results import AttentionMap, AttentionResult
 from attnlab.models.decoding import Search, SearchConfig
 from attnlab.models.seq2seq import BahdanauSeq2Seq
@@ -50,7 +51,7 @@ class LoadedTranslator(LoadedModel):
 
     family = "translation"
 
-    def __init__(self, run, device="cpu"):
+    def __init__(self, run: RestoredRun, device: str | torch.device = "cpu"):
         super().__init__(run, device)
         self.search_config: SearchConfig = run.module.search_config
         self.cross_kind = CROSS_KINDS.get(type(self.net), "cross")
@@ -62,9 +63,10 @@ class LoadedTranslator(LoadedModel):
     def details(self) -> dict[str, Any]:
         data = self.data
         return {"src_vocab_size": data.src_tokenizer.vocab_size, "tgt_vocab_size": data.tgt_tokenizer.vocab_size,
-                "decode": asdict(self.search_config), "attention": [*self._self_kinds(), self.cross_kind]}
+                "decode": asdict(self.search_config), "attention": [*self.self_kinds(), self.cross_kind]}
 
-    def _self_kinds(self) -> list[str]:
+    def self_kinds(self) -> list[str]:
+        """The model's self-attention kinds (Bahdanau's GRUs have none)."""
         return [] if self.cross_kind == "additive" else ["encoder_self", "decoder_self"]
 
     def search(self, strategy: str | None = None, beam_size: int | None = None, max_len: int | None = None,
