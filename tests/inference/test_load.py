@@ -3,6 +3,7 @@ descriptions and attention results that serialise and plot, and a cheap ``import
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -22,6 +23,16 @@ def test_a_run_dir_loads_the_checkpoint_it_stands_for(transformer_run):
     assert description["family"] == "translation" and description["experiment"] == "transformer_mt"
     assert description["model"] == "Transformer" and description["max_len"] == 8
     assert description["decode"]["strategy"] == "greedy"
+
+
+def test_a_run_dir_with_a_selection_loads_the_selected_checkpoint(nw_run, tmp_path):
+    """``checkpoints/selected.json`` (written after checkpoint averaging) names the checkpoint, as for attnlab-eval."""
+    checkpoints = tmp_path / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    for name in ("last.ckpt", "chosen.ckpt"):
+        shutil.copy(nw_run / "checkpoints" / "last.ckpt", checkpoints / name)
+    (checkpoints / "selected.json").write_text(json.dumps({"checkpoint": "chosen.ckpt"}))
+    assert attnlab.load(tmp_path / "run").path == checkpoints / "chosen.ckpt"
 
 
 def test_missing_corrupt_and_foreign_files_are_errors_naming_them(tmp_path, nw_run):
