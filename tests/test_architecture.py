@@ -1,5 +1,5 @@
 """The package layout is the architecture: every module sits in a layer, and imports go attention -> layers ->
-models -> lit -> cli (data, beside them, never imports models)."""
+models -> lit -> inference -> cli (data, beside them, never imports models)."""
 from __future__ import annotations
 
 import ast
@@ -9,14 +9,16 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "attnlab"
 
-LAYERS = ("attention", "layers", "models", "data", "lit", "cli")
+LAYERS = ("attention", "layers", "models", "data", "lit", "inference", "cli")
+HYDRA_APP = ["hydra.main", "hydra.compose", "hydra.initialize", "hydra.core", "hydra._internal"]  # not hydra.utils
 # what each subpackage must never import (absolute module prefixes)
 FORBIDDEN = {
-    "attention": ["pytorch_lightning", "lightning", "hydra", "omegaconf", "attnlab.layers", "attnlab.models", "attnlab.lit", "attnlab.cli", "attnlab.data"],
-    "layers": ["pytorch_lightning", "lightning", "hydra", "omegaconf", "attnlab.models", "attnlab.lit", "attnlab.cli", "attnlab.data"],
-    "models": ["pytorch_lightning", "lightning", "hydra", "omegaconf", "attnlab.lit", "attnlab.cli"],
-    "data": ["hydra", "omegaconf", "attnlab.models", "attnlab.lit", "attnlab.cli"],
-    "lit": ["hydra", "omegaconf", "attnlab.cli"],
+    "attention": ["pytorch_lightning", "lightning", "hydra", "omegaconf", "attnlab.layers", "attnlab.models", "attnlab.lit", "attnlab.inference", "attnlab.cli", "attnlab.data"],
+    "layers": ["pytorch_lightning", "lightning", "hydra", "omegaconf", "attnlab.models", "attnlab.lit", "attnlab.inference", "attnlab.cli", "attnlab.data"],
+    "models": ["pytorch_lightning", "lightning", "hydra", "omegaconf", "attnlab.lit", "attnlab.inference", "attnlab.cli"],
+    "data": ["hydra", "omegaconf", "attnlab.models", "attnlab.lit", "attnlab.inference", "attnlab.cli"],
+    "lit": ["hydra", "omegaconf", "attnlab.inference", "attnlab.cli"],
+    "inference": [*HYDRA_APP, "attnlab.cli"],  # rebuilds a run from its stored config (hydra.utils), no app
 }
 
 
