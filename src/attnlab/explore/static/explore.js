@@ -35,7 +35,7 @@ function showModels(entries) {
   $("second").hidden = !families.some((f) => f.startsWith("bert"));
   $("panels").replaceChildren(...entries.map((entry, i) => {
     const d = entry.describe;
-    const title = d ? `${d.experiment || d.model} · ${d.family.replace("_", " ")}` : "checkpoint not shown";
+    const title = d ? `${d.experiment || d.model} · ${d.family.replaceAll("_", " ")}` : "checkpoint not shown";
     return element("section", { className: "panel", id: `panel-${i}` },
       element("h2", { textContent: title }),
       element("div", { className: "path", textContent: entry.path }),
@@ -108,7 +108,7 @@ function mapView(maps) {
   const view = element("div", { className: "maps" });
   const controls = element("div", { className: "controls" });
   const plot = element("div", { className: "plot" });
-  let state = { kind: kinds[0], layer: 0, head: "all" };
+  let state = { kind: kinds.includes("cross") ? "cross" : kinds[0], layer: 0, head: "all" }; // alignment first
   function draw() {
     const map = maps[state.kind];
     const layers = map.weights.length;
@@ -116,7 +116,7 @@ function mapView(maps) {
     state.layer = Math.min(state.layer, layers - 1);
     if (state.head !== "all") state.head = Math.min(Number(state.head), heads - 1);
     controls.replaceChildren(
-      select("kind", "map", kinds.map((k) => [k, k.replace("_", " ")]), state.kind),
+      select("kind", "map", kinds.map((k) => [k, k.replaceAll("_", " ")]), state.kind),
       select("layer", "layer", range(layers).map((l) => [l, `${l + 1} of ${layers}`]), state.layer),
       select("head", "head", [["all", "all heads"], ...range(heads).map((h) => [h, `${h + 1} of ${heads}`])], state.head));
     controls.querySelectorAll("select").forEach((node) => node.addEventListener("change", () => {
