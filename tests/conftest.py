@@ -62,29 +62,36 @@ def config_options():
     return options
 
 
-@pytest.fixture
-def compose(tmp_path):
-    """``compose(*overrides, hydra_node=False)``: the root training config for ``overrides`` as ``attnlab-train``
-    sees it (schemas and resolvers registered, Hydra's runtime set with ``tmp_path`` as the run dir, the
-    ``hydra`` node removed); ``hydra_node=True`` keeps that node (sweeper, launcher)."""
+def compose_run(run_dir: Path, *overrides: str, hydra_node: bool = False) -> DictConfig:
+    """The root training config for ``overrides`` as ``attnlab-train`` sees it (schemas and resolvers registered,
+    Hydra's runtime set with ``run_dir`` as the run dir, the ``hydra`` node removed unless ``hydra_node``)."""
     register_schemas()
     register_resolvers()
-
-    def _compose(*overrides: str, hydra_node: bool = False) -> DictConfig:
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("attnlab.conf", version_base="1.3"):
+            cfg = hydra_compose("train", overrides=list(overrides), return_hydra_config=True)
+    finally:
         GlobalHydra.instance().clear()
-        try:
-            with initialize_config_module("attnlab.conf", version_base="1.3"):
-                cfg = hydra_compose("train", overrides=list(overrides), return_hydra_config=True)
-        finally:
-            GlobalHydra.instance().clear()
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(run_dir)
+        cfg.hydra.runtime.cwd = str(run_dir)
+    HydraConfig.instance().set_config(cfg)
+    if not hydra_node:
         with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = str(tmp_path)
-            cfg.hydra.runtime.cwd = str(tmp_path)
-        HydraConfig.instance().set_config(cfg)
-        if not hydra_node:
-            with open_dict(cfg):
-                del cfg["hydra"]
-        return cfg
+            del cfg["hydra"]
+    return cfg
 
-    yield _compose
+
+@pytest.fixture
+def compose(tmp_path):
+    """``compose(*overrides, hydra_node=False)``: :func:`compose_run` with ``tmp_path`` as the run dir;
+    ``hydra_node=True`` keeps the ``hydra`` node (sweeper, launcher)."""
+    yield lambda *overrides, hydra_node=False: compose_run(tmp_path, *overrides, hydra_node=hydra_node)
     HydraConfig.instance().cfg = None
+
+
+@pytest.fixture(scope="session")
+def composer():
+    """:func:`compose_run`, for session fixtures (which cannot use ``compose``); the caller resets Hydra's runtime."""
+    return compose_run

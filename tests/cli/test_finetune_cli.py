@@ -14,7 +14,7 @@ from conftest import run_dirs
 from omegaconf import OmegaConf
 
 from attnlab.cli.predict import predict
-from attnlab.cli.restore import restore_run
+from attnlab.inference.restore import restore_run
 from attnlab.cli.train import train
 from attnlab.cli.validate import ConfigError
 from attnlab.data.classification import encode_texts, normalize

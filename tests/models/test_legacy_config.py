@@ -98,7 +98,7 @@ def test_todays_configs_and_other_models_pass_through():
 
 def test_a_checkpoint_of_the_flat_layout_restores(tmp_path):
     from attnlab.lit.checkpoint import CONFIG_KEY
-    from attnlab.cli.restore import restore_run
+    from attnlab.inference.restore import restore_run
 
     torch.manual_seed(1)
     sizes = {key: value for key, value in BERT_SIZES.items() if key != "vocab_size"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from attnlab.cli.restore import restore_run
+from attnlab.inference.restore import restore_run
 from attnlab.cli.summary import print_summary
 from attnlab.cli.train import instantiate_all, resolve_auto_precision
 from attnlab.cli.validate import check_no_missing

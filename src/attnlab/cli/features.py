@@ -6,7 +6,7 @@
 Shape legend: T tokens of the encoded pair (with [CLS] and [SEP]), D model dim.
 
 The checkpoint carries everything needed: the resolved run config (which rebuilds the net), the weights and the
-datamodule's tokenizer (``attnlab.cli.restore``).
+datamodule's tokenizer (``attnlab.inference.restore``).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from attnlab.cli.arguments import parse_key_values, run_main
-from attnlab.cli.restore import restore_run
+from attnlab.inference.restore import restore_run
 from attnlab.data.tokenizers import TextTokenizer
 from attnlab.models.bert import BertModel
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import torch
 
 from attnlab.cli.arguments import parse_key_values, positive_int, run_main
-from attnlab.cli.restore import restore_run
+from attnlab.inference.restore import restore_run
 
 USAGE = (
     "usage: attnlab-predict ckpt_path=PATH (text=TEXT [text_b=TEXT] | input=FILE) [batch_size=64] [device=cpu|cuda]\n"

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from attnlab.cli.arguments import parse_key_values, positive_int, run_main
-from attnlab.cli.restore import restore_run
+from attnlab.inference.restore import restore_run
 from attnlab.lit.scores import corpus_scores, format_scores
 from attnlab.models.decoding import SearchConfig
 

@@ -203,9 +203,13 @@ class PairPreparation:
             return joint, joint
         return self.build_tokenizer().train(train_src, SPECIALS), self.build_tokenizer().train(train_tgt, SPECIALS)
 
+    def sentence_rows(self, tokenizer: TextTokenizer, texts: Sequence[str]) -> list[list[int]]:
+        """Ids of new sentences (either side), preprocessed as the training data was; not truncated."""
+        return tokenizer.encode_batch(preprocess_lines(texts) if self.preprocess else list(texts))
+
     def source_rows(self, tokenizer: TextTokenizer, texts: Sequence[str]) -> list[list[int]]:
         """Ids of new source sentences, preprocessed and truncated as the training data was."""
-        rows = tokenizer.encode_batch(preprocess_lines(texts) if self.preprocess else list(texts))
+        rows = self.sentence_rows(tokenizer, texts)
         return rows if self.max_len is None else [row[: self.max_len - 1] for row in rows]
 
     def _apply_length_policy(self, src_rows: list[list[int]], tgt_rows: list[list[int]]) -> list[int] | None:

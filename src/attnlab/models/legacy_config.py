@@ -1,5 +1,5 @@
 """Today's constructor arguments from those that older attnlab run configs recorded, so their checkpoints still
-rebuild (``attnlab.cli.restore``) and their encoders still describe themselves (pretrained files).
+rebuild (``attnlab.inference.restore``) and their encoders still describe themselves (pretrained files).
 
 Before the heads took a built encoder and the stacks a block factory, ``model.net`` of a BERT run held
 ``BertModel``'s arguments flat beside the head's (``d_ff``, ``scorer``, ``norm``, ``placement`` included), and a
