@@ -3,7 +3,11 @@ What it answers is what ``attnlab.load`` gives for the same input; bad input get
 from __future__ import annotations
 
 import json
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -169,6 +173,20 @@ def test_a_busy_port_is_a_usage_error_naming_it(transformer_run, capsys):
             explore_main([f"ckpt_path={transformer_run}", f"port={port}"])
     assert stop.value.code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_the_command_serves_where_it_says_until_interrupted(transformer_run):
+    command = [str(Path(sys.executable).parent / "attnlab-explore"), f"ckpt_path={transformer_run}", "port=0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        said = process.stdout.readline()
+        url = re.fullmatch(r"attnlab-explore: serving on (http://127\.0\.0\.1:\d+) \(Ctrl-C stops\)\n", said)
+        assert url, said + process.stderr.read() * (process.poll() is not None)
+        status, entries = Served(url.group(1)).get("/api/models")
+        assert status == 200 and entries[0]["describe"]["family"] == "translation"
+    finally:
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+    assert process.wait(timeout=60) == 0 and process.stdout.read() == "attnlab-explore: stopped\n"
 
 
 def test_bad_command_lines_are_usage_errors(tmp_path, capsys):

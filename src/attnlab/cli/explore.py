@@ -56,7 +56,10 @@ def run(argv: list[str]) -> None:
     sock = server.bind(options["host"], options["port"])  # before loading: a busy port fails at once
     app = server.create_app(Explorer(options["ckpt_path"], options["device"]))
     print(f"attnlab-explore: serving on http://{options['host']}:{sock.getsockname()[1]} (Ctrl-C stops)", flush=True)
-    server.server(app).run(sockets=[sock])
+    try:
+        server.server(app).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn shuts down on Ctrl-C, then raises it again
+        print("attnlab-explore: stopped")
 
 
 def main(argv: list[str] | None = None) -> None:

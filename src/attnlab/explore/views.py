@@ -9,12 +9,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from attnlab.data.tokenizers import UNK_TOKENS
-from attnlab.inference.load import load
-from attnlab.inference.loaded import LoadedModel
-from attnlab.inference.results import AttentionResult
+from torch import Tensor
 
-MASK = "[MASK]"
+from attnlab.data.tokenizers import UNK_TOKENS
+from attnlab.inference import AttentionResult, LoadedModel, load
+from attnlab.inference.bert import MASK
+
 TOP_K = 5  # masked-word candidates shown per [MASK]
 DIGITS = 6  # decimals of the weights sent to the page: the JSON stays small, the heatmap exact to the eye
 
@@ -67,12 +67,12 @@ def notices(model: LoadedModel, result: AttentionResult) -> list[str]:
     inputs = next(iter(result.maps.values())).key_tokens  # every family's first map has the input as its keys
     unknown = [token for token in inputs if token in UNK_TOKENS]
     if unknown:
-        said.append(f"{len(unknown)} word(s) of the input are not in the model's vocabulary: it reads them as "
-                    f"{unknown[0]}.")
+        said.append(f"{len(unknown)} of the input's tokens {'is' if len(unknown) == 1 else 'are'} not in the model's "
+                    f"vocabulary: read as {unknown[0]}.")
     return said
 
 
-def rounded(weights) -> list:
+def rounded(weights: Tensor) -> list:
     return weights.numpy().round(DIGITS).tolist()
 
 

@@ -5,6 +5,7 @@
 
 const CELL = 24; // px per query row of a heatmap
 const HEAD_COLUMNS = 4; // heads per row of the "all heads" grid
+const MAX_TICKS = 30; // labels per axis; longer axes label every n-th token (hovering names every cell)
 const PLACEHOLDERS = {
   translation: "a sentence to translate, e.g. he's calm .",
   bert_pretraining: "a sentence, with [MASK] for words to guess",
@@ -24,6 +25,13 @@ function element(tag, attributes = {}, ...children) {
 const escapeHtml = (text) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 const percent = (p) => `${(100 * p).toFixed(1)}%`;
 const range = (n) => Array.from({ length: n }, (_, i) => i);
+
+// Numeric axes labelled with the tokens: categorical axes would merge repeated tokens into one row.
+function ticks(labels) {
+  const step = Math.ceil(labels.length / MAX_TICKS);
+  const at = range(labels.length).filter((i) => i % step === 0);
+  return { tickvals: at, ticktext: at.map((i) => labels[i]) };
+}
 
 function showMessage(text) {
   $("message").replaceChildren(text ? element("div", { className: "error", textContent: text }) : "");
@@ -90,10 +98,9 @@ function heatmaps(map, layer, head) {
   };
   const traces = heads.map((h, j) => {
     const n = j ? String(j + 1) : "";
-    layout[`xaxis${n}`] = { tickvals: range(keys.length), ticktext: keys, tickangle: -45, automargin: true,
-      showgrid: false };
-    layout[`yaxis${n}`] = { tickvals: range(queries.length), ticktext: queries, autorange: "reversed",
-      automargin: true, showgrid: false, showticklabels: j % columns === 0 }; // the queries once per row
+    layout[`xaxis${n}`] = { ...ticks(keys), tickangle: -45, automargin: true, showgrid: false };
+    layout[`yaxis${n}`] = { ...ticks(queries), autorange: "reversed", automargin: true, showgrid: false,
+      showticklabels: j % columns === 0 }; // the queries once per row
     layout.annotations.push({ text: `head ${h + 1}`, showarrow: false, xref: `x${n} domain`, yref: `y${n} domain`,
       x: 0.5, y: 1, yanchor: "bottom" });
     return { type: "heatmap", z: map.weights[layer][h], x: range(keys.length), y: range(queries.length),
