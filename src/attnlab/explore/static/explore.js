@@ -159,7 +159,7 @@ async function ask(event) {
   try {
     const response = await fetch("api/run", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ text: $("text").value, text_b: $("text_b").value || null }) });
-    const answer = await response.json();
+    const answer = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
     if (answer.error) showMessage(answer.error);
     else showResults(answer);
   } catch (error) {
