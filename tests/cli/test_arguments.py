@@ -86,8 +86,11 @@ def test_run_main_prints_help_runs_the_command_and_turns_errors_into_exit_status
 
 
 def test_predict_arguments(tmp_path):
-    options = predict.parse_arguments(["ckpt_path=m.ckpt", 'text="a, funny film"', "batch_size=8"])
-    assert options == {"ckpt_path": "m.ckpt", "text": "a, funny film", "batch_size": 8, "device": "cpu"}
+    options = predict.parse_arguments(["ckpt_path=m.ckpt", 'text="a, funny film"', "text=dull", "batch_size=8"])
+    assert options == {"ckpt_path": "m.ckpt", "text": ["a, funny film", "dull"], "text_b": [], "batch_size": 8,
+                       "device": "cpu"}
+    with pytest.raises(ValueError, match="give one text_b= per text= for pairs, got 2 text= and 1 text_b="):
+        predict.parse_arguments(["ckpt_path=m.ckpt", "text=a", "text=b", "text_b=c"])
     with pytest.raises(ValueError, match="either text=TEXT"):
         predict.parse_arguments(["ckpt_path=m.ckpt", "text=a", "input=f.txt"])
     with pytest.raises(ValueError, match="text_b= goes with text="):
@@ -108,7 +111,8 @@ def test_translate_arguments(tmp_path):
     assert texts == ["go .", "a, b .", "i'm home .", "he's calm ."]
     assert decode == {"strategy": "beam", "beam_size": 4, "use_cache": False}
     assert options == {"ckpt_path": "m.ckpt", "input": str(sentences), "batch_size": 64, "device": "cpu"}
-    with pytest.raises(ValueError, match="allowed keys: ckpt_path, text, input, ref, batch_size, device, decode.strategy"):
+    with pytest.raises(ValueError, match="allowed keys: ckpt_path, text, input, ref, attention, batch_size, device, "
+                                         "decode.strategy"):
         translate.parse_arguments(["ckpt_path=m.ckpt", "decode.beams=4"])
     with pytest.raises(FileNotFoundError, match="input file not found"):
         translate.parse_arguments(["ckpt_path=m.ckpt", f"input={tmp_path / 'none.txt'}"])

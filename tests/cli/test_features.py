@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from attnlab.cli.features import BertFeatures, main, parse_arguments
+import attnlab
+from attnlab.cli.features import main, parse_arguments
 from attnlab.lit.checkpoint import CONFIG_KEY, load_run_checkpoint
 
 BIN = Path(sys.executable).parent
@@ -100,35 +101,35 @@ def test_features_cli_prints_and_saves(trained, tmp_path, capsys):
 
 
 def test_same_word_gets_different_vectors_in_different_contexts(trained):
-    features = BertFeatures.from_checkpoint(trained[0])
-    money = features.encode("she put money in the bank")
-    river = features.encode("we sat on the grassy bank")
-    bank_money = money.vectors[money.tokens.index("bank")]
-    bank_river = river.vectors[river.tokens.index("bank")]
+    bert = attnlab.load(trained[0])
+    money = bert.features("she put money in the bank")
+    river = bert.features("we sat on the grassy bank")
+    bank_money = money.hidden[money.tokens.index("bank")]
+    bank_river = river.hidden[river.tokens.index("bank")]
     assert not torch.allclose(bank_money, bank_river, atol=1e-3)
-    again = features.encode("She put MONEY in the bank")  # inputs are lowercased like the training text
-    torch.testing.assert_close(again.vectors, money.vectors)
-    assert money.cls.shape == (32,)
-    torch.testing.assert_close(money.cls, money.vectors[0])
+    again = bert.features("She put MONEY in the bank")  # inputs are lowercased like the training text
+    torch.testing.assert_close(again.hidden, money.hidden)
+    assert money.pooled.shape == (32,)
 
 
 def test_pair_segments_and_unknown_words(trained):
-    features = BertFeatures.from_checkpoint(trained[0])
-    pair = features.encode("he robbed the bank", "zebras fly")
+    bert = attnlab.load(trained[0])
+    pair = bert.features("he robbed the bank", "zebras fly")
     assert pair.tokens == ["[CLS]", "he", "robbed", "the", "bank", "[SEP]", "[UNK]", "[UNK]", "[SEP]"]
     assert pair.segments.tolist() == [0] * 6 + [1] * 3
-    single = features.encode("he robbed the bank")
-    assert not torch.allclose(single.vectors[4], pair.vectors[4])  # B is part of A's context
+    single = bert.features("he robbed the bank")
+    assert not torch.allclose(single.hidden[4], pair.hidden[4])  # B is part of A's context
 
 
-def test_features_errors_are_clear(trained, tmp_path):
-    features = BertFeatures.from_checkpoint(trained[0])
-    with pytest.raises(ValueError, match="max_len=24"):
-        features.encode(" ".join(["the cat"] * 20))
+def test_long_inputs_are_cut_and_errors_are_clear(trained, tmp_path, capsys):
+    long = attnlab.load(trained[0]).features(" ".join(["the cat"] * 20))
+    assert long.truncated and len(long.tokens) == 24 and long.tokens[-1] == "[SEP]"
+    main([f"ckpt_path={trained[0]}", f"text={' '.join(['the cat'] * 20)}"])
+    assert "note: the input was cut to the model's 24 positions" in capsys.readouterr().err
     not_a_run = tmp_path / "plain.ckpt"
     torch.save({"weights": torch.zeros(2)}, not_a_run)
-    with pytest.raises(ValueError, match="not an attnlab training checkpoint"):
-        BertFeatures.from_checkpoint(not_a_run)
+    with pytest.raises(SystemExit, match="not an attnlab training checkpoint"):
+        main([f"ckpt_path={not_a_run}", "text=hello"])
     with pytest.raises(SystemExit, match="missing ckpt_path"):
         main(["text=hello"])
     with pytest.raises(SystemExit, match="checkpoint not found"):

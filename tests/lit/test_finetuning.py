@@ -62,7 +62,8 @@ def module_for(data, pretrained=None, freeze=False, lr=1e-2, scale=0.1, schedule
         load_encoder(net.bert, read_pretrained(pretrained), data.tokenizer)
     optimizer = functools.partial(torch.optim.AdamW, lr=lr)
     return ClassificationModule(net, optimizer, scheduler, pretrained=None if pretrained is None else str(pretrained),
-                                freeze_encoder=freeze, encoder_lr_scale=scale)
+                                freeze_encoder=freeze, encoder_lr_scale=scale,
+                                plot_attention=False)  # no run dir here: plots would land in the working directory
 
 
 def trainer(**overrides):

@@ -46,7 +46,8 @@ def datamodule(tmp_path):
 
 def module_for(data, lr=1e-2, scheduler=None):
     net = BertForPretraining(tiny_bert(**data.net_kwargs(), d_model=32, num_layers=1, d_ff=64))
-    return PretrainingModule(net, functools.partial(torch.optim.AdamW, lr=lr), scheduler, weight_decay=0.01)
+    return PretrainingModule(net, functools.partial(torch.optim.AdamW, lr=lr), scheduler, weight_decay=0.01,
+                             plot_attention=False)  # no run dir here: plots would land in the working directory
 
 
 def trainer(**overrides):

@@ -1,41 +1,42 @@
-"""``attnlab-predict``: classify texts with a fine-tuned BERT checkpoint and the tokenizer saved in it.
+"""``attnlab-predict``: classify texts with a fine-tuned BERT run (``attnlab.load``: a checkpoint, or a run dir as
+``attnlab-eval`` takes it) and the tokenizer saved in it.
 
-    attnlab-predict ckpt_path=outputs/bert_finetune_sst2/<run>/checkpoints/last.ckpt text="a gripping , funny film"
+    attnlab-predict ckpt_path=outputs/bert_finetune_sst2/<run> text="a gripping , funny film" text="a dull one"
     attnlab-predict ckpt_path=... text="A man plays a guitar." text_b="A person makes music."
     attnlab-predict ckpt_path=... input=texts.tsv          # one text, or text<TAB>text_b, a line
 
-Prints ``label<TAB>probability`` per input, in order. Arguments are ``key=value`` with the value taken literally
-(commas and apostrophes need no escaping). Texts are normalised and truncated as the training data was.
+Prints ``label<TAB>probability`` per input, in order (``text=``, and ``text_b=`` for pair tasks, may repeat).
+Arguments are ``key=value`` with the value taken literally (commas and apostrophes need no escaping). Texts are
+normalised and truncated as the training data was.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
-
-import torch
+from typing import Any
 
 from attnlab.cli.arguments import parse_key_values, positive_int, run_main
-from attnlab.inference.restore import restore_run
+from attnlab.inference import LoadedBertClassifier, Prediction, load
 
 USAGE = (
-    "usage: attnlab-predict ckpt_path=PATH (text=TEXT [text_b=TEXT] | input=FILE) [batch_size=64] [device=cpu|cuda]\n"
+    "usage: attnlab-predict ckpt_path=CKPT|RUN_DIR (text=TEXT [text_b=TEXT] ... | input=FILE) [batch_size=64] "
+    "[device=cpu|cuda]\n"
     "  input=FILE: one text a line, or text<TAB>text_b for pair tasks; prints label<TAB>probability per input"
 )
 KEYS = ("ckpt_path", "text", "text_b", "input", "batch_size", "device")
 
 
-class Prediction(NamedTuple):
-    label: str  # the most probable class's name
-    probability: float  # its probability
-
-
 def parse_arguments(argv: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs (see ``attnlab.cli.arguments``): ``ckpt_path`` and either ``text`` or ``input``."""
-    options = parse_key_values(argv, KEYS, defaults={"batch_size": "64", "device": "cpu"}, required=("ckpt_path",))
-    if ("text" in options) == ("input" in options):
+    """``key=value`` pairs (see ``attnlab.cli.arguments``): ``ckpt_path`` and either ``text`` (with as many
+    ``text_b``, for pairs) or ``input``."""
+    options = parse_key_values(argv, KEYS, defaults={"batch_size": "64", "device": "cpu"}, required=("ckpt_path",),
+                               repeatable=("text", "text_b"))
+    if bool(options["text"]) == ("input" in options):
         raise ValueError("give either text=TEXT (with text_b=TEXT for pairs) or input=FILE")
-    if "text_b" in options and "text" not in options:
-        raise ValueError("text_b= goes with text=; a file of pairs is input=FILE with text<TAB>text_b lines")
+    if options["text_b"] and len(options["text_b"]) != len(options["text"]):
+        if not options["text"]:
+            raise ValueError("text_b= goes with text=; a file of pairs is input=FILE with text<TAB>text_b lines")
+        raise ValueError(f"give one text_b= per text= for pairs, got {len(options['text'])} text= and "
+                         f"{len(options['text_b'])} text_b=")
     options["batch_size"] = positive_int("batch_size", options["batch_size"])
     return options
 
@@ -56,28 +57,14 @@ def read_inputs(path: str | Path) -> tuple[list[str], list[str] | None]:
     raise ValueError(f"{path}: every line must be text or text<TAB>text_b, found lines of {sorted(widths)} fields")
 
 
-@torch.no_grad()
-def predict(
-    ckpt_path: str | Path, texts_a: list[str], texts_b: list[str] | None = None, batch_size: int = 64,
-    device: str = "cpu",
-) -> list[Prediction]:
-    """Most probable label and its probability for each text (pair), by the checkpoint's classifier."""
-    run = restore_run(ckpt_path)
-    if not hasattr(run.datamodule, "label_names") or not hasattr(run.module, "predict_proba"):
-        raise ValueError(f"{ckpt_path} is not a classification checkpoint (its model is {type(run.module).__name__})")
-    module = run.module.to(device)
-    predictions: list[Prediction] = []
-    for start in range(0, len(texts_a), batch_size):
-        stop = start + batch_size
-        batch = run.datamodule.encode(texts_a[start:stop], None if texts_b is None else texts_b[start:stop])
-        batch = type(batch)(*(field.to(device) for field in batch))
-        probabilities = module.predict_proba(batch).cpu()  # (B, C)
-        best = probabilities.max(-1)
-        predictions += [
-            Prediction(run.datamodule.label_names[index], probability)
-            for index, probability in zip(best.indices.tolist(), best.values.tolist())
-        ]
-    return predictions
+def predict(path: str | Path, texts_a: list[str], texts_b: list[str] | None = None, batch_size: int = 64,
+            device: str = "cpu") -> list[Prediction]:
+    """The classifier's prediction for each text (pair)."""
+    classifier = load(path, device)
+    if not isinstance(classifier, LoadedBertClassifier):
+        raise ValueError(f"{classifier.path} is not a classification checkpoint: it holds a {classifier.family} model")
+    classifier.batch_size = batch_size
+    return classifier.predict(texts_a, texts_b)
 
 
 def run(argv: list[str]) -> None:
@@ -85,9 +72,9 @@ def run(argv: list[str]) -> None:
     if "input" in options:
         texts_a, texts_b = read_inputs(options["input"])
     else:
-        texts_a, texts_b = [options["text"]], [options["text_b"]] if "text_b" in options else None
+        texts_a, texts_b = options["text"], options["text_b"] or None
     for prediction in predict(options["ckpt_path"], texts_a, texts_b, options["batch_size"], options["device"]):
-        print(f"{prediction.label}\t{prediction.probability:.6f}")
+        print(f"{prediction.label}\t{prediction.probs[prediction.label]:.6f}")
 
 
 def main(argv: list[str] | None = None) -> None:

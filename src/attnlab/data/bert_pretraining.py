@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
+from torch import Tensor
 from torch.utils.data import DataLoader
 
 from attnlab.data.bert_inputs import SPECIAL_TOKENS, EncodedCorpus, SpecialIds
@@ -201,10 +202,22 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
             epoch, rank = 0 if overfitting else self.trainer.current_epoch, self.trainer.global_rank
         return self._loader(self.examples("train", epoch, rank), epoch)
 
-    def _fixed_loader(self, split: str) -> DataLoader:
+    def _fixed_examples(self, split: str) -> PretrainingBatch:
+        """The examples of an evaluation split, drawn once: the same every epoch."""
         if split not in self._eval_examples:
             self._eval_examples[split] = self.examples(split)
-        return self._loader(self._eval_examples[split])
+        return self._eval_examples[split]
+
+    def _fixed_loader(self, split: str) -> DataLoader:
+        return self._loader(self._fixed_examples(split))
+
+    def val_example(self) -> tuple[Tensor, Tensor]:
+        """The first validation pair with its masked tokens put back: ``(token ids (T,), segments (T,))``, a fixed
+        input to show the encoder's attention on."""
+        example = self._fixed_examples("valid")
+        length, slots = int(example.valid_lens[0]), example.mlm_mask[0]
+        tokens = example.tokens[0].index_put((example.mlm_positions[0][slots],), example.mlm_labels[0][slots])
+        return tokens[:length], example.segments[0, :length]
 
     def val_dataloader(self) -> DataLoader:
         return self._fixed_loader("valid")

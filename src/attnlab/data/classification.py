@@ -230,6 +230,15 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
         columns = [[self._normalize(text) for text in column] for column in columns]
         return encode_texts(self.tokenizer, columns, self.max_len, labels)
 
+    def val_example(self) -> tuple[Tensor, Tensor]:
+        """The first validation text (pair): ``(token ids (T,), segments (T,))``, a fixed input to show the
+        encoder's attention on. Valid after ``setup``."""
+        if self.splits is None:
+            raise RuntimeError("val_example() needs the encoded data: call setup() first")
+        batch = self.splits["val"]
+        length = int(batch.valid_lens[0])
+        return batch.tokens[0, :length], batch.segments[0, :length]
+
     def _normalize(self, text: str) -> str:
         return normalize(text, self.lowercase, self.split_punctuation)
 

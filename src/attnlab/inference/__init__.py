@@ -4,17 +4,17 @@ object of its family that translates, fills masks, classifies or regresses, and 
 This layer sits above ``lit`` (it rebuilds LightningModules from the run config a checkpoint carries) and below
 ``cli``, whose tools are thin wrappers over it.
 """
-from attnlab.inference.bert import LoadedBertClassifier, LoadedBertPretraining
+from attnlab.inference.bert import LoadedBert, LoadedBertClassifier, LoadedBertPretraining
 from attnlab.inference.load import load
 from attnlab.inference.loaded import LoadedModel
 from attnlab.inference.regression import LoadedNadarayaWatson
 from attnlab.inference.results import (
     AttentionMap, AttentionResult, NextSentence, Prediction, TokenFeatures, TokenProbability,
 )
-from attnlab.inference.translation import LoadedTranslator, cross_alignment
+from attnlab.inference.translation import LoadedTranslator, cross_alignment, decoder_attention
 
 __all__ = [
-    "AttentionMap", "AttentionResult", "LoadedBertClassifier", "LoadedBertPretraining", "LoadedModel",
+    "AttentionMap", "AttentionResult", "LoadedBert", "LoadedBertClassifier", "LoadedBertPretraining", "LoadedModel",
     "LoadedNadarayaWatson", "LoadedTranslator", "NextSentence", "Prediction", "TokenFeatures", "TokenProbability",
-    "cross_alignment", "load",
+    "cross_alignment", "decoder_attention", "load",
 ]

@@ -25,12 +25,18 @@ CROSS_KINDS: dict[type, str] = {BahdanauSeq2Seq: "additive"}
 Alignment = list[tuple[int, int]]  # (source token, target token) index pairs
 
 
+def decoder_attention(result: AttentionResult) -> AttentionMap:
+    """The decoder's attention over the encoder in a translation's result: the Transformer's cross-attention or
+    Bahdanau's additive attention."""
+    return result.maps["cross"] if "cross" in result.maps else result.maps["additive"]
+
+
 def cross_alignment(result: AttentionResult) -> Alignment:
     """Word alignment read off the decoder-over-encoder attention (as fairseq's ``--print-alignment``): each
     target token is aligned with the source token its prediction attended to most, over the last layer's heads
     averaged. Indices are 0-based over the tokens of ``query_tokens[1:]`` and ``key_tokens[:-1]`` (no <bos>,
     <eos>); pairs sorted by source index."""
-    attention = result.maps["cross"] if "cross" in result.maps else result.maps["additive"]
+    attention = decoder_attention(result)
     weights = attention.weights[-1].mean(0)  # (T, S): row t is the step that predicts target token t
     words = weights[: len(attention.query_tokens) - 1, : len(attention.key_tokens) - 1]  # no <eos> either side
     if words.numel() == 0:

@@ -20,11 +20,12 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from attnlab.data.classification import ClassificationBatch
 from attnlab.lit.optim import weight_decay_groups
+from attnlab.lit.self_attention import PlotsSelfAttention
 from attnlab.lit.task import StepOutput, TaskModule
 from attnlab.models.bert_classifier import ClassifierOutput
 
 
-class ClassificationModule(TaskModule):
+class ClassificationModule(PlotsSelfAttention, TaskModule):
     """Cross-entropy on the classifier's logits; accuracy and macro-F1 (each class counts equally) per stage.
 
     Args:
@@ -33,6 +34,7 @@ class ClassificationModule(TaskModule):
             never opened. A pretrained encoder learns at ``lr * encoder_lr_scale`` (it should move less than the
             new layer); one trained from scratch is new too and learns at the full rate.
         freeze_encoder: feature-based transfer: only the output layer learns.
+        plot_attention: plot the encoder's self-attention of a fixed validation input after each validation.
     """
 
     progress_bar = ("loss", "acc")
@@ -47,10 +49,12 @@ class ClassificationModule(TaskModule):
         encoder_lr_scale: float = 1.0,
         weight_decay: float = 0.01,
         compile: bool = False,
+        plot_attention: bool = True,
     ):
         if not 0 < encoder_lr_scale <= 1:
             raise ValueError(f"need 0 < encoder_lr_scale <= 1, got {encoder_lr_scale}")
         super().__init__(net, optimizer, scheduler, weight_decay=weight_decay, compile=compile)
+        self.plot_attention = plot_attention
         if freeze_encoder:
             self.net.freeze_encoder()
 

@@ -17,6 +17,7 @@ from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import BinaryAccuracy
 
 from attnlab.data.pretraining_examples import PretrainingBatch
+from attnlab.lit.self_attention import PlotsSelfAttention
 from attnlab.lit.task import StepOutput, TaskModule
 from attnlab.models.bert import PretrainingOutput
 
@@ -55,13 +56,14 @@ def mean_pairwise_cosine(vectors: Tensor) -> Tensor:
     return (total.dot(total) - count) / (count * (count - 1))
 
 
-class PretrainingModule(TaskModule):
+class PretrainingModule(PlotsSelfAttention, TaskModule):
     """Trains a :class:`attnlab.models.bert.BertForPretraining` on pretraining batches; loss = MLM + ``nsp_weight``
     x NSP (the sentence-pair task: next-sentence or sentence-order prediction, as the data draws its negatives).
 
     Arguments as :class:`~attnlab.lit.task.TaskModule`: AdamW-style groups (no decay on biases and norm gains)
     by default. Metrics per stage: MLM loss, perplexity and accuracy (weighted per real slot), NSP loss and accuracy,
     and ``pooled_cos``: the mean cosine between the pooled ``[CLS]`` vectors of a batch's different pairs.
+    ``plot_attention``: plot the self-attention of a fixed validation pair after each validation.
     """
 
     def __init__(
@@ -72,10 +74,12 @@ class PretrainingModule(TaskModule):
         weight_decay: float = 0.01,
         compile: bool = False,
         nsp_weight: float = 1.0,
+        plot_attention: bool = True,
     ):
         if nsp_weight < 0:
             raise ValueError(f"nsp_weight must be >= 0, got {nsp_weight}")
         super().__init__(net, optimizer, scheduler, weight_decay=weight_decay, compile=compile)
+        self.plot_attention = plot_attention
 
     def stage_metrics(self) -> dict[str, Metric]:
         return {"mlm_loss": MeanMetric(), "mlm_ppl": Perplexity(), "mlm_acc": MeanMetric(), "nsp_loss": MeanMetric(),

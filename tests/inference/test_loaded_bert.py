@@ -70,3 +70,18 @@ def test_classifier_predicts_named_labels_and_its_attention_names_the_prediction
     assert result.maps["self"].query_tokens == ["[CLS]", "the", "cat", "sat", "good", "[SEP]"]
     with pytest.raises(ValueError, match="this classifier reads single texts"):
         loaded.predict("a", "b")
+
+
+def test_training_plots_every_heads_attention_on_a_fixed_unmasked_validation_pair(bert_run, classifier_run):
+    """After each validation the BERT tasks leave plots/attention_self.png, as the Transformer leaves its maps."""
+    for run in (bert_run, classifier_run):
+        assert (run / "plots" / "attention_self.png").stat().st_size > 0
+    data = attnlab.load(bert_run).data
+    data.setup()
+    tokens, segments = data.val_example()
+    first = data.tokenizer.id_to_token
+    assert first(int(tokens[0])) == "[CLS]" and first(int(tokens[-1])) == "[SEP]"
+    assert data.tokenizer.token_to_id("[MASK]") not in tokens.tolist()  # the masked tokens are put back
+    assert segments.tolist() == sorted(segments.tolist()) and set(segments.tolist()) == {0, 1}
+    again, _ = data.val_example()
+    assert torch.equal(tokens, again)
