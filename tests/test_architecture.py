@@ -1,5 +1,5 @@
 """The package layout is the architecture: every module sits in a layer, and imports go attention -> layers ->
-models -> lit -> inference -> cli (data, beside them, never imports models)."""
+models -> lit -> inference -> cli, explore (data, beside them, never imports models)."""
 from __future__ import annotations
 
 import ast
@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "attnlab"
 
-LAYERS = ("attention", "layers", "models", "data", "lit", "inference", "cli")
+LAYERS = ("attention", "layers", "models", "data", "lit", "inference", "cli", "explore")
 HYDRA_APP = ["hydra.main", "hydra.compose", "hydra.initialize", "hydra.core", "hydra._internal"]  # not hydra.utils
 # what each subpackage must never import (absolute module prefixes)
 FORBIDDEN = {
@@ -18,7 +18,8 @@ FORBIDDEN = {
     "models": ["pytorch_lightning", "lightning", "hydra", "omegaconf", "attnlab.lit", "attnlab.inference", "attnlab.cli"],
     "data": ["hydra", "omegaconf", "attnlab.models", "attnlab.lit", "attnlab.inference", "attnlab.cli"],
     "lit": ["hydra", "omegaconf", "attnlab.inference", "attnlab.cli"],
-    "inference": [*HYDRA_APP, "attnlab.cli"],  # rebuilds a run from its stored config (hydra.utils), no app
+    "inference": [*HYDRA_APP, "attnlab.cli", "attnlab.explore"],  # rebuilds a run from its stored config (hydra.utils), no app
+    "explore": ["pytorch_lightning", "lightning", "hydra", "omegaconf", "attnlab.cli"],  # the page shows loaded models
 }
 
 

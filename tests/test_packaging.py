@@ -41,3 +41,9 @@ def test_wheel_ships_the_optuna_sweeper_where_hydras_plugin_scan_finds_it(wheel:
     found = subprocess.run([sys.executable, "-c", scan], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)},
                            check=True, capture_output=True, text=True).stdout
     assert "hydra_plugins.attnlab_optuna_sweeper.optuna_sweeper.OptunaSweeper" in found
+
+
+def test_wheel_ships_the_explorer_page(wheel: Path):
+    """``attnlab-explore`` serves its page and script from package data."""
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"attnlab/explore/static/explore.html", "attnlab/explore/static/explore.js"} <= set(names)
