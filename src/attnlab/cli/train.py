@@ -90,7 +90,7 @@ def read_model_pretrained(cfg: DictConfig) -> PretrainedEncoder | None:
 def fit_and_test(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule,
                  datamodule: pl.LightningDataModule, ckpt_path: str | None) -> dict[str, float]:
     metrics: dict[str, float] = {}
-    tested = ""  # the checkpoint to test: the best by the monitor, or the averaging's choice
+    tested = ckpt_path or ""  # evaluate-only: the given checkpoint; after fit the best, or the averaging's choice
     if cfg.train:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
