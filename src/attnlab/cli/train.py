@@ -102,6 +102,8 @@ def fit_and_test(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule
         averaging = next((c for c in trainer.callbacks if isinstance(c, AverageCheckpoints) and c.candidates), None)
         if averaging is not None:  # averaged vs last weights on validation: the better is tested
             choice = averaging.choose(trainer, model, datamodule, monitor=cfg.monitor, mode=cfg.monitor_mode)
+            # the chosen weights were validated last: their val/* metrics, and each candidate's score
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
             metrics.update({f"{cfg.monitor}_{name}": score for name, score in choice.scores.items()})
             tested = str(choice.path)
     if cfg.test:

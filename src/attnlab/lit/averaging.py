@@ -169,12 +169,19 @@ class AverageCheckpoints(pl.Callback):
     def choose(self, trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.LightningDataModule, *,
                monitor: str, mode: str) -> Choice:
         """:func:`choose_weights` between the averaged and the last weights after ``fit`` (a validation of the final
-        weights is reused), recorded in ``selected.json`` beside ``output``."""
+        weights is reused), recorded in ``selected.json`` beside ``output``; a run without validation
+        (``limit_val_batches=0``) keeps the last weights, unscored."""
         if not self.candidates:
             raise ValueError("nothing to choose from: no training has ended since this callback was attached")
+        record = self.output.parent / SELECTION_FILE
+        if trainer.limit_val_batches == 0:  # nothing to score the averaged weights on: keep what training produced
+            log.warning("validation is off (trainer.limit_val_batches=0): the averaged weights %s are not scored, "
+                        "the last weights are kept", self.output)
+            return record_choice(trainer, Choice("last", self.candidates["last"], {}), monitor=monitor, mode=mode,
+                                 record=record)
         known = {"last": self.last_scores[monitor]} if monitor in self.last_scores else {}
         return choose_weights(trainer, module, datamodule, self.candidates, monitor=monitor, mode=mode,
-                              record=self.output.parent / SELECTION_FILE, known=known)
+                              record=record, known=known)
 
     def _path(self, step: int) -> Path:
         return self.dirpath / f"step-{step}.ckpt"
@@ -199,19 +206,25 @@ def choose_weights(
 ) -> Choice:
     """Validate every candidate checkpoint (except those whose score is ``known``), log each one's ``monitor`` as
     ``<monitor>_<name>`` (e.g. ``val/bleu_averaged``, ``val/bleu_last``) and keep the better (on a tie the first);
-    the choice, its path relative to ``record``'s folder and the scores go to the JSON file ``record``."""
+    the choice is recorded by :func:`record_choice`. The chosen weights are validated last (again, where another
+    candidate was validated after them), so that what a validation leaves (the logged ``val/*`` metrics, the
+    trainer's ``callback_metrics``, a task's files such as ``translations/val.*``) describes them."""
     mode = getattr(mode, "value", mode)  # the schema's MonitorMode enum or a plain string
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be min or max, got {mode!r}")
     if not candidates:
         raise ValueError("choose_weights needs at least one candidate checkpoint, got none")
-    scores = {}
+
+    def validate(path: Path) -> dict[str, float]:
+        results = trainer.validate(module, datamodule=datamodule, ckpt_path=str(path), verbose=False, weights_only=True)
+        return results[0] if results else {}
+
+    scores, validated = {}, None  # validated: the candidate whose validation ran last
     for name, path in candidates.items():
         if name in (known or {}):
             scores[name] = float(known[name])
             continue
-        results = trainer.validate(module, datamodule=datamodule, ckpt_path=str(path), verbose=False, weights_only=True)
-        found = results[0] if results else {}
+        found, validated = validate(path), name
         if monitor not in found:
             raise ValueError(f"validating {path} logged no {monitor!r} to choose by; it logged {sorted(found)}")
         scores[name] = float(found[monitor])
@@ -219,8 +232,18 @@ def choose_weights(
     for name, score in scores.items():
         if (score < scores[pick]) if mode == "min" else (score > scores[pick]):
             pick = name
-    choice = Choice(pick, Path(candidates[pick]), scores)
-    for logger in trainer.loggers:
+    if validated not in (None, pick):
+        validate(candidates[pick])
+    return record_choice(trainer, Choice(pick, Path(candidates[pick]), scores), monitor=monitor, mode=mode,
+                         record=record)
+
+
+def record_choice(trainer: pl.Trainer, choice: Choice, *, monitor: str, mode: str, record: Path) -> Choice:
+    """Log each scored candidate as ``<monitor>_<name>`` and write the choice, its path relative to ``record``'s
+    folder and the scores to the JSON file ``record`` (on rank 0)."""
+    mode = getattr(mode, "value", mode)  # the schema's MonitorMode enum or a plain string
+    scores, pick = choice.scores, choice.name
+    for logger in trainer.loggers if scores else ():
         logger.log_metrics({f"{monitor}_{name}": score for name, score in scores.items()}, step=trainer.global_step)
         logger.save()
     if trainer.is_global_zero:
@@ -228,7 +251,7 @@ def choose_weights(
         checkpoint = os.path.relpath(choice.path, record.parent)
         saved = {"checkpoint": checkpoint, "name": pick, "monitor": monitor, "mode": mode, "scores": scores}
         record.write_text(json.dumps(saved, indent=2) + "\n")
-    summary = ", ".join(f"{name} {score:.4f}" for name, score in scores.items())
+    summary = ", ".join(f"{name} {score:.4f}" for name, score in scores.items()) or "not scored"
     log.info("%s on validation: %s; keeping the %s weights (%s)", monitor, summary, pick, choice.path)
     return choice
 
