@@ -57,3 +57,22 @@ def test_wrong_type_and_unknown_key_fail_before_training(run_cli):
     result = run_cli("attnlab-train", "+model.net.kernal=1", check=False)
     assert result.returncode != 0 and "model.net.kernal is not an argument" in result.stderr
     assert "Epoch" not in result.stdout
+
+
+def _test_mse(run_dir) -> float:
+    (value,) = [float(row["test/mse"]) for row in csv.DictReader(open(run_dir / "csv" / "metrics.csv")) if row.get("test/mse")]
+    return value
+
+
+def test_evaluate_only_tests_the_checkpoint_weights(run_cli, tmp_path):
+    """``train=false ckpt_path=X`` tests X's weights: the metric attnlab-eval logs on X, not an untrained model's."""
+    runs = {name: tmp_path / name for name in ("trained", "from_checkpoint", "untrained", "evaluated")}
+    run_cli("attnlab-train", "experiment=nw_parametric", "trainer.max_epochs=3", "test=false",
+            f"hydra.run.dir={runs['trained']}")
+    checkpoint = runs["trained"] / "checkpoints" / "last.ckpt"
+    run_cli("attnlab-train", "experiment=nw_parametric", "train=false", f"ckpt_path={checkpoint}",
+            f"hydra.run.dir={runs['from_checkpoint']}")
+    run_cli("attnlab-train", "experiment=nw_parametric", "train=false", f"hydra.run.dir={runs['untrained']}")
+    run_cli("attnlab-eval", f"ckpt_path={checkpoint}", f"hydra.run.dir={runs['evaluated']}")
+    assert _test_mse(runs["from_checkpoint"]) == _test_mse(runs["evaluated"])
+    assert _test_mse(runs["untrained"]) != _test_mse(runs["from_checkpoint"])

@@ -16,7 +16,8 @@ from hydra.utils import instantiate
 from lightning_fabric.plugins.environments import SLURMEnvironment
 
 from attnlab.cli.requeue import requeued_checkpoint
-from attnlab.lit.preemption import slurm_requeue
+from attnlab.cli.validate import ConfigError
+from attnlab.lit.preemption import JOB_KEY, slurm_requeue
 from cli_support import BIN, cli_env, metric_history, run_attnlab, tiny_transformer_args, write_pairs
 
 STEPS_PER_EPOCH = 6  # write_pairs: 48 training pairs, batches of 8
@@ -75,7 +76,7 @@ def test_slurm_requeue_plugin_only_under_slurm(compose, monkeypatch, tmp_path: P
 
 def test_requeued_job_takes_the_newest_hpc_checkpoint_under_slurm_only(monkeypatch, tmp_path: Path):
     for name in ("hpc_ckpt_2.ckpt", "hpc_ckpt_10.ckpt", "hpc_ckpt_x.ckpt", "last.ckpt"):
-        (tmp_path / name).write_bytes(b"")
+        torch.save({JOB_KEY: int(JOB_ID)}, tmp_path / name)
     for key in [k for k in os.environ if k.startswith("SLURM_")]:
         monkeypatch.delenv(key)
     assert requeued_checkpoint(tmp_path) is None  # not a SLURM job: a run dir's checkpoints are not resumed
@@ -85,36 +86,48 @@ def test_requeued_job_takes_the_newest_hpc_checkpoint_under_slurm_only(monkeypat
     assert requeued_checkpoint(tmp_path / "fresh") is None
 
 
+def test_a_reused_run_dir_does_not_resume_another_jobs_hpc_checkpoint(monkeypatch, tmp_path: Path):
+    """Run dir reused by job 4242 (e.g. hydra.run.dir=outputs/mt): Lightning would resume job 4241's checkpoint."""
+    torch.save({JOB_KEY: 4241}, tmp_path / "hpc_ckpt_1.ckpt")
+    for key, value in _slurm(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match=rf"hpc_ckpt_1.ckpt was written by SLURM job 4241, not by this job {JOB_ID}: "
+                                          r"Lightning would resume it. Give this job a fresh run dir"):
+        requeued_checkpoint(tmp_path)
+
+
+def _signalled_job(command: list[str], outputs: Path, tmp_path: Path, step: int) -> None:
+    """Run ``command`` as SLURM job ``JOB_ID`` paused at ``step``, send it the requeue signal, wait for its
+    ``scontrol requeue`` and kill it, as SLURM does."""
+    marker, calls, log = tmp_path / "paused", tmp_path / "scontrol.calls", tmp_path / "job.log"
+    pause = f"+callbacks.pause={{_target_:pause_callback.PauseAtStep,step:{step},marker:'{marker}'}}"
+    with log.open("w") as sink:
+        proc = subprocess.Popen([str(BIN / "attnlab-train"), *command, pause], cwd=outputs,
+                                env=cli_env(outputs, **_slurm(tmp_path)), stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        for done, what in ((marker.exists, f"step {step}"), (calls.exists, "the scontrol call")):
+            deadline = time.monotonic() + 240
+            while not done():
+                assert proc.poll() is None, f"the job ended before {what}:\n{log.read_text()[-3000:]}"
+                assert time.monotonic() < deadline, f"no {what}:\n{log.read_text()[-3000:]}"
+                time.sleep(0.2)
+            if what.startswith("step"):
+                os.kill(proc.pid, signal.SIGUSR1)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
 @pytest.mark.slow
 def test_signal_checkpoints_and_requeues_and_the_requeued_job_continues(tmp_path: Path):
     data = write_pairs(tmp_path / "pairs")
     outputs = tmp_path / "out"
     run_attnlab(_args(data, outputs / "full"), outputs)
 
-    marker, job_dir = tmp_path / "paused", outputs / "job"
-    pause = f"+callbacks.pause={{_target_:pause_callback.PauseAtStep,step:{SIGNAL_STEP},marker:'{marker}'}}"
-    log = tmp_path / "job.log"
-    with log.open("w") as sink:
-        proc = subprocess.Popen([str(BIN / "attnlab-train"), *_args(data, job_dir, pause)], cwd=outputs,
-                                env=cli_env(outputs, **_slurm(tmp_path)), stdout=sink, stderr=subprocess.STDOUT)
-    calls = tmp_path / "scontrol.calls"
-    try:
-        deadline = time.monotonic() + 240
-        while not marker.exists():
-            assert proc.poll() is None, f"training ended before step {SIGNAL_STEP}:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, "training never reached the signal step"
-            time.sleep(0.2)
-        os.kill(proc.pid, signal.SIGUSR1)  # what sbatch --signal=USR1@<seconds> sends before the time limit
-        deadline = time.monotonic() + 120
-        while not calls.exists():
-            assert proc.poll() is None, f"training ended without requeueing:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"no scontrol call after the signal:\n{log.read_text()[-3000:]}"
-            time.sleep(0.2)
-    finally:  # SLURM kills the job it requeued; so does the test, also when a wait failed
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    assert calls.read_text().split() == ["requeue", JOB_ID]
+    job_dir = outputs / "job"
+    _signalled_job(_args(data, job_dir), outputs, tmp_path, SIGNAL_STEP)
+    assert (tmp_path / "scontrol.calls").read_text().split() == ["requeue", JOB_ID]
     written = torch.load(job_dir / "hpc_ckpt_1.ckpt", map_location="cpu", weights_only=True)
     assert written["global_step"] == SIGNAL_STEP
 
@@ -130,3 +143,26 @@ def test_signal_checkpoints_and_requeues_and_the_requeued_job_continues(tmp_path
     assert requeued_losses == pytest.approx(full_losses, rel=1e-5, abs=1e-6)
     for name, tensor in full["state_dict"].items():
         torch.testing.assert_close(resumed["state_dict"][name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_a_requeued_run_without_a_best_checkpoint_tests_its_final_weights(tmp_path: Path):
+    """Checkpointing off, so no best checkpoint: the requeued job tests the weights it ends
+    with (saved as the next hpc checkpoint), the uninterrupted run's, not the preemption-time hpc_ckpt_1."""
+    outputs, job_dir = tmp_path / "out", tmp_path / "out" / "job"
+    command = ["experiment=nw_parametric", "trainer.max_epochs=6", "callbacks=none", "+trainer.enable_checkpointing=false",
+               "trainer.log_every_n_steps=1"]
+    run_attnlab([*command, f"hydra.run.dir={outputs / 'full'}"], outputs)
+    _signalled_job([*command, f"hydra.run.dir={job_dir}"], outputs, tmp_path, step=3)
+    assert torch.load(job_dir / "hpc_ckpt_1.ckpt", weights_only=True)["global_step"] == 3
+    requeued = run_attnlab([*command, f"hydra.run.dir={job_dir}"], outputs,
+                           **_slurm(tmp_path, SLURM_RESTART_COUNT="1"))
+    assert f"resuming from {job_dir / 'hpc_ckpt_1.ckpt'}" in requeued.stdout + requeued.stderr
+    assert "Loaded model weights from the checkpoint at " + str(job_dir / "hpc_ckpt_2.ckpt") in requeued.stderr
+    final = torch.load(job_dir / "hpc_ckpt_2.ckpt", weights_only=True)
+    assert final["global_step"] == 6 and final["slurm_job_id"] == int(JOB_ID)
+    run_attnlab([f"ckpt_path={job_dir / 'hpc_ckpt_1.ckpt'}", f"hydra.run.dir={outputs / 'preempted'}"], outputs,
+                program="attnlab-eval")
+    (tested,) = [mse for _, mse in metric_history(job_dir, "test/mse")]
+    (uninterrupted,) = [mse for _, mse in metric_history(outputs / "full", "test/mse")]
+    (preempted,) = [mse for _, mse in metric_history(outputs / "preempted", "test/mse")]
+    assert tested == pytest.approx(uninterrupted, rel=1e-6) and tested != pytest.approx(preempted, rel=1e-3)

@@ -185,3 +185,15 @@ def test_a_ddp_trial_is_pruned_on_both_ranks_and_the_search_goes_on(tmp_path: Pa
     assert [records[n]["state"] for n in range(3)] == ["COMPLETE", "COMPLETE", "PRUNED"]
     assert (sweep / "2" / "train_ddp_process_1.log").is_file()  # the pruned trial ran on two ranks
     assert len(metric_history(sweep / "2", "val/mse")) == records[2]["last_step"] < 3
+
+
+def test_a_diverged_trial_fails_alone_and_the_search_goes_on(tmp_path: Path):
+    """A sampled learning rate that makes training diverge fails that trial (StopOnNonFinite), not the search."""
+    run_attnlab(["experiment=nw_parametric", "hparams_search=nw_optuna", "hydra.sweeper.n_trials=4",
+                 "model.optimizer.lr=choice(1e30, 0.5)", "trainer.max_epochs=2", "test=false", "~callbacks.progress_bar"],
+                tmp_path)
+    (sweep,) = (tmp_path / "nw_parametric" / "multirun").iterdir()
+    records = _trial_records(sweep)
+    outcomes = {(record["params"]["model.optimizer.lr"], record["state"]) for record in records.values()}
+    assert sorted(records) == list(range(4)) and outcomes == {(1e30, "FAIL"), (0.5, "COMPLETE")}
+    assert yaml.safe_load((sweep / RESULTS).read_text())["best_params"]["model.optimizer.lr"] == 0.5

@@ -14,7 +14,7 @@ from pytorch_lightning.loggers import CSVLogger
 
 from attnlab.cli.average import main as average_main
 from attnlab.lit.averaging import (
-    AverageCheckpoints, average_checkpoints, choose_weights, latest_checkpoints, selected_checkpoint,
+    AverageCheckpoints, average_checkpoints, choose_weights, latest_checkpoints, on_snapshot_grid, selected_checkpoint,
     write_averaged_checkpoint,
 )
 from attnlab.lit.checkpoint import load_checkpoint
@@ -70,29 +70,59 @@ def fit(tmp_path, callbacks, **trainer_kwargs) -> tuple[pl.Trainer, LineFit, pl.
     return trainer, module, data
 
 
-def test_averaging_uses_only_snapshots_of_the_final_epoch_wherever_training_stops(tmp_path):
-    """10 steps an epoch, 5 snapshots over the last epoch (every 2 steps); stopped at step 35, mid-epoch (as
-    max_time stops a run), the average holds steps 28..35 only, never the early epochs."""
+class StopAt(pl.Callback):
+    """Stops training after optimizer step ``step``, as early stopping or a time limit does."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        trainer.should_stop = trainer.global_step >= self.step
+
+
+def snapshot_steps(directory: Path) -> list[int]:
+    return sorted(int(p.stem.split("-")[1]) for p in directory.glob("step-*.ckpt"))
+
+
+def test_snapshots_are_evenly_spaced_over_the_span_and_end_at_the_final_step(tmp_path):
+    """10 steps an epoch, 5 snapshots: over the last epoch every 2 steps, over the last 2 epochs every 4, the final
+    step once; each averaged checkpoint is the mean of its snapshots."""
     averaging = AverageCheckpoints(dirpath=tmp_path / "snapshots", output=tmp_path / "averaged.ckpt", num_checkpoints=5)
     trainer, module, _ = fit(tmp_path, [averaging], max_steps=35, limit_val_batches=0)
-    assert averaging.interval == 2
-    snapshots = sorted(int(p.stem.split("-")[1]) for p in (tmp_path / "snapshots").glob("step-*.ckpt"))
-    assert snapshots == [28, 30, 32, 34, 35]  # the newest five, the final weights included
+    assert snapshot_steps(tmp_path / "snapshots") == [27, 29, 31, 33, 35]
     averaged = load_checkpoint(tmp_path / "averaged.ckpt")
-    assert [Path(p).name for p in averaged["averaged_from"]] == [f"step-{s}.ckpt" for s in snapshots]
-    expected = average_checkpoints([tmp_path / "snapshots" / f"step-{s}.ckpt" for s in snapshots])
+    assert [Path(p).name for p in averaged["averaged_from"]] == [f"step-{s}.ckpt" for s in (27, 29, 31, 33, 35)]
+    expected = average_checkpoints([tmp_path / "snapshots" / f"step-{s}.ckpt" for s in (27, 29, 31, 33, 35)])
     torch.testing.assert_close(averaged["state_dict"], expected)
     final = load_checkpoint(tmp_path / "snapshots" / "step-35.ckpt")["state_dict"]
     torch.testing.assert_close(final, {f"net.{k}": v for k, v in module.net.state_dict().items()})
     assert averaging.candidates == {"averaged": tmp_path / "averaged.ckpt", "last": tmp_path / "snapshots" / "step-35.ckpt"}
     assert averaging.last_scores == {}  # the final weights were never validated
-    # a run twice as long spaces them twice as far apart: still one epoch
     longer = AverageCheckpoints(dirpath=tmp_path / "long", output=tmp_path / "long.ckpt", num_checkpoints=5, span_epochs=2)
     trainer, module, data = fit(tmp_path, [longer], max_epochs=3)
-    assert sorted(int(p.stem.split("-")[1]) for p in (tmp_path / "long").glob("*.ckpt")) == [16, 20, 24, 28, 30]
+    assert snapshot_steps(tmp_path / "long") == [14, 18, 22, 26, 30]
     # validated at the end of the last epoch: the final weights' score is known, and equals a new validation
     assert longer.last_scores["val/mse"] == trainer.validate(module, data, ckpt_path=str(longer.candidates["last"]),
                                                             verbose=False)[0]["val/mse"]
+    # a span that is no whole number of steps per snapshot: rounded, still ending at the final step once
+    uneven = AverageCheckpoints(dirpath=tmp_path / "uneven", output=tmp_path / "uneven.ckpt", num_checkpoints=3)
+    fit(tmp_path, [uneven], max_epochs=2, limit_val_batches=0)
+    assert snapshot_steps(tmp_path / "uneven") == [13, 17, 20]  # gap 10 / 3
+
+
+def test_a_run_stopped_before_its_planned_end_averages_only_its_final_span(tmp_path):
+    """Planned for 5 epochs, stopped at step 35 mid-epoch: the average holds steps 27..35 only (the grid counted back
+    from step 50, and the final weights), never the early epochs."""
+    averaging = AverageCheckpoints(dirpath=tmp_path / "snapshots", output=tmp_path / "averaged.ckpt", num_checkpoints=5)
+    fit(tmp_path, [averaging, StopAt(35)], max_epochs=5, limit_val_batches=0)
+    assert snapshot_steps(tmp_path / "snapshots") == [28, 30, 32, 34, 35]
+    averaged = load_checkpoint(tmp_path / "averaged.ckpt")
+    assert [Path(p).name for p in averaged["averaged_from"]] == [f"step-{s}.ckpt" for s in (28, 30, 32, 34, 35)]
+
+
+def test_the_snapshot_grid_counts_back_from_the_planned_end():
+    assert [s for s in range(1178) if on_snapshot_grid(s, 1177 / 5, 1177)][-5:] == [235, 471, 706, 942, 1177]
+    assert [s for s in range(12) if on_snapshot_grid(s, 2.5, 0)] == [0, 2, 5, 8, 10]  # open-ended: from step 0
 
 
 @pytest.mark.parametrize("better", ["averaged", "last"])

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
 from attnlab.cli.distributed import job_relaunchable_by_ddp
-from attnlab.cli.requeue import requeued_checkpoint
+from attnlab.cli.requeue import final_weights_checkpoint, requeued_checkpoint
 from attnlab.cli.resolvers import register_resolvers
 from attnlab.cli.schema import register_schemas
 from attnlab.cli.summary import print_summary
@@ -23,6 +23,7 @@ from attnlab.lit.callbacks import EmbedConfig, ResumeTrainLoader, Throughput
 from attnlab.lit.checkpoint import load_checkpoint
 from attnlab.lit.loggers import finish_loggers
 from attnlab.lit.precision import resolve_precision
+from attnlab.lit.preemption import RecordSlurmJob
 from attnlab.lit.pretrained import PretrainedEncoder, encoder_config, load_encoder, read_pretrained
 from attnlab.lit.pruning import pruned_trial
 
@@ -90,7 +91,7 @@ def read_model_pretrained(cfg: DictConfig) -> PretrainedEncoder | None:
 def fit_and_test(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule,
                  datamodule: pl.LightningDataModule, ckpt_path: str | None) -> dict[str, float]:
     metrics: dict[str, float] = {}
-    tested = ""  # the checkpoint to test: the best by the monitor, or the averaging's choice
+    tested = ckpt_path or ""  # evaluate-only: the given checkpoint; after fit the best, or the averaging's choice
     if cfg.train:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
@@ -102,8 +103,12 @@ def fit_and_test(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule
         averaging = next((c for c in trainer.callbacks if isinstance(c, AverageCheckpoints) and c.candidates), None)
         if averaging is not None:  # averaged vs last weights on validation: the better is tested
             choice = averaging.choose(trainer, model, datamodule, monitor=cfg.monitor, mode=cfg.monitor_mode)
+            # the chosen weights were validated last: their val/* metrics, and each candidate's score
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
             metrics.update({f"{cfg.monitor}_{name}": score for name, score in choice.scores.items()})
             tested = str(choice.path)
+        if cfg.test and not tested:  # the final weights, never a stale hpc checkpoint
+            tested = final_weights_checkpoint(trainer) or ""
     if cfg.test:
         trainer.test(model, datamodule=datamodule, ckpt_path=tested or None, weights_only=True)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
@@ -153,7 +158,8 @@ def train(cfg: DictConfig) -> float | None:
     assign_wandb_run_id(cfg, resumed)  # a resumed run continues its W&B run
     del resumed  # free its tensors before Lightning loads the checkpoint again
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    callbacks = instantiate_all(cfg.get("callbacks")) + [EmbedConfig(resolved), Throughput(), ResumeTrainLoader()]
+    callbacks = instantiate_all(cfg.get("callbacks")) + [EmbedConfig(resolved), Throughput(), ResumeTrainLoader(),
+                                                     RecordSlurmJob()]
     loggers = instantiate_all(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:

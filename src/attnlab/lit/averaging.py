@@ -4,7 +4,7 @@ Averaging points along the end of the trajectory smooths out the noise of the la
 little BLEU for free; averaging points from early in training, when the weights still move far, gives a much
 worse model (a time-stopped run that averaged its epochs 1-5 scored 18.6 held-out BLEU against 28.0). So
 ``AverageCheckpoints`` snapshots the weights evenly over the final part of training only (``num_checkpoints``
-snapshots spaced over the last ``span_epochs``, whenever the run stops), averages those, and
+snapshots spaced over the last ``span_epochs``, ending at the final step; :func:`on_snapshot_grid`), averages those, and
 :func:`choose_weights` then scores the averaged and the last weights on validation and keeps the better:
 its choice, with both scores, is ``checkpoints/selected.json``, which ``attnlab-eval ckpt_path=<run dir>``
 follows. ``average_checkpoints`` is the pure operation, and ``attnlab-average`` (``attnlab.cli.average``) runs it
@@ -91,6 +91,13 @@ def write_averaged_checkpoint(paths: Sequence[str | Path], output: str | Path) -
     return output
 
 
+def on_snapshot_grid(step: int, gap: float, anchor: int) -> bool:
+    """Whether ``step`` is one of ``anchor - round(j * gap)`` for an integer j: snapshot steps ``gap`` apart
+    (rounded) that include ``anchor``, the planned final step. ``gap`` must be >= 1."""
+    j = round((anchor - step) / gap)
+    return anchor - round(j * gap) == step
+
+
 class Choice(NamedTuple):
     name: str  # the chosen candidate, e.g. "averaged"
     path: Path  # its checkpoint
@@ -100,10 +107,12 @@ class Choice(NamedTuple):
 class AverageCheckpoints(pl.Callback):
     """Snapshot the weights ``num_checkpoints`` times over the last ``span_epochs`` of training and average them.
 
-    Every ``span_epochs * steps per epoch / num_checkpoints`` optimizer steps the full checkpoint goes to
-    ``dirpath/step-<n>.ckpt`` and only the newest ``num_checkpoints`` are kept; when training ends (all epochs
-    done, ``max_steps``, ``max_time`` or early stopping) the final weights are snapshotted too, and the snapshots
-    of the final span (at most ``num_checkpoints``, the final one included) are averaged into ``output``. The
+    Every ``gap = span_epochs * steps per epoch / num_checkpoints`` optimizer steps (rounded, counted back from the
+    planned final step: ``max_steps``, or ``max_epochs`` times the epoch) the full checkpoint goes to
+    ``dirpath/step-<n>.ckpt`` and only the newest ``num_checkpoints`` are kept, so a run that reaches its planned end
+    averages snapshots evenly spaced over the span, the last at the final step (1,177 steps, 5 over one epoch: steps
+    235, 471, 706, 942, 1177). A run stopped before (``max_time``, early stopping; an open-ended run counts from
+    step 0) snapshots its final weights too, and averages them with the newest grid snapshots of the span. The
     result and the final snapshot are :attr:`candidates` for :func:`choose_weights`.
     """
 
@@ -114,7 +123,8 @@ class AverageCheckpoints(pl.Callback):
             raise ValueError(f"span_epochs must be > 0, got {span_epochs}")
         self.dirpath, self.output = Path(dirpath), Path(output)
         self.num_checkpoints, self.span_epochs = num_checkpoints, span_epochs
-        self.interval = 1  # optimizer steps between snapshots, set when training starts
+        self.gap = 1.0  # optimizer steps between snapshots, set when training starts
+        self.anchor = 0  # the planned final step, on the snapshot grid (0: open-ended run)
         self.candidates: dict[str, Path] = {}  # {"averaged": output, "last": final snapshot} once averaged
         self._saved_step: int | None = None  # the last snapshot's step (never a file check: ranks must agree)
         self._validated: tuple[int, dict[str, float]] = (-1, {})  # the latest validation: (step, its metrics)
@@ -125,7 +135,9 @@ class AverageCheckpoints(pl.Callback):
         if math.isinf(batches):
             raise ValueError("AverageCheckpoints needs a training loader of known length to space its snapshots")
         steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
-        self.interval = max(1, int(self.span_epochs * steps_per_epoch / self.num_checkpoints))
+        self.gap = max(1.0, self.span_epochs * steps_per_epoch / self.num_checkpoints)
+        planned = trainer.estimated_stepping_batches  # inf for an open-ended (time-boxed) run
+        self.anchor = int(planned) if math.isfinite(planned) else 0
         self.candidates, self.last_scores, self._saved_step, self._validated = {}, {}, None, (-1, {})
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -134,7 +146,7 @@ class AverageCheckpoints(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         step = trainer.global_step
-        if step > 0 and step % self.interval == 0 and step != self._saved_step:
+        if step > 0 and on_snapshot_grid(step, self.gap, self.anchor) and step != self._saved_step:
             self._snapshot(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -144,7 +156,7 @@ class AverageCheckpoints(pl.Callback):
         if final != self._saved_step:
             self._snapshot(trainer)
         if trainer.is_global_zero:
-            span = self.interval * self.num_checkpoints  # the final part of training, in optimizer steps
+            span = self.gap * self.num_checkpoints  # the final part of training, in optimizer steps
             kept = [(step, path) for step, path in self._snapshots() if final - span < step <= final]
             kept = kept[-self.num_checkpoints :]
             write_averaged_checkpoint([path for _, path in kept], self.output)
@@ -157,12 +169,19 @@ class AverageCheckpoints(pl.Callback):
     def choose(self, trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.LightningDataModule, *,
                monitor: str, mode: str) -> Choice:
         """:func:`choose_weights` between the averaged and the last weights after ``fit`` (a validation of the final
-        weights is reused), recorded in ``selected.json`` beside ``output``."""
+        weights is reused), recorded in ``selected.json`` beside ``output``; a run without validation
+        (``limit_val_batches=0``) keeps the last weights, unscored."""
         if not self.candidates:
             raise ValueError("nothing to choose from: no training has ended since this callback was attached")
+        record = self.output.parent / SELECTION_FILE
+        if trainer.limit_val_batches == 0:  # nothing to score the averaged weights on: keep what training produced
+            log.warning("validation is off (trainer.limit_val_batches=0): the averaged weights %s are not scored, "
+                        "the last weights are kept", self.output)
+            return record_choice(trainer, Choice("last", self.candidates["last"], {}), monitor=monitor, mode=mode,
+                                 record=record)
         known = {"last": self.last_scores[monitor]} if monitor in self.last_scores else {}
         return choose_weights(trainer, module, datamodule, self.candidates, monitor=monitor, mode=mode,
-                              record=self.output.parent / SELECTION_FILE, known=known)
+                              record=record, known=known)
 
     def _path(self, step: int) -> Path:
         return self.dirpath / f"step-{step}.ckpt"
@@ -187,19 +206,25 @@ def choose_weights(
 ) -> Choice:
     """Validate every candidate checkpoint (except those whose score is ``known``), log each one's ``monitor`` as
     ``<monitor>_<name>`` (e.g. ``val/bleu_averaged``, ``val/bleu_last``) and keep the better (on a tie the first);
-    the choice, its path relative to ``record``'s folder and the scores go to the JSON file ``record``."""
+    the choice is recorded by :func:`record_choice`. The chosen weights are validated last (again, where another
+    candidate was validated after them), so that what a validation leaves (the logged ``val/*`` metrics, the
+    trainer's ``callback_metrics``, a task's files such as ``translations/val.*``) describes them."""
     mode = getattr(mode, "value", mode)  # the schema's MonitorMode enum or a plain string
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be min or max, got {mode!r}")
     if not candidates:
         raise ValueError("choose_weights needs at least one candidate checkpoint, got none")
-    scores = {}
+
+    def validate(path: Path) -> dict[str, float]:
+        results = trainer.validate(module, datamodule=datamodule, ckpt_path=str(path), verbose=False, weights_only=True)
+        return results[0] if results else {}
+
+    scores, validated = {}, None  # validated: the candidate whose validation ran last
     for name, path in candidates.items():
         if name in (known or {}):
             scores[name] = float(known[name])
             continue
-        results = trainer.validate(module, datamodule=datamodule, ckpt_path=str(path), verbose=False, weights_only=True)
-        found = results[0] if results else {}
+        found, validated = validate(path), name
         if monitor not in found:
             raise ValueError(f"validating {path} logged no {monitor!r} to choose by; it logged {sorted(found)}")
         scores[name] = float(found[monitor])
@@ -207,8 +232,18 @@ def choose_weights(
     for name, score in scores.items():
         if (score < scores[pick]) if mode == "min" else (score > scores[pick]):
             pick = name
-    choice = Choice(pick, Path(candidates[pick]), scores)
-    for logger in trainer.loggers:
+    if validated not in (None, pick):
+        validate(candidates[pick])
+    return record_choice(trainer, Choice(pick, Path(candidates[pick]), scores), monitor=monitor, mode=mode,
+                         record=record)
+
+
+def record_choice(trainer: pl.Trainer, choice: Choice, *, monitor: str, mode: str, record: Path) -> Choice:
+    """Log each scored candidate as ``<monitor>_<name>`` and write the choice, its path relative to ``record``'s
+    folder and the scores to the JSON file ``record`` (on rank 0)."""
+    mode = getattr(mode, "value", mode)  # the schema's MonitorMode enum or a plain string
+    scores, pick = choice.scores, choice.name
+    for logger in trainer.loggers if scores else ():
         logger.log_metrics({f"{monitor}_{name}": score for name, score in scores.items()}, step=trainer.global_step)
         logger.save()
     if trainer.is_global_zero:
@@ -216,7 +251,7 @@ def choose_weights(
         checkpoint = os.path.relpath(choice.path, record.parent)
         saved = {"checkpoint": checkpoint, "name": pick, "monitor": monitor, "mode": mode, "scores": scores}
         record.write_text(json.dumps(saved, indent=2) + "\n")
-    summary = ", ".join(f"{name} {score:.4f}" for name, score in scores.items())
+    summary = ", ".join(f"{name} {score:.4f}" for name, score in scores.items()) or "not scored"
     log.info("%s on validation: %s; keeping the %s weights (%s)", monitor, summary, pick, choice.path)
     return choice
 

@@ -10,13 +10,14 @@ import torch
 CONFIG_KEY = "attnlab_config"  # the resolved run config, embedded by attnlab.lit.callbacks.EmbedConfig
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint written by attnlab (or a plain state dict) on the CPU without unpickling code."""
+def load_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint written by attnlab (or a plain state dict) on the CPU without unpickling code; ``mmap``:
+    map its tensors from the file instead of reading them (to look at its other entries)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
         raise ValueError(
             f"{path} is not a loadable checkpoint (corrupt, truncated, or it holds objects other than tensors "

@@ -21,6 +21,7 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from attnlab.lit.divergence import TrainingDiverged
 from attnlab.lit.studies import (
     PRUNING_OVERRIDE, TRIAL_RECORD, absolute_storage, open_storage, trial_record, write_yaml_atomically,
 )
@@ -113,7 +114,8 @@ class OptunaSweeper(Sweeper):
                 f"hydra.sweep.subdir={trial.number}"]  # unique across workers and resumed searches
 
     def _tell(self, study, trial, job: JobReturn) -> None:
-        """Record the job's outcome in the study and in its run dir; a failed job stops the search."""
+        """Record the job's outcome in the study and in its run dir; a failed job stops the search, except one whose
+        training diverged (a sampled learning rate too high), which fails alone."""
         import optuna
 
         outcome = job._return_value  # JobReturn.return_value would re-raise a pruned trial's TrialPruned
@@ -122,6 +124,9 @@ class OptunaSweeper(Sweeper):
             frozen = study.tell(trial, float(outcome))  # NaN or inf: Optuna records the trial as FAIL
         elif isinstance(outcome, optuna.TrialPruned):
             frozen = study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        elif isinstance(outcome, TrainingDiverged):
+            frozen = study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            log.warning("trial %d %s", trial.number, outcome)
         else:
             frozen = study.tell(trial, state=optuna.trial.TrialState.FAIL)
             write_yaml_atomically(run_dir / TRIAL_RECORD, trial_record(self.study_name, frozen))
