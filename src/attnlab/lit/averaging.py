@@ -25,6 +25,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from attnlab import MissingFileError
 from attnlab.lit.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -234,7 +235,7 @@ def selected_checkpoint(run_dir: str | Path) -> Path:
         return best[0]
     if (directory / "last.ckpt").is_file():
         return directory / "last.ckpt"
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"{run_dir} holds none of checkpoints/{SELECTION_FILE}, one checkpoints/best-*.ckpt (found {len(best)}) "
         "or checkpoints/last.ckpt; pass a checkpoint file as ckpt_path"
     )
