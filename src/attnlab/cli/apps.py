@@ -21,6 +21,7 @@ from attnlab.cli.failures import reported_failures
 from attnlab.cli.resolvers import register_resolvers
 from attnlab.cli.schema import register_schemas
 from attnlab.cli.sweeper import register_sweeper
+from attnlab.lit.notices import quiet_lightning
 
 register_schemas()
 register_resolvers()
@@ -74,6 +75,7 @@ def _prepare(cfg: DictConfig) -> None:
 
 def _run(prog: str, app: Callable[[], Any]) -> None:
     check_command_line(prog, sys.argv[1:])
+    quiet_lightning()
     app()
 
 

@@ -175,7 +175,8 @@ class AverageCheckpoints(pl.Callback):
 
     def _snapshot(self, trainer: pl.Trainer) -> None:
         """Save the full checkpoint (collective: every rank calls it, rank 0 writes) and keep the newest n."""
-        trainer.save_checkpoint(self._path(trainer.global_step))  # a full checkpoint: eval needs its config
+        # a full checkpoint (eval needs its config); said explicitly, else Lightning announces its default
+        trainer.save_checkpoint(self._path(trainer.global_step), weights_only=False)
         self._saved_step = trainer.global_step
         if trainer.is_global_zero:
             for _, path in self._snapshots()[: -self.num_checkpoints]:
