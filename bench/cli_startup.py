@@ -26,7 +26,8 @@ COMMANDS = {
 
 def imported(stderr: str) -> set[str]:
     """Top-level modules named in ``-X importtime`` output."""
-    return {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in stderr.splitlines() if line.startswith("import time:")}
+    lines = [line for line in stderr.splitlines() if line.startswith("import time:")]
+    return {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in lines}
 
 
 def measure(bin_dir: Path, args: list[str], repeats: int) -> tuple[float, set[str]]:

@@ -30,8 +30,8 @@ def test_long_tokens_overlap_nothing_and_stay_inside_the_figure(layers, heads):
     panels = [axes.get_window_extent() for axes in figure.axes]  # the heatmaps and the colour bar
     edge = figure.bbox.padded(1)
     for index, (text, box) in enumerate(texts):
-        assert edge.containsx(box.x0) and edge.containsx(box.x1) and edge.containsy(box.y0) and edge.containsy(box.y1), \
-            f"{text!r} is cut off at the figure's edge"
+        inside = all(edge.containsx(x) for x in box.intervalx) and all(edge.containsy(y) for y in box.intervaly)
+        assert inside, f"{text!r} is cut off at the figure's edge"
         assert not any(box.overlaps(panel) for panel in panels), f"{text!r} lies over a panel"
         clashes = [other for other, other_box in texts[index + 1:] if box.overlaps(other_box)]
         assert not clashes, f"{text!r} overlaps {clashes}"

@@ -35,4 +35,3 @@ def prepare(cfg: DictConfig) -> Path:
     how = "already prepared" if existed else f"prepared in {time.perf_counter() - start:.1f} s"
     print(f"token shards: {store.path}\n  {how}; rows: {rows}; {size / 2**20:.1f} MiB on disk")
     return store.path
-

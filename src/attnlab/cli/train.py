@@ -165,4 +165,3 @@ def train(cfg: DictConfig) -> float | None:
     if trainer.is_global_zero:
         print_summary(trainer, metrics, cfg.paths.output_dir)
     return objective(cfg, metrics)
-

@@ -31,7 +31,8 @@ class _LightningNotices(logging.Filter):
 
 def quiet_lightning() -> None:
     """Install the filters (idempotent); call before the first ``Trainer`` is built."""
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                            category=FutureWarning)
     warnings.filterwarnings("ignore", message=r"Precision (bf)?16-mixed is not supported by the model summary",
                             category=UserWarning)
     for name in _LIGHTNING_LOGGERS:
