@@ -36,3 +36,12 @@ def test_a_run_dir_holding_more_than_hydra_files_is_kept(tmp_path: Path):
     proc = run_attnlab([*mistyped_corpus(tmp_path), f"hydra.run.dir={run_dir}"], tmp_path / "out", check=False)
     assert proc.returncode == 1
     assert (run_dir / "notes.txt").read_text() == "mine" and (run_dir / ".hydra" / "config.yaml").is_file()
+
+
+def test_a_failed_job_of_a_sweep_keeps_its_dir_for_the_sweeps_record(tmp_path: Path):
+    outputs = tmp_path / "out"
+    proc = run_attnlab(["-m", *mistyped_corpus(tmp_path)], outputs, check=False)
+    assert proc.returncode == 1
+    assert "no parallel file" in proc.stderr and "Traceback" not in proc.stderr
+    (sweep,) = (outputs / "transformer_mt" / "multirun").iterdir()
+    assert (sweep / "0" / ".hydra" / "config.yaml").is_file()

@@ -1,5 +1,6 @@
 """What a failed job leaves: a user's mistake (:class:`attnlab.UserError`) printed as its message alone, and no
-run dir that holds nothing but the files Hydra wrote when the job started."""
+run dir that holds nothing but the files Hydra wrote when the job started. The jobs of a sweep keep theirs: the
+sweep's record of its jobs (the Optuna sweeper writes each trial's state into its dir)."""
 from __future__ import annotations
 
 import shutil
@@ -11,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 
 from attnlab import UserError
+from attnlab.cli.resolvers import in_multirun
 
 _HYDRA_FILES = {"config.yaml", "hydra.yaml", "overrides.yaml"}  # what Hydra saves in <run dir>/.hydra
 
@@ -34,12 +36,13 @@ def remove_empty_run_dir() -> None:
 
 @contextmanager
 def reported_failures() -> Iterator[None]:
-    """Around a job: a failure before anything was written removes the run dir; a :class:`UserError` reaches
-    Hydra as a :class:`UserErrorMessage`, any other exception unchanged."""
+    """Around a job: a single run's failure before anything was written removes its run dir; a :class:`UserError`
+    reaches Hydra as a :class:`UserErrorMessage`, any other exception unchanged."""
     try:
         yield
     except Exception as error:
-        remove_empty_run_dir()
+        if not in_multirun():
+            remove_empty_run_dir()
         if isinstance(error, UserError):
             raise UserErrorMessage(str(error)) from error
         raise
