@@ -4,7 +4,20 @@
 ``import attnlab`` stays cheap.
 """
 __version__ = "0.1.0"
-__all__ = ["load"]
+__all__ = ["BadFileError", "MissingFileError", "UserError", "load"]
+
+
+class UserError(Exception):
+    """A mistake in what was asked for (a config value, a path), not in attnlab: the commands print its message
+    alone, which names the value and what would work (``HYDRA_FULL_ERROR=1`` adds the traceback)."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file that was named (a corpus, a checkpoint, a pretrained model) is not there."""
+
+
+class BadFileError(UserError, ValueError):
+    """A file that was named holds something attnlab cannot use (corrupt, foreign, or the wrong kind)."""
 
 
 def __getattr__(name: str):

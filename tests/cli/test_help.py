@@ -20,3 +20,16 @@ def test_help_lists_every_group_and_choice(tmp_path: Path):
         assert group.name in lines, f"group {group.name} missing from --help:\n{text}"
         assert [c.strip() for c in lines[group.name].split(",")] == choices, group.name
     assert "attnlab-report" in text and "hparams_search=" in text and "ckpt_path=last" in text
+
+
+def test_help_names_every_root_key_and_attnlab_hydra_group(tmp_path: Path):
+    from attnlab.cli.schema import TrainSchema
+
+    text = " ".join(run_attnlab(["--help"], tmp_path).stdout.split())  # the footer wraps its lines
+    root_keys = text.split("Root keys: ", 1)[1].split("Hydra groups", 1)[0]
+    groups = {field for field in TrainSchema.__dataclass_fields__ if (CONF / field).is_dir()}
+    for key in set(TrainSchema.__dataclass_fields__) - groups - {"paths"}:
+        assert key in root_keys, f"root key {key} missing from --help"
+    for group in ("launcher", "sweeper"):
+        for option in (CONF / "hydra" / group).glob("*.yaml"):
+            assert f"hydra/{group}={option.stem}" in text

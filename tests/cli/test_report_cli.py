@@ -59,3 +59,10 @@ def test_jobs_of_a_multirun_share_a_wandb_group(sweep: Path):
         runs += [(r.run.run_id, r.run.run_group) for r in records]
     assert len(runs) == 2 and runs[0][0] != runs[1][0]  # one W&B run per job
     assert runs[0][1] == runs[1][1] == f"nw_parametric-{sweep.name}"
+
+
+def test_report_on_runs_that_logged_nothing_says_why(tmp_path: Path):
+    run_attnlab(["experiment=nw_parametric", "debug=fdr"], tmp_path)  # fast_dev_run: no logger records a metric
+    proc = run_attnlab([str(tmp_path / "nw_parametric")], tmp_path, program="attnlab-report", check=False)
+    assert proc.returncode == 2
+    assert "was logged by none of the 1 runs; none of them logged any metric (a debug=fdr" in proc.stderr

@@ -1,6 +1,6 @@
-"""``attnlab-eval ckpt_path=...``: rebuild a run from its checkpoint, test it, print the metrics (and, for a
-translation model, sacrebleu's scores with their signatures). ``ckpt_path`` may be a run dir: its chosen
-checkpoint is tested (``attnlab.lit.averaging.selected_checkpoint``)."""
+"""``attnlab-eval ckpt_path=...`` (:mod:`attnlab.cli.apps`): rebuild a run from its checkpoint, test it, print the
+metrics (and, for a translation model, sacrebleu's scores with their signatures). ``ckpt_path`` may be a run dir:
+its chosen checkpoint is tested (``attnlab.lit.averaging.selected_checkpoint``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,12 +36,3 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         if scores := getattr(run.module, "scores", {}).get("test"):  # translation models: sacrebleu's own report
             print(format_scores(scores))
     return metrics
-
-
-@hydra.main(version_base="1.3", config_path="pkg://attnlab.conf", config_name="eval")
-def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,5 @@
-"""``attnlab-prepare [overrides]``: tokenize a corpus once into token shards, with the overrides of ``attnlab-train``.
+"""``attnlab-prepare [overrides]`` (:mod:`attnlab.cli.apps`): tokenize a corpus once into token shards, with the
+overrides of ``attnlab-train``.
 
 Training runs with the same data config (any number of ranks, nodes sharing the cache dir) then map these
 shards instead of preparing the corpus themselves.
@@ -11,13 +12,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from attnlab.cli.resolvers import register_resolvers
-from attnlab.cli.schema import register_schemas
 from attnlab.cli.validate import ConfigError, validate_targets
 from attnlab.data.shards import PreparesShards
-
-register_schemas()
-register_resolvers()
 
 
 def prepare(cfg: DictConfig) -> Path:
@@ -39,12 +35,3 @@ def prepare(cfg: DictConfig) -> Path:
     how = "already prepared" if existed else f"prepared in {time.perf_counter() - start:.1f} s"
     print(f"token shards: {store.path}\n  {how}; rows: {rows}; {size / 2**20:.1f} MiB on disk")
     return store.path
-
-
-@hydra.main(version_base="1.3", config_path="pkg://attnlab.conf", config_name="prepare")
-def main(cfg: DictConfig) -> None:
-    prepare(cfg)
-
-
-if __name__ == "__main__":
-    main()

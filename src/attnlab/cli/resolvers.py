@@ -13,8 +13,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from attnlab.layers.blocks import placement_block
-
 _DIRECTIONS = {"min": "minimize", "max": "maximize"}
 
 
@@ -36,6 +34,8 @@ def optuna_direction(mode) -> str:
 
 
 def placement_block_target(placement: str) -> str:
+    from attnlab.layers.blocks import placement_block  # torch: only when a config resolves it, not for --help
+
     block = placement_block(placement)
     return f"{block.__module__}.{block.__qualname__}"
 

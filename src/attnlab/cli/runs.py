@@ -200,7 +200,10 @@ def write_report(roots: str | Path | Iterable[str | Path], out: str | Path | Non
     lines = curves(runs, metric)
     if not lines:
         logged = sorted({m for run in runs for m in run.history})
-        raise ValueError(f"metric={metric!r} was logged by none of the {len(runs)} runs; logged: {', '.join(logged)}")
+        why = f"logged: {', '.join(logged)}" if logged else (
+            "none of them logged any metric (a debug=fdr or logger=none run logs none, nor does one that stopped "
+            "before its first log step)")
+        raise ValueError(f"metric={metric!r} was logged by none of the {len(runs)} runs; {why}")
     out = Path(out) if out is not None else _common_root(roots)
     out.mkdir(parents=True, exist_ok=True)
     columns, rows = table(runs, maximize)

@@ -1,4 +1,5 @@
-"""``attnlab-train``: compose the config, build data, model and trainer, fit, test, return the metric."""
+"""``attnlab-train`` (:mod:`attnlab.cli.apps`): build data, model and trainer from the composed config, fit, test,
+return the metric."""
 from __future__ import annotations
 
 import logging
@@ -10,12 +11,11 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
+from attnlab import MissingFileError
 from attnlab.cli.distributed import job_relaunchable_by_ddp
 from attnlab.cli.requeue import final_weights_checkpoint, requeued_checkpoint
-from attnlab.cli.resolvers import register_resolvers
-from attnlab.cli.schema import register_schemas
 from attnlab.cli.summary import print_summary
-from attnlab.cli.sweeper import in_search, register_sweeper
+from attnlab.cli.sweeper import in_search
 from attnlab.cli.tracking import assign_wandb_run_id
 from attnlab.cli.validate import ConfigError, check_no_missing, fill_missing, validate_targets
 from attnlab.lit.averaging import AverageCheckpoints
@@ -28,9 +28,6 @@ from attnlab.lit.pretrained import PretrainedEncoder, encoder_config, load_encod
 from attnlab.lit.pruning import pruned_trial
 
 log = logging.getLogger(__name__)
-register_schemas()
-register_resolvers()
-register_sweeper()  # hydra/sweeper=attnlab_optuna, also from an editable install
 
 
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
@@ -40,7 +37,7 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
         return requeued_checkpoint(cfg.paths.output_dir)
     if cfg.ckpt_path != "last":
         if not Path(cfg.ckpt_path).is_file():
-            raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
+            raise MissingFileError(f"ckpt_path={cfg.ckpt_path} does not exist")
         return str(cfg.ckpt_path)
     own = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     if own.is_file():
@@ -48,7 +45,7 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     task_root = Path(cfg.paths.log_root) / cfg.task_name
     candidates = sorted(task_root.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not candidates:
-        raise FileNotFoundError(f"ckpt_path=last: no last.ckpt under {own.parent} or {task_root}")
+        raise MissingFileError(f"ckpt_path=last: no last.ckpt under {own.parent} or {task_root}")
     return str(candidates[-1])
 
 
@@ -174,12 +171,3 @@ def train(cfg: DictConfig) -> float | None:
     if trainer.is_global_zero:
         print_summary(trainer, metrics, cfg.paths.output_dir)
     return objective(cfg, metrics)
-
-
-@hydra.main(version_base="1.3", config_path="pkg://attnlab.conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    return train(cfg)
-
-
-if __name__ == "__main__":
-    main()

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from attnlab import MissingFileError
 from attnlab.data.bert_inputs import (
     SPECIAL_TOKENS,
     EncodedCorpus,
@@ -177,7 +178,7 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
         """Fail early, naming the path and how to get it, when a file is missing."""
         for path in self.files.values():
             if path is not None and not path.is_file():
-                raise FileNotFoundError(f"no such file: {path}. How to get it: {self.how_to_get or 'see the data config'}")
+                raise MissingFileError(f"no such file: {path}. How to get it: {self.how_to_get or 'see the data config'}")
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:

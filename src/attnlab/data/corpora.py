@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from attnlab import MissingFileError
 from attnlab.data.download import ensure_file
 from attnlab.data.text_io import read_aligned, read_tab_pairs
 
@@ -128,7 +129,7 @@ class ParallelCorpus:
         for candidate in (plain, Path(f"{plain}.gz")):
             if candidate.is_file():
                 return candidate
-        raise FileNotFoundError(f"no parallel file {plain} or {plain}.gz (split prefix {prefix}, language {lang!r})")
+        raise MissingFileError(f"no parallel file {plain} or {plain}.gz (split prefix {prefix}, language {lang!r})")
 
     def _split_files(self, split: str) -> tuple[Path, Path] | None:
         prefix = self.prefixes[split]

@@ -14,6 +14,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from attnlab import MissingFileError
+
 log = logging.getLogger(__name__)
 
 DOWNLOAD_TIMEOUT_S = 10.0  # seconds to wait for the server; offline machines fail fast
@@ -53,7 +55,7 @@ def ensure_file(
                 shutil.copyfileobj(response, f)
             fetched = _extract(download, member, Path(tmp_dir) / "member") if member else download
         except (OSError, zipfile.BadZipFile, KeyError, ValueError) as err:  # URLError and timeouts are OSErrors
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{path} does not exist and downloading it failed ({type(err).__name__}: {err}). "
                 f"URL: {url}{f' (zip member {member})' if member else ''}. How to get it: {how_to_get}"
             ) from err

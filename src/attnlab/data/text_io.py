@@ -19,6 +19,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from attnlab import MissingFileError
+
 SENTENCE_SEPARATOR = " . "  # WikiText's tokenized full stop between the sentences of a paragraph
 ENCODING = "UTF-8"  # of every text file attnlab reads (gzip-compressed when its name ends in .gz)
 
@@ -41,7 +43,7 @@ def iter_lines(path: str | os.PathLike, how_to_get: str | None = None) -> Iterat
     to get it), undecodable bytes a ``ValueError`` naming the file, the line and the byte offset."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}" + (f". How to get it: {how_to_get}" if how_to_get else ""))
+        raise MissingFileError(f"no such file: {path}" + (f". How to get it: {how_to_get}" if how_to_get else ""))
     offset = 0  # bytes before the current line (of the decompressed stream for .gz)
     try:
         with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:

@@ -25,6 +25,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from attnlab import MissingFileError
 from attnlab.lit.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -193,7 +194,8 @@ class AverageCheckpoints(pl.Callback):
 
     def _snapshot(self, trainer: pl.Trainer) -> None:
         """Save the full checkpoint (collective: every rank calls it, rank 0 writes) and keep the newest n."""
-        trainer.save_checkpoint(self._path(trainer.global_step))  # a full checkpoint: eval needs its config
+        # a full checkpoint (eval needs its config); said explicitly, else Lightning announces its default
+        trainer.save_checkpoint(self._path(trainer.global_step), weights_only=False)
         self._saved_step = trainer.global_step
         if trainer.is_global_zero:
             for _, path in self._snapshots()[: -self.num_checkpoints]:
@@ -269,7 +271,7 @@ def selected_checkpoint(run_dir: str | Path) -> Path:
         return best[0]
     if (directory / "last.ckpt").is_file():
         return directory / "last.ckpt"
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"{run_dir} holds none of checkpoints/{SELECTION_FILE}, one checkpoints/best-*.ckpt (found {len(best)}) "
         "or checkpoints/last.ckpt; pass a checkpoint file as ckpt_path"
     )

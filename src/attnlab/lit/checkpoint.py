@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from attnlab import BadFileError, MissingFileError
+
 CONFIG_KEY = "attnlab_config"  # the resolved run config, embedded by attnlab.lit.callbacks.EmbedConfig
 
 
@@ -15,16 +17,16 @@ def load_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
     map its tensors from the file instead of reading them (to look at its other entries)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingFileError(f"checkpoint not found: {path}")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
-        raise ValueError(
+        raise BadFileError(
             f"{path} is not a loadable checkpoint (corrupt, truncated, or it holds objects other than tensors "
             f"and plain data, which weights_only=True refuses): {error}"
         ) from error
     if not isinstance(checkpoint, dict):
-        raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dictionary")
+        raise BadFileError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dictionary")
     return checkpoint
 
 
@@ -33,7 +35,7 @@ def load_run_checkpoint(path: str | Path) -> dict[str, Any]:
     checkpoint = load_checkpoint(path)
     missing = [key for key in ("state_dict", CONFIG_KEY) if key not in checkpoint]
     if missing:
-        raise ValueError(
+        raise BadFileError(
             f"{path} is not an attnlab training checkpoint: it lacks {missing} "
             f"(found keys {sorted(checkpoint)[:10]}); use a last.ckpt/best-*.ckpt from an attnlab run dir"
         )

@@ -51,27 +51,38 @@ def attention_grid(
     xticklabels: Sequence[str] | None = None,
     yticklabels: Sequence[str] | None = None,
 ) -> Figure:
-    """Every head of every layer: ``weights`` (layers, heads, queries, keys) as a grid, one row per layer."""
+    """Every head of every layer: ``weights`` (layers, heads, queries, keys) as a grid, one row per layer.
+
+    The panels share their tokens, so only the left column names the queries and only the bottom row the keys;
+    the figure grows by the longest token, and constrained layout keeps titles, labels and panels apart."""
     grid = np.asarray(weights, dtype=np.float32)
     if grid.ndim != 4:
         raise ValueError(f"expected weights of shape (layers, heads, queries, keys), got {grid.shape}")
     layers, heads, num_queries, num_keys = grid.shape
     cell = min(3.5, max(1.8, 0.22 * max(num_queries, num_keys) + 0.8))
-    fig, axes = plt.subplots(layers, heads, figsize=(cell * heads + 1.0, cell * layers + 0.6), squeeze=False)
+    longest = [max(map(len, labels), default=0) if labels is not None else 0 for labels in (xticklabels, yticklabels)]
+    margin_x, margin_y = (0.065 * chars + 0.5 for chars in longest)  # inches of tick labels at x-small size
+    fig, axes = plt.subplots(layers, heads, figsize=(cell * heads + margin_y + 1.2, cell * layers + margin_x + 0.7),
+                             squeeze=False, sharex=True, sharey=True, layout="constrained")
     for layer in range(layers):
         for head in range(heads):
             ax = axes[layer, head]
             image = ax.imshow(grid[layer, head], cmap="Reds", aspect="auto", vmin=0.0, vmax=1.0)
             if layers * heads > 1:
                 ax.set_title(f"layer {layer + 1}, head {head + 1}", fontsize="small")
-            ax.set_xticks(range(num_keys), labels=list(xticklabels) if xticklabels is not None else [], rotation=90,
-                          fontsize="x-small")
-            ax.set_yticks(range(num_queries), labels=list(yticklabels) if yticklabels is not None else [],
-                          fontsize="x-small")
-            if layer == layers - 1:
-                ax.set_xlabel(xlabel, fontsize="small")
-            if head == 0:
-                ax.set_ylabel(ylabel, fontsize="small")
-    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
-    fig.suptitle(title)
+            _tick_labels(ax.xaxis, num_keys, xticklabels, rotation=90)
+            _tick_labels(ax.yaxis, num_queries, yticklabels)
+            ax.set_xlabel(xlabel, fontsize="small")
+            ax.set_ylabel(ylabel, fontsize="small")
+            ax.label_outer()  # inner panels: no tick labels, no axis labels
+    fig.colorbar(image, ax=axes, shrink=0.8)
+    fig.suptitle(title, wrap=True)
     return fig
+
+
+def _tick_labels(axis, count: int, labels: Sequence[str] | None, rotation: float = 0) -> None:
+    """One tick per token, named; without names no ticks at all (a bare row of marks says nothing)."""
+    if labels is None:
+        axis.set_ticks([])
+        return
+    axis.set_ticks(range(count), labels=list(labels), fontsize="x-small", rotation=rotation)

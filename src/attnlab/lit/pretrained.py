@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 from torch import Tensor, nn
 
+from attnlab import MissingFileError
 from attnlab.attention.scorers import ScaledDotProductScorer
 from attnlab.data.tokenizer_state import TOKENIZER_KEY
 from attnlab.data.tokenizers import TextTokenizer
@@ -86,7 +87,7 @@ def read_pretrained(path: str | os.PathLike, encoder: str = "net.bert") -> Pretr
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"pretrained model file not found: {path} (expected an attnlab checkpoint such as "
             f"outputs/bert_pretrain/<run>/checkpoints/last.ckpt, or a Hugging Face BERT state dict)"
         )
@@ -128,7 +129,7 @@ def _from_hf_directory(path: Path, checkpoint: dict) -> PretrainedEncoder:
     files = [path.parent / HF_TOKENIZER_FILE, path.parent / HF_CONFIG_FILE]
     absent = [str(file) for file in files if not file.is_file()]
     if absent:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{path} is a Hugging Face state dict, which holds neither its tokenizer nor its head count; "
             f"{' and '.join(absent)} must lie beside it, as in a Hugging Face model directory"
         )
