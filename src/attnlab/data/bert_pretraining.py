@@ -110,7 +110,7 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
         return [wikitext2_file(self.data_dir, split) for split in WIKITEXT2_SPLITS]
 
     def shard_store(self) -> ShardStore:
-        """``<cache_dir>/wikitext2-<digest>/``, keyed by the split files' path, size and mtime and by the tokenizer
+        """``<cache_dir>/wikitext2-<digest>/``, keyed by the split files' path, size and content and by the tokenizer
         (what changes the ids): its config; or, for a checkpoint's tokenizer other than the one the config's shards
         hold, that tokenizer's JSON (a resumed run maps the shards it trained on, a foreign tokenizer gets its own)."""
         if self.cache_dir is None:

@@ -1,7 +1,8 @@
 """Token shards: a prepared corpus as Hugging Face ``datasets`` (Arrow files, memory-mapped), written once.
 
 A store is one directory per prepared corpus, ``<root>/<name>-<digest>/`` (the digest of the preparation's config
-and of its files' stats, as :func:`~attnlab.data.cache.entry_name` makes it), holding each split as parts,
+and of its files' paths, sizes and contents, as :func:`~attnlab.data.cache.entry_name` makes it), holding each split as
+parts,
 ``<split>/part-<k>/`` (one ``Dataset.save_to_disk`` each, written as the encoding goes, so preparing never holds
 the encoded corpus in memory), and ``meta.json`` (tokenizers and other texts). It is written into a temporary
 sibling and renamed when complete: processes and nodes that race to prepare it never read a partial store.
