@@ -104,7 +104,7 @@ def test_ranks_read_disjoint_shares_of_the_shards(tmp_path):
     read = []
     for rank in range(2):
         dm = make_dm(fra, tmp_path, cache_dir=tmp_path / "cache", batch_size=8)
-        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2, overfit_batches=0)
         dm.setup("fit")
         read.append([i for batch in dm.train_dataloader() for i in batch.index.tolist()])
     assert len(read[0]) and abs(len(read[0]) - len(read[1])) <= 8  # the same number of batches on each rank

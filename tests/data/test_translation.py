@@ -179,7 +179,7 @@ def test_datamodule_shards_by_trainer_rank_and_lightning_sets_epoch(fra_txt, tmp
     whole = {i for b in dm.train_dataloader().batch_sampler for i in b}
     shards = []
     for rank in range(2):
-        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2, overfit_batches=0)
         loader = dm.train_dataloader()
         _set_sampler_epoch(loader, 5)  # what Lightning's fit loop calls each epoch
         assert loader.batch_sampler.sampler.epoch == 5

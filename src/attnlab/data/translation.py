@@ -137,13 +137,16 @@ class TranslationDataModule(pl.LightningDataModule):
                 self._save_tokenizers()
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        """Reshuffled every epoch; in corpus order under ``overfit_batches`` (``debug=overfit``), as Lightning's own
+        samplers are then, so the few batches a run memorises are the same every epoch."""
+        overfitting = self.trainer is not None and self.trainer.overfit_batches > 0
+        return self._loader("train", shuffle=not overfitting, equal_shards=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val", shuffle=False, equal_shards=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test", shuffle=False, equal_shards=False)
 
     # -- helpers for models, translation and BLEU (the tokenizer ones work after setup or load_state_dict) -
     @property
@@ -219,7 +222,7 @@ class TranslationDataModule(pl.LightningDataModule):
         ids = self.net_kwargs()
         return partial(collate_pairs, pad_id=ids["pad_id"], bos_id=ids["bos_id"], eos_id=ids["eos_id"])
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool, equal_shards: bool) -> DataLoader:
         dataset = self.datasets[split]
         rank, world_size = self._rank_world()
         sampler = BucketBatchSampler(
@@ -230,7 +233,7 @@ class TranslationDataModule(pl.LightningDataModule):
             bucket_size=self.bucket_size,
             rank=rank,
             world_size=world_size,
-            equal_shards=shuffle,  # training: same step count on every rank; evaluation: each pair exactly once
+            equal_shards=equal_shards,  # training: same step count on every rank; evaluation: each pair exactly once
         )
         return ResumableDataLoader(  # a mid-epoch checkpoint resumes at the next batch of the same order
             dataset,
