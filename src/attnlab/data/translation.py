@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -251,12 +252,13 @@ class TranslationDataModule(pl.LightningDataModule):
     def _load_or_build(self) -> PreparedPairs:
         start = time.perf_counter()
         store = None if self.cache_dir is None else self.shard_store()
-        shards = None if store is None else store.open()
-        self.cache_hit = shards is not None
-        if shards is None:
-            prepared = self.preparation.run(self._loaded, store)
-        else:
-            prepared = PreparedPairs.from_shards(shards, self._loaded)
+        with nullcontext() if store is None else store.preparing():  # one preparer; the others map its shards
+            shards = None if store is None else store.open()
+            self.cache_hit = shards is not None
+            if shards is None:
+                prepared = self.preparation.run(self._loaded, store)
+            else:
+                prepared = PreparedPairs.from_shards(shards, self._loaded)
         self.prep_seconds = time.perf_counter() - start
         sizes = "/".join(str(len(prepared.datasets[s])) for s in SPLITS)
         log.info(
