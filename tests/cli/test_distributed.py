@@ -59,6 +59,19 @@ def test_ddp_cpu_matches_one_process(ddp_sweep, tmp_path: Path):
 
 
 @pytest.mark.slow
+def test_a_time_budget_under_ddp_gives_both_ranks_rank_0s_horizon(tmp_path: Path):
+    """Rank 1's budget clock runs 3 s ahead, so its own estimates would be shorter: the horizon is rank 0's."""
+    record = tmp_path / "horizons"
+    run_attnlab(["experiment=nw_parametric", "trainer=ddp_cpu", "budget=0.1", "test=false", "~callbacks.progress_bar",
+                 "+model.scheduler={_target_:attnlab.lit.optim.cosine_warmup,_partial_:true,warmup_fraction:0.1}",
+                 f"+callbacks.horizon={{_target_:horizon_callback.SkewAndRecordHorizon,out:'{record}',skew:3.0}}"],
+                tmp_path, timeout=400)
+    rank0, rank1 = (json.loads(Path(f"{record}-rank{rank}.json").read_text()) for rank in (0, 1))
+    assert len(rank0) > 10 and len(set(rank0)) > 2  # re-estimated as the run went
+    assert rank1 == rank0
+
+
+@pytest.mark.slow
 def test_ddp_translation_scores_and_loss_equal_one_process_exactly(tmp_path: Path):
     """40 validation and 40 test pairs in batches of 8: rank 0 decodes 3 batches, rank 1 the other 2. Gathered by
     the pairs' index, the scores, the loss and the written files equal one process's bit for bit; a rank left out
