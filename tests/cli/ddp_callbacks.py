@@ -1,4 +1,4 @@
-"""A callback for the DDP budget test, loaded by the training subprocesses from this dir (PYTHONPATH)."""
+"""Callbacks for the DDP tests, loaded by the training subprocesses from this dir (PYTHONPATH)."""
 from __future__ import annotations
 
 import json
@@ -24,3 +24,16 @@ class SkewAndRecordHorizon(pl.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         Path(f"{self.out}-rank{trainer.global_rank}.json").write_text(json.dumps(self.horizons))
+
+
+class PerturbRank1(pl.Callback):
+    """Scales rank 1's parameters by ``factor`` before the strategy wraps the model: DDP must start every rank
+    from rank 0's weights and keep them equal, or the run leaves the single-process trajectory."""
+
+    def __init__(self, factor: float):
+        self.factor = factor
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if trainer.global_rank == 1:
+            for parameter in pl_module.parameters():
+                parameter.data.mul_(self.factor)
