@@ -61,8 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="where causal_decoder runs (the other cases run on the CPU)")
-    parser.add_argument("--sizes", type=lambda text: tuple(int(k) for k in text.split(",")), default=None,
-                        help="corpus sizes of the streaming case, in WikiText-2s (default 1,10,50; quick 1,2)")
+    parser.add_argument("--sizes", type=lambda text: tuple(float(k) for k in text.split(",")), default=None,
+                        help="corpus sizes of the streaming case, in WikiText-2s (default 1,10,50; quick 1,2; "
+                             "fractions such as 0.02 for a smoke test)")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.cases.split(",") if name.strip()]
     unknown = [name for name in names if name not in CASES]

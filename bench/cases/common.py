@@ -38,7 +38,7 @@ class Context:
     work_dir: Path  # caches and scratch files of this suite (outputs/bench/work)
     seed: int = 0
     device: torch.device = torch.device("cpu")  # where causal_decoder runs (--device); the other cases use the CPU
-    sizes: tuple[int, ...] | None = None  # corpus sizes of the streaming case (None: its default for the mode)
+    sizes: tuple[float, ...] | None = None  # corpus sizes of the streaming case (None: its default for the mode)
     shared: dict = field(default_factory=dict)
 
     def heavy_repeats(self) -> int:

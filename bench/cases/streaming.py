@@ -1,7 +1,8 @@
 """Case: training from token shards as the corpus grows to 1x, 10x and 50x WikiText-2 (``--cases streaming``).
 
 The corpus is grown from the shared fra-eng pairs (seeded shuffles of every pair, as many copies as make the
-training text k times WikiText-2's 2.05M training words, counting both sides) in a temp dir under the bench's
+training text k times WikiText-2's 2.05M training words, counting both sides; a fraction of a copy for k below one
+copy's words, as the test suite's smoke run uses) in a temp dir under the bench's
 work dir, deleted afterwards; validation and test are 1,000 fixed pairs each, so only the training shards grow.
 For each size, in subprocesses as a user runs them: ``attnlab-prepare`` (wall time, peak RSS), then
 ``attnlab-train experiment=transformer_mt data=parallel`` for a fixed number of steps on the shards, its memory
@@ -35,14 +36,16 @@ BATCH = 32  # rows a training batch: small, so that reading and collating weigh 
 BIN = Path(sys.executable).parent
 
 
-def _grow(pairs: list[tuple[str, str]], root: Path, copies: int, seed: int) -> Path:
-    """``root/train.{en,fr}``: ``copies`` shuffles of ``pairs``; returns the prefix ``root/train``."""
+def _grow(pairs: list[tuple[str, str]], root: Path, rows: int, seed: int) -> Path:
+    """``root/train.{en,fr}``: ``rows`` pairs, seeded shuffles of ``pairs`` one after another (the last one cut
+    short); returns the prefix ``root/train``."""
     root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     with open(root / "train.en", "w") as en, open(root / "train.fr", "w") as fr:
-        for _ in range(copies):
+        for start in range(0, rows, len(pairs)):
             order = list(range(len(pairs)))
             rng.shuffle(order)
+            order = order[: rows - start]
             en.write("".join(pairs[i][0] + "\n" for i in order))
             fr.write("".join(pairs[i][1] + "\n" for i in order))
     return root / "train"
@@ -149,14 +152,15 @@ def run(ctx: Context) -> CaseResult:
 
     try:
         for k in sizes:
-            copies = max(1, round(k * wiki_words / pair_words))
-            train_prefix = _grow(pairs, root / f"corpus-{k}x", copies, ctx.seed + k)
+            copies = k * wiki_words / pair_words
+            copies = round(copies) if copies >= 0.5 else copies  # whole copies, or a share of one for a smoke test
+            train_prefix = _grow(pairs, root / f"corpus-{k}x", max(1, round(copies * len(pairs))), ctx.seed + k)
             data = ["experiment=transformer_mt", "data=parallel", f"data.corpus.train={train_prefix}",
                     f"data.corpus.val={val}", f"data.corpus.test={test}", "data.corpus.src_lang=en",
                     "data.corpus.tgt_lang=fr", "data.preprocess=true", f"seed={ctx.seed}"]
             prep_seconds, prep_peak = _run("attnlab-prepare", data, env, root)
             measured[f"prepare {k}x"] = {"seconds": prep_seconds, **prep_peak, "copies": copies,
-                                         "words": copies * pair_words}
+                                         "words": round(copies * pair_words)}
             partial.write_text(json.dumps(measured, indent=1))
             train(f"{k}x", data)
             if k == sizes[0]:
@@ -172,7 +176,7 @@ def run(ctx: Context) -> CaseResult:
     first, last = f"{sizes[0]}x", f"{sizes[-1]}x"
     for k in sizes:
         name, prep = f"{k}x", measured[f"prepare {k}x"]
-        setting = f"{k}x WikiText-2 ({prep['words'] / 1e6:.1f}M words, {prep['copies']} fra-eng copies)"
+        setting = f"{k}x WikiText-2 ({prep['words'] / 1e6:.3g}M words, {prep['copies']:.3g} fra-eng copies)"
         result.rows.append(Row(result.name, f"attnlab-prepare, {setting}", "seconds (peak RSS MiB)",
                                Figure("shards", prep["seconds"], peak_mib=prep["max_rss"])))
         for key, label in (("max_rss", "peak RSS"), ("max_pss", "peak PSS"), ("max_anon", "peak anonymous")):

@@ -33,14 +33,15 @@ def pad_to(batch, length: int, pad_id: int):
         out[:, : x.shape[1]] = x
         return out
 
-    return type(batch)(widen(batch.src), batch.src_lens, widen(batch.tgt_in), widen(batch.tgt_out), batch.tgt_lens)
+    return batch._replace(src=widen(batch.src), tgt_in=widen(batch.tgt_in), tgt_out=widen(batch.tgt_out))
 
 
 def shrink(batch, rows: int):
     """The first ``rows`` sentences of a batch, trimmed to their own longest (quick mode's small batches)."""
     src_len, tgt_len = int(batch.src_lens[:rows].max()), int(batch.tgt_lens[:rows].max())
-    return type(batch)(batch.src[:rows, :src_len], batch.src_lens[:rows], batch.tgt_in[:rows, :tgt_len],
-                       batch.tgt_out[:rows, :tgt_len], batch.tgt_lens[:rows])
+    return batch._replace(src=batch.src[:rows, :src_len], src_lens=batch.src_lens[:rows],
+                          tgt_in=batch.tgt_in[:rows, :tgt_len], tgt_out=batch.tgt_out[:rows, :tgt_len],
+                          tgt_lens=batch.tgt_lens[:rows], index=batch.index[:rows])
 
 
 def synthetic_batches(count: int, rows: int, length: int, src_vocab: int, tgt_vocab: int, bos_id: int,

@@ -85,14 +85,27 @@ def test_unknown_case_is_rejected_with_the_choices():
     assert "warp_drive" in completed.stderr and "attention_memory" in completed.stderr
 
 
-def quick_cases(out: Path, *args: str) -> list[dict]:
+def quick_cases(out: Path, *args: str, timeout: float = 300) -> list[dict]:
     """The cases' JSON results of one quick, one-round run of ``bench/run.py`` with ``args``."""
     completed = subprocess.run(
         [*RUN, "--quick", "--repeats", "1", "--warmup", "0", *args, "--out", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+        capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return json.loads((out / "latest.json").read_text())["cases"]
+
+
+def test_every_case_runs_in_quick_mode(tmp_path):
+    """All of ``make bench``, one small round each (streaming on 1 % of WikiText-2), on the corpora of this machine:
+    a change that breaks a case fails here. A case may skip only for a missing corpus or ``transformers``."""
+    from bench.run import CASES
+
+    cases = quick_cases(tmp_path, "--threads", "1", "--sizes", "0.01", timeout=900)
+    assert [case["name"] for case in cases] == list(CASES)
+    for case in cases:
+        reason = case.get("reason") or ""
+        assert case["status"] == "ok" or case["status"] == "skipped" and (
+            reason.startswith("transformers is not ") or " not found" in reason), case
 
 
 def test_causal_decoder_case_compares_the_is_causal_path_with_the_explicit_mask(tmp_path):

@@ -16,13 +16,16 @@ from attnlab.layers.blocks import PostNormBlock, PreNormBlock
 from cli_support import find_run_dirs, metric_history, run_attnlab, tiny_transformer_args, write_pairs
 
 TOLERANCE = 1e-6  # NW's one batch goes to both ranks: DDP's averaged gradient equals the single-process one
+# ... once DDP has given rank 1 rank 0's weights: rank 1 starts from others, so a DDP that did not sync them
+# (or the gradients after) would leave the single-process trajectory
+PERTURB = "+callbacks.perturb={_target_:ddp_callbacks.PerturbRank1,factor:3.0}"
 
 
 @pytest.fixture(scope="module")
 def ddp_sweep(tmp_path_factory) -> tuple[Path, str]:
     outputs = tmp_path_factory.mktemp("ddp")
     proc = run_attnlab(["-m", "experiment=nw_parametric", "trainer=ddp_cpu", "kernel.init_w=0.5,2.0",
-                        "trainer.max_epochs=2", "test=false", "~callbacks.progress_bar"], outputs, timeout=400)
+                        "trainer.max_epochs=2", "test=false", "~callbacks.progress_bar", PERTURB], outputs, timeout=400)
     return outputs, proc.stdout + proc.stderr
 
 
@@ -56,6 +59,19 @@ def test_ddp_cpu_matches_one_process(ddp_sweep, tmp_path: Path):
     assert [step for step, _ in ddp] == [step for step, _ in one] == [0, 1]
     for (_, a), (_, b) in zip(ddp, one):
         assert abs(a - b) <= TOLERANCE
+
+
+@pytest.mark.slow
+def test_a_time_budget_under_ddp_gives_both_ranks_rank_0s_horizon(tmp_path: Path):
+    """Rank 1's budget clock runs 3 s ahead, so its own estimates would be shorter: the horizon is rank 0's."""
+    record = tmp_path / "horizons"
+    run_attnlab(["experiment=nw_parametric", "trainer=ddp_cpu", "budget=0.1", "test=false", "~callbacks.progress_bar",
+                 "+model.scheduler={_target_:attnlab.lit.optim.cosine_warmup,_partial_:true,warmup_fraction:0.1}",
+                 f"+callbacks.horizon={{_target_:ddp_callbacks.SkewAndRecordHorizon,out:'{record}',skew:3.0}}"],
+                tmp_path, timeout=400)
+    rank0, rank1 = (json.loads(Path(f"{record}-rank{rank}.json").read_text()) for rank in (0, 1))
+    assert len(rank0) > 10 and len(set(rank0)) > 2  # re-estimated as the run went
+    assert rank1 == rank0
 
 
 @pytest.mark.slow

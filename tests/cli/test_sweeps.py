@@ -128,6 +128,18 @@ def test_optuna_search_of_nw_prunes_trials_and_reports_the_best_complete_one(tmp
     assert {row[0]: row[1] for row in rows} == {str(n): state for n, state in states.items()}
 
 
+def test_a_second_invocation_on_one_storage_proposes_new_points(tmp_path: Path):
+    sweep = tmp_path / "continued"
+    args = ["experiment=nw_parametric", "hparams_search=nw_optuna", f"hydra.sweep.dir={sweep}", "test=false",
+            "trainer.max_epochs=1", "hydra.sweeper.n_trials=2", "hydra/sweeper/pruner=none", "~callbacks.progress_bar"]
+    run_attnlab(args, tmp_path)
+    run_attnlab(args, tmp_path)  # the same seed, continuing the study in the sweep dir's journal
+    records = _trial_records(sweep)
+    assert sorted(records) == [0, 1, 2, 3]
+    first, second = ([records[n]["params"] for n in numbers] for numbers in ((0, 1), (2, 3)))
+    assert not set(map(str, first)) & set(map(str, second))
+
+
 @pytest.mark.slow
 def test_two_workers_share_a_journal_study_and_a_third_resumes_it(tmp_path: Path):
     sweep = tmp_path / "shared_sweep"

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_support import metric_history, run_attnlab
 from conftest import run_dirs
 
 from attnlab.cli.translate import main as translate_main
@@ -49,6 +50,29 @@ def metric(csv_path, name: str) -> float:
 
 def lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines()
+
+
+def test_debug_overfit_trains_a_transformer_on_the_same_batches_every_epoch_until_it_memorises_them(tmp_path):
+    """Random pairs: nothing to generalise, so only the same few batches seen again and again can be learnt."""
+    rng = random.Random(0)
+    pairs = tmp_path / "random.txt"
+    pairs.write_text("".join(f"{' '.join(f'w{rng.randrange(40)}' for _ in range(rng.randint(2, 5)))} .\t"
+                             f"{' '.join(f'f{rng.randrange(40)}' for _ in range(rng.randint(2, 5)))} .\tCC-BY 2.0\n"
+                             for _ in range(300)), encoding="utf-8")
+    batches, run_dir = tmp_path / "batches.json", tmp_path / "overfit"
+    run_attnlab(["experiment=transformer_mt", "debug=overfit", f"data.corpus.path={pairs}", "data.batch_size=8",
+                 "tokenizer.min_freq=1", "model.net.d_model=64", "model.net.num_heads=2", "model.net.block.d_ff=128",
+                 "model.net.dropout=0.0", "model.label_smoothing=0.0", "model.optimizer.lr=0.003",
+                 "model.scheduler.warmup_fraction=0.05", "model.decode.max_steps=8", "trainer.max_epochs=60",
+                 "callbacks=none", "~callbacks.checkpoint_averaging", "~callbacks.early_stopping", "test=false",
+                 "model.plot_attention=false", "model.examples=[]",
+                 f"+callbacks.record={{_target_:record_batches.RecordBatches,out:'{batches}'}}",
+                 f"hydra.run.dir={run_dir}"], tmp_path, timeout=600)
+    epochs = json.loads(batches.read_text())
+    assert len(epochs) == 60 and len(epochs[0]) == 3
+    assert all(epoch == epochs[0] for epoch in epochs)  # the same pairs, in the same batches, every epoch
+    losses = [value for _, value in metric_history(run_dir, "train/loss_epoch")]
+    assert losses[-1] < 0.05 * losses[0] and losses[-1] < 0.1  # memorised
 
 
 @pytest.mark.slow  # four CLI processes: about a minute on a small CPU

@@ -96,7 +96,8 @@ def test_shards_are_reused_and_keyed_by_config_and_file_stat(wiki_dir, tmp_path,
     first.setup()
     first.prepare_data()  # after setup (attnlab-train sets up first): the same store, keyed by the config
     store = first.shard_store()
-    assert [p.name for p in cache.iterdir()] == [store.path.name] and store.path.name.startswith("wikitext2-")
+    stores = [p.name for p in cache.iterdir() if not p.name.startswith(".")]  # beside the hidden lock file
+    assert stores == [store.path.name] and store.path.name.startswith("wikitext2-")
     reads = []
     real_read = bert_pretraining.read_wikitext2
     monkeypatch.setattr(bert_pretraining, "read_wikitext2", lambda *a: reads.append(a) or real_read(*a))

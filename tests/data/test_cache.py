@@ -15,15 +15,24 @@ def source(tmp_path):
     return path
 
 
-def test_key_changes_with_config_files_and_version(source, monkeypatch):
+def test_key_changes_with_config_content_and_version_not_with_a_touch(source, monkeypatch):
     name = entry_name("toy", {"seed": 1}, [source])
     assert name.startswith("toy-") and entry_name("toy", {"seed": 1}, [source]) == name
     assert entry_name("toy", {"seed": 2}, [source]) != name
     os.utime(source, ns=(0, 0))
-    touched = entry_name("toy", {"seed": 1}, [source])
-    assert touched != name
+    assert entry_name("toy", {"seed": 1}, [source]) == name  # the same bytes: the same shards
+    source.write_text("some test\n")  # the same size ...
+    os.utime(source, ns=(0, 0))  # ... and mtime, as cp -p and rsync -a leave them
+    edited = entry_name("toy", {"seed": 1}, [source])
+    assert edited != name
     monkeypatch.setattr(cache_module, "CACHE_VERSION", cache_module.CACHE_VERSION + 1)
-    assert entry_name("toy", {"seed": 1}, [source]) != touched
+    assert entry_name("toy", {"seed": 1}, [source]) != edited
+
+
+def test_content_hash_is_xxhash64_of_the_bytes(source):
+    import xxhash
+
+    assert cache_module.content_hash(source) == xxhash.xxh64(source.read_bytes()).hexdigest()
 
 
 def test_tokenizer_identity_is_the_config_before_training_and_the_json_after():

@@ -3,6 +3,8 @@ data on shards equals the in-memory form, each rank reads its own share, parts b
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -104,10 +106,75 @@ def test_ranks_read_disjoint_shares_of_the_shards(tmp_path):
     read = []
     for rank in range(2):
         dm = make_dm(fra, tmp_path, cache_dir=tmp_path / "cache", batch_size=8)
-        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2, overfit_batches=0)
         dm.setup("fit")
         read.append([i for batch in dm.train_dataloader() for i in batch.index.tolist()])
     assert len(read[0]) and abs(len(read[0]) - len(read[1])) <= 8  # the same number of batches on each rank
     total = len(dm.datasets["train"])
     assert set(read[0]) | set(read[1]) == set(range(total))
     assert len(set(read[0]) & set(read[1])) <= 8  # only the batch cycled to even the ranks out is read twice
+
+
+RACER = """
+import json, sys, time
+from functools import partial
+from pathlib import Path
+
+from attnlab.data.bert_pretraining import WikiText2DataModule
+from attnlab.data.corpora import FraEngCorpus
+from attnlab.data.tokenizers import TextTokenizer, word
+from attnlab.data.translation import TranslationDataModule
+
+kind, data, cache, barrier, me = sys.argv[1:]
+trainings = []
+train = TextTokenizer.train
+
+
+def slow_train(self, *args, **kwargs):  # a tokenizer that takes a while to train: the racers overlap
+    trainings.append(me)
+    time.sleep(1.0)
+    return train(self, *args, **kwargs)
+
+
+TextTokenizer.train = slow_train
+if kind == "translation":
+    dm = TranslationDataModule(FraEngCorpus(data, url="http://127.0.0.1:9/fra-eng.zip"), partial(word, min_freq=1),
+                               cache_dir=cache, output_dir=Path(barrier) / me)
+else:
+    dm = WikiText2DataModule(partial(word, min_freq=1), data, batch_size=4, cache_dir=cache)
+Path(barrier, me).mkdir()
+while len(list(Path(barrier).iterdir())) < 2:  # start together, imports done
+    time.sleep(0.01)
+dm.prepare_data()
+dm.setup("fit")
+state = dm.state_dict() if kind == "translation" else {"tokenizer": dm.tokenizer.to_str()}
+(store,) = Path(cache).glob("[!.]*/meta.json")  # not a temporary store of the other racer
+stored = json.loads(store.read_text())["texts"]
+print(json.dumps({"prepared": bool(trainings), "same_as_store": all(stored[k] == v for k, v in state.items())}))
+"""
+
+
+@pytest.mark.parametrize("kind", ["translation", "wikitext2"])
+def test_two_processes_racing_on_one_cache_dir_prepare_once_and_both_use_the_stored_tokenizers(tmp_path, kind):
+    if kind == "translation":
+        data = tmp_path / "fra.txt"
+        write_pairs(data)
+    else:
+        data = tmp_path / "wikitext-2"
+        data.mkdir()
+        for split in ("train", "valid", "test"):
+            (data / f"wiki.{split}.tokens").write_text(
+                "".join(f" w{i} x{i % 7} . y{i % 5} z . \n" for i in range(40)), encoding="utf-8")
+    script, barrier = tmp_path / "racer.py", tmp_path / "barrier"
+    script.write_text(RACER)
+    barrier.mkdir()
+    racers = [subprocess.Popen([sys.executable, str(script), kind, str(data), str(tmp_path / "cache"), str(barrier),
+                                name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for name in ("a", "b")]
+    outcomes = []
+    for racer in racers:
+        out, err = racer.communicate(timeout=300)
+        assert racer.returncode == 0, err[-3000:]
+        outcomes.append(json.loads(out.splitlines()[-1]))
+    assert [outcome["prepared"] for outcome in outcomes].count(True) == 1  # one preparer; the other mapped its shards
+    assert all(outcome["same_as_store"] for outcome in outcomes)

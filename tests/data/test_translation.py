@@ -179,7 +179,7 @@ def test_datamodule_shards_by_trainer_rank_and_lightning_sets_epoch(fra_txt, tmp
     whole = {i for b in dm.train_dataloader().batch_sampler for i in b}
     shards = []
     for rank in range(2):
-        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2, overfit_batches=0)
         loader = dm.train_dataloader()
         _set_sampler_epoch(loader, 5)  # what Lightning's fit loop calls each epoch
         assert loader.batch_sampler.sampler.epoch == 5
@@ -252,12 +252,18 @@ def test_cache_hit_equals_cold_encoding(fra_txt, tmp_path, monkeypatch):
     assert warm.src_tokenizer == cold.src_tokenizer and warm.tgt_tokenizer == cold.tgt_tokenizer
     assert warm.val_examples(100) == cold.val_examples(100)
     monkeypatch.undo()
-    # a different config or a modified file is a different key
+    # a different config or a file edited in place is a different key, even keeping size and mtime (cp -p)
     make_dm(fra_txt, tmp_path, cache_dir=tmp_path / "cache", tokenizer=lambda: bpe(vocab_size=100), seed=9).setup()
-    os.utime(fra_txt, ns=(0, 0))
+    before, text = fra_txt.stat(), fra_txt.read_text(encoding="utf-8")
+    fra_txt.write_text("Zz" + text[2:], encoding="utf-8")
+    os.utime(fra_txt, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = fra_txt.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
     changed = make_dm(fra_txt, tmp_path, cache_dir=tmp_path / "cache", tokenizer=lambda: bpe(vocab_size=100))
     changed.setup()
     assert changed.cache_hit is False and len(list((tmp_path / "cache").glob("translation-*/meta.json"))) == 3
+    sources = [source for split in ("train", "val", "test") for source in changed.texts(split)[0]]
+    assert any(source.startswith("zz") for source in sources)
 
 
 def test_state_dict_restores_tokenizers_without_retraining(fra_txt, tmp_path, monkeypatch):

@@ -155,6 +155,6 @@ def test_ddp_evaluation_holds_every_pair_once_while_training_steps_stay_equal(fr
         assert all(shards)
     steps = []
     for rank in range(world_size):
-        dm.trainer = SimpleNamespace(global_rank=rank, world_size=world_size)
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=world_size, overfit_batches=0)
         steps.append(len(list(dm.train_dataloader())))
     assert len(set(steps)) == 1

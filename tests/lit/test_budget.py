@@ -155,3 +155,42 @@ def test_budget_sets_max_time_and_lifts_the_epoch_limit(compose):
     assert cfg.trainer.max_time is None and cfg.trainer.max_epochs > 0
     with pytest.raises(ConfigError, match="budget must be a positive number of minutes, got 0"):
         apply_budget(compose("experiment=nw_parametric", "budget=0"))
+
+
+def test_a_warmup_in_steps_never_shrinks_when_the_horizon_drops_under_it(monkeypatch, caplog):
+    # 1 s a step for 15 steps, then 20 s: the 60 s budget ends near step 17, inside the 20-step warm-up
+    steps = functools.partial(linear_warmup_decay, warmup_steps=20)
+    with caplog.at_level("WARNING", logger="attnlab.lit.optim"):
+        module = fit_on_the_clock(monkeypatch, lambda step: 1.0 if step < 15 else 20.0, max_time="00:00:01:00",
+                                  scheduler=steps)
+    assert module.horizons[-1] < 20  # the estimate fell under the warm-up ...
+    assert module.lrs == pytest.approx([(step + 1) / 20 for step in range(len(module.lrs))])  # ... which kept going
+    assert caplog.text.count("the run ends inside its warm-up") == 1
+
+
+def test_the_rate_never_moves_backwards_when_the_horizon_is_revised():
+    optimizer = torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=1.0)
+    schedule = linear_warmup_decay(optimizer, warmup_fraction=0.1, total_steps=100)
+    lrs = []
+    for step in range(60):
+        if step == 5:
+            schedule.set_total_steps(1000)  # a longer warm-up: hold the rate until the ramp catches up
+        if step == 20:
+            schedule.set_total_steps(30)  # the warm-up is over: decay faster ...
+        if step == 25:
+            schedule.set_total_steps(200)  # ... and hold, not rise again, when the horizon grows back
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    warmup, decay = lrs[:lrs.index(max(lrs)) + 1], lrs[lrs.index(max(lrs)):]
+    assert all(b >= a for a, b in zip(warmup, warmup[1:])) and all(b <= a for a, b in zip(decay, decay[1:]))
+    assert lrs[6] == lrs[5] == pytest.approx(0.6) and lrs[26] == lrs[25] > 0  # revisions act on the next step
+
+
+def test_a_warmup_longer_than_a_known_run_is_cut_at_the_start_with_a_warning(caplog):
+    optimizer = torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=1.0)
+    with caplog.at_level("WARNING", logger="attnlab.lit.optim"):
+        schedule = linear_warmup_decay(optimizer, warmup_steps=50, total_steps=40)
+    assert "warmup_steps=50 >= total_steps=40 of this run: warming up for 4 steps instead" in caplog.text
+    schedule.set_total_steps(400)
+    assert schedule.warmup_length() == 4

@@ -71,8 +71,36 @@ def test_auto_is_the_default_and_the_cli_writes_the_choice_into_the_config(compo
     assert cfg.trainer.precision == FP32
 
 
-def test_the_timing_measures_a_real_matmul():
-    assert precision.bf16_matmul_speedup(size=64, repeats=1) > 0
+def test_the_timing_is_fp32s_best_time_over_bf16s(monkeypatch):
+    # fp32's three samples take 3, 2, 4 s, bf16's 1, 2, 1 s: best 2 s over best 1 s
+    ticks = iter([0, 3, 10, 12, 20, 24, 30, 31, 40, 42, 50, 51])
+    monkeypatch.setattr(precision.time, "perf_counter", lambda: next(ticks))
+    assert precision.bf16_matmul_speedup(size=8, repeats=3) == 2.0
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 0), FP32), ((7, 5), FP32), ((8, 0), BF16), ((9, 0), BF16)])
+def test_gpus_get_bf16_only_where_it_is_native_not_emulated(monkeypatch, capability, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    choice = choose_precision("gpu")
+    assert choice.precision == expected and "compute capability" in choice.reason
+
+
+@pytest.mark.parametrize("machine", ["arm64", "aarch64"])
+def test_an_arm_cpu_without_cpuinfo_is_timed_not_taken_for_one_without_bf16(monkeypatch, machine):
+    monkeypatch.setattr(precision, "read_cpu_flags", lambda: None)  # macOS (Apple M2+)
+    monkeypatch.setattr(precision.platform, "machine", lambda: machine)
+    assert choose_precision("cpu", speedup=lambda: 3.0).precision == BF16
+    slow = choose_precision("cpu", speedup=lambda: 1.2)
+    assert slow.precision == FP32 and "unknown CPU flags" in slow.reason and "1.20x" in slow.reason
+
+
+def test_an_x86_cpu_without_cpuinfo_falls_back_to_torchs_probes(monkeypatch):
+    monkeypatch.setattr(precision, "read_cpu_flags", lambda: None)
+    monkeypatch.setattr(precision.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(precision, "torch_cpu_flags", lambda: {"amx_bf16"})
+    assert choose_precision("cpu", speedup=no_timing).precision == BF16
 
 
 def fit_nadaraya_watson(compose, tmp_path, precision: str) -> float:

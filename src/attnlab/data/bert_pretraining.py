@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 from itertools import chain
 from pathlib import Path
 
@@ -111,7 +112,7 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
         return [wikitext2_file(self.data_dir, split) for split in WIKITEXT2_SPLITS]
 
     def shard_store(self) -> ShardStore:
-        """``<cache_dir>/wikitext2-<digest>/``, keyed by the split files' path, size and mtime and by the tokenizer
+        """``<cache_dir>/wikitext2-<digest>/``, keyed by the split files' path, size and content and by the tokenizer
         (what changes the ids): its config; or, for a checkpoint's tokenizer other than the one the config's shards
         hold, that tokenizer's JSON (a resumed run maps the shards it trained on, a foreign tokenizer gets its own)."""
         if self.cache_dir is None:
@@ -129,22 +130,24 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
         """The shards mapped from ``cache_dir`` (written first when missing), or prepared in memory without one.
         Preparing reads the splits and trains the tokenizer on the training split (unless one was restored)."""
         store = None if self.cache_dir is None else self.shard_store()
-        shards = None if store is None else store.open()
-        if shards is not None:
-            log.info("WikiText2DataModule: shards mapped from %s", store.path)
-            tokenizer = self.tokenizer or TextTokenizer.from_str(shards.meta["tokenizer"])
-        else:
-            paragraphs = {split: read_wikitext2(self.data_dir, split) for split in WIKITEXT2_SPLITS}
-            tokenizer = self.tokenizer
-            if tokenizer is None:
-                tokenizer = self.build_tokenizer().train(chain.from_iterable(paragraphs["train"]), SPECIAL_TOKENS)
+        tokenizer = self.tokenizer
+        with nullcontext() if store is None else store.preparing():  # one preparer; the others map its shards
+            shards = None if store is None else store.open()
+            if shards is not None:
+                log.info("WikiText2DataModule: shards mapped from %s", store.path)
+            else:
+                paragraphs = {split: read_wikitext2(self.data_dir, split) for split in WIKITEXT2_SPLITS}
+                if tokenizer is None:
+                    tokenizer = self.build_tokenizer().train(chain.from_iterable(paragraphs["train"]), SPECIAL_TOKENS)
 
-            def fill(writer: ShardWriter) -> Shards:
-                for split in WIKITEXT2_SPLITS:
-                    write_paragraphs(writer, split, paragraphs[split], tokenizer)
-                return writer.finish({"tokenizer": tokenizer.to_str()})
+                def fill(writer: ShardWriter) -> Shards:
+                    for split in WIKITEXT2_SPLITS:
+                        write_paragraphs(writer, split, paragraphs[split], tokenizer)
+                    return writer.finish({"tokenizer": tokenizer.to_str()})
 
-            shards = fill(ShardWriter(None)) if store is None else store.write(fill)
+                shards = fill(ShardWriter(None)) if store is None else store.write(fill)
+        if tokenizer is None or tokenizer.to_str() != shards.meta["tokenizer"]:  # the store's, whoever prepared it
+            tokenizer = TextTokenizer.from_str(shards.meta["tokenizer"])
         return tokenizer, {split: read_corpus(shards, split) for split in WIKITEXT2_SPLITS}
 
     def net_kwargs(self) -> dict:

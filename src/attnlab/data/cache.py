@@ -1,19 +1,26 @@
 """Cache keys of a prepared corpus: what names the token shards (:mod:`attnlab.data.shards`) of a preparation.
 
-A key is a digest of the preparation's config, of the stats (path, size, mtime) of the files read and of
-:data:`CACHE_VERSION`, so any change to them misses the old shards instead of reusing them.
+A key is a digest of the preparation's config, of the files read (path, size and a hash of their content) and
+of :data:`CACHE_VERSION`, so any change to them misses the old shards instead of reusing them. The content is
+hashed in full (xxHash64: ~5 GB/s from the page cache, 0.1 s for WikiText-103's 540 MB), so an edit that keeps
+size and mtime (``cp -p``, ``rsync -a``) is seen too; a process hashes a file once while its stats stay put.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import xxhash
+
 from attnlab.data.tokenizers import TextTokenizer
 
 CACHE_VERSION = 3  # bump when what any DataModule caches changes meaning or layout (3: splits by source, texts)
+HASH_BLOCK = 1 << 20  # bytes read at a time while hashing a file
 
 
 def tokenizer_identity(tokenizer: TextTokenizer) -> dict[str, Any]:
@@ -24,8 +31,25 @@ def tokenizer_identity(tokenizer: TextTokenizer) -> dict[str, Any]:
     return dict(tokenizer.config)
 
 
+def content_hash(path: Path) -> str:
+    """xxHash64 of the file's bytes; hashed again only when its stats (size, mtime, ctime, inode) change: an edit in
+    place changes the ctime even where ``cp -p``/``rsync -a`` restore the mtime."""
+    stat = os.stat(path)
+    return _hash_file(str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+
+
+@functools.lru_cache(maxsize=256)
+def _hash_file(path: str, *stamp: int) -> str:
+    digest = xxhash.xxh64()
+    with open(path, "rb") as file:
+        while block := file.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def entry_name(name: str, config: Mapping[str, Any], files: Sequence[Path]) -> str:
-    """``<name>-<digest>``: the digest covers ``config``, the stats of ``files`` and :data:`CACHE_VERSION`."""
-    stats = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    """``<name>-<digest>``: the digest covers ``config``, the path, size and content of ``files`` and
+    :data:`CACHE_VERSION`."""
+    stats = [[str(p.resolve()), p.stat().st_size, content_hash(p.resolve())] for p in files]
     key = json.dumps({"version": CACHE_VERSION, "config": config, "files": stats}, sort_keys=True)
     return f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:20]}"

@@ -65,7 +65,7 @@ class Corpus(Protocol):
         ...
 
     def files(self) -> list[Path]:
-        """The files read; their size and mtime key the cache."""
+        """The files read; their paths, sizes and contents key the cache."""
         ...
 
     def identity(self) -> dict[str, Any]:

@@ -1,10 +1,14 @@
 """Token shards: a prepared corpus as Hugging Face ``datasets`` (Arrow files, memory-mapped), written once.
 
 A store is one directory per prepared corpus, ``<root>/<name>-<digest>/`` (the digest of the preparation's config
-and of its files' stats, as :func:`~attnlab.data.cache.entry_name` makes it), holding each split as parts,
+and of its files' paths, sizes and contents, as :func:`~attnlab.data.cache.entry_name` makes it), holding each split as
+parts,
 ``<split>/part-<k>/`` (one ``Dataset.save_to_disk`` each, written as the encoding goes, so preparing never holds
 the encoded corpus in memory), and ``meta.json`` (tokenizers and other texts). It is written into a temporary
-sibling and renamed when complete: processes and nodes that race to prepare it never read a partial store.
+sibling and renamed when complete: processes and nodes that race to prepare it never read a partial store. A lock
+file beside it (``.<name>-<digest>.lock``, ``flock``) makes one process on a filesystem the preparer: the others
+(the other ranks under srun/torchrun, other nodes on a shared filesystem) wait for it and map its shards, and
+take their tokenizers from the store, never from a preparation of their own.
 
 Reading (``load_from_disk``) memory-maps the Arrow files: every rank and worker on a node shares one copy in the
 page cache, and a process touches only the rows it reads. Token ids are ``list<int32>`` columns, read zero-copy as
@@ -16,6 +20,7 @@ object store to local disk before mapping them, which defeats one copy per node.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -135,6 +140,23 @@ class ShardStore:
 
     def exists(self) -> bool:
         return (self.path / META).is_file()
+
+    @contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Held while a process looks for the shards and, when they are missing, prepares them: one process at a
+        time per store. Where the filesystem refuses ``flock`` (Lustre mounted without ``-o flock``) the processes
+        go on unlocked, and the atomic rename in :meth:`write` keeps one of the stores they write."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.parent / f".{self.path.name}.lock", "a") as lock:
+            try:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    log.info("waiting for another process preparing %s", self.path)
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+            except OSError as err:
+                log.warning("cannot lock %s (%s): preparing without a lock", lock.name, err)
+            yield  # closing the file releases the lock
 
     def holds(self, texts: Mapping[str, str]) -> bool:
         """Whether the store is written with these ``texts`` among its own: e.g. whether the shards keyed by a

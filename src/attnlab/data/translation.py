@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -137,13 +138,16 @@ class TranslationDataModule(pl.LightningDataModule):
                 self._save_tokenizers()
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        """Reshuffled every epoch; in corpus order under ``overfit_batches`` (``debug=overfit``), as Lightning's own
+        samplers are then, so the few batches a run memorises are the same every epoch."""
+        overfitting = self.trainer is not None and self.trainer.overfit_batches > 0
+        return self._loader("train", shuffle=not overfitting, equal_shards=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val", shuffle=False, equal_shards=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test", shuffle=False, equal_shards=False)
 
     # -- helpers for models, translation and BLEU (the tokenizer ones work after setup or load_state_dict) -
     @property
@@ -219,7 +223,7 @@ class TranslationDataModule(pl.LightningDataModule):
         ids = self.net_kwargs()
         return partial(collate_pairs, pad_id=ids["pad_id"], bos_id=ids["bos_id"], eos_id=ids["eos_id"])
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool, equal_shards: bool) -> DataLoader:
         dataset = self.datasets[split]
         rank, world_size = self._rank_world()
         sampler = BucketBatchSampler(
@@ -230,7 +234,7 @@ class TranslationDataModule(pl.LightningDataModule):
             bucket_size=self.bucket_size,
             rank=rank,
             world_size=world_size,
-            equal_shards=shuffle,  # training: same step count on every rank; evaluation: each pair exactly once
+            equal_shards=equal_shards,  # training: same step count on every rank; evaluation: each pair exactly once
         )
         return ResumableDataLoader(  # a mid-epoch checkpoint resumes at the next batch of the same order
             dataset,
@@ -248,12 +252,13 @@ class TranslationDataModule(pl.LightningDataModule):
     def _load_or_build(self) -> PreparedPairs:
         start = time.perf_counter()
         store = None if self.cache_dir is None else self.shard_store()
-        shards = None if store is None else store.open()
-        self.cache_hit = shards is not None
-        if shards is None:
-            prepared = self.preparation.run(self._loaded, store)
-        else:
-            prepared = PreparedPairs.from_shards(shards, self._loaded)
+        with nullcontext() if store is None else store.preparing():  # one preparer; the others map its shards
+            shards = None if store is None else store.open()
+            self.cache_hit = shards is not None
+            if shards is None:
+                prepared = self.preparation.run(self._loaded, store)
+            else:
+                prepared = PreparedPairs.from_shards(shards, self._loaded)
         self.prep_seconds = time.perf_counter() - start
         sizes = "/".join(str(len(prepared.datasets[s])) for s in SPLITS)
         log.info(

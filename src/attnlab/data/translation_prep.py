@@ -72,11 +72,12 @@ class PreparedPairs:
 
     @classmethod
     def from_shards(cls, shards: Shards, tokenizers: Tokenizers | None = None) -> PreparedPairs:
-        """The shards' own tokenizers unless ``tokenizers`` (equal ones, restored from a checkpoint) are given."""
-        if tokenizers is None:
-            src = TextTokenizer.from_str(shards.meta["tokenizer_src"])
-            same = shards.meta["tokenizer_tgt"] == shards.meta["tokenizer_src"]
-            tokenizers = (src, src if same else TextTokenizer.from_str(shards.meta["tokenizer_tgt"]))
+        """The shards with ``tokenizers`` where they are the ones the shards were encoded with (restored from a
+        checkpoint, or just trained), else with the shards' own (another process prepared them)."""
+        stored = (shards.meta["tokenizer_src"], shards.meta["tokenizer_tgt"])
+        if tokenizers is None or tuple(tokenizer.to_str() for tokenizer in tokenizers) != stored:
+            src = TextTokenizer.from_str(stored[0])
+            tokenizers = (src, src if stored[1] == stored[0] else TextTokenizer.from_str(stored[1]))
         return cls(*tokenizers, shards)
 
 
@@ -159,7 +160,7 @@ class PairPreparation:
         phases = ("read+split+preprocess", "tokenizer training", "encoding + shards")
         log.info("%s prep phases: %s", self.corpus.name,
                  ", ".join(f"{name} {b - a:.2f}s" for name, a, b in zip(phases, clock, clock[1:])))
-        return PreparedPairs(src_tok, tgt_tok, shards)
+        return PreparedPairs.from_shards(shards, (src_tok, tgt_tok))  # the stored ones, had another process won
 
     def _encode_part(self, src_tok: TextTokenizer, tgt_tok: TextTokenizer, sources: list[str],
                      targets: list[str]) -> dict[str, Any]:

@@ -43,10 +43,13 @@ class HorizonLR(LRScheduler):
     """The peak rate times ``factor(step)``: a linear warm-up, then ``decay(step, warmup, total_steps)``.
 
     The warm-up lasts ``warmup_steps``, or ``warmup_fraction`` of ``total_steps`` (give one). A warm-up in steps
-    that a run is too short for (``warmup_steps >= total_steps``) is cut to a tenth of the run, with a warning.
-    ``total_steps`` (the horizon) may be None where ``needs_total`` is False and the warm-up is in steps
-    (inverse square root); :meth:`set_total_steps` revises it during the run. The checkpointed state holds
-    only numbers. ``follows_run`` False: a horizon the config fixed, which a time-boxed run does not revise.
+    that the run is too short for when the schedule is built (``warmup_steps >= total_steps``) is cut to a tenth
+    of the run, with a warning; a horizon revised later never changes a warm-up in steps (a revision that ends
+    the run inside it is warned about once). ``total_steps`` (the horizon) may be None where ``needs_total`` is
+    False and the warm-up is in steps (inverse square root); :meth:`set_total_steps` revises it during the run.
+    The rate never moves backwards because the horizon moved: it only rises during the warm-up and only falls
+    after it (a revision holds it until the schedule catches up). The checkpointed state holds only numbers.
+    ``follows_run`` False: a horizon the config fixed, which a time-boxed run does not revise.
     """
 
     follows_run = True
@@ -70,8 +73,14 @@ class HorizonLR(LRScheduler):
         self.decay = decay
         self.warmup_steps, self.warmup_fraction, self.needs_total = warmup_steps, warmup_fraction, needs_total
         self.total_steps: int | None = None
-        self._warned_cut = False
+        self._warned_long_warmup = False
         self.set_total_steps(total_steps)
+        if warmup_steps is not None and total_steps is not None and warmup_steps >= total_steps:
+            self.warmup_steps = total_steps // 10
+            log.warning("warmup_steps=%d >= total_steps=%d of this run: warming up for %d steps instead",
+                        warmup_steps, total_steps, self.warmup_steps)
+        self._last_factor: float | None = None  # the factor of the previous step
+        self._warmed_up = False  # the warm-up has ended (it never restarts when the horizon grows)
         super().__init__(optimizer)
 
     def set_total_steps(self, total_steps: int | None) -> None:
@@ -80,30 +89,34 @@ class HorizonLR(LRScheduler):
             raise ValueError(f"total_steps must be >= 1, got {total_steps}")
         if total_steps is None and (self.needs_total or self.warmup_fraction is not None):
             raise HorizonRequired(f"this schedule (warmup_fraction={self.warmup_fraction}) needs the run's total_steps")
+        if (self.warmup_fraction is None and total_steps is not None and self.warmup_steps >= total_steps
+                and self.total_steps is not None and not self._warned_long_warmup):
+            log.warning("warmup_steps=%d >= the revised total_steps=%d: the run ends inside its warm-up (give "
+                        "warmup_fraction for a warm-up that follows the run)", self.warmup_steps, total_steps)
+            self._warned_long_warmup = True
         self.total_steps = total_steps
 
     def warmup_length(self) -> int:
-        total = self.total_steps
         if self.warmup_fraction is not None:
-            return round(self.warmup_fraction * total)
-        if total is not None and self.warmup_steps >= total:
-            cut = total // 10
-            if not self._warned_cut:
-                log.warning("warmup_steps=%d >= total_steps=%d of this run: warming up for %d steps instead",
-                            self.warmup_steps, total, cut)
-                self._warned_cut = True
-            return cut
+            return round(self.warmup_fraction * self.total_steps)
         return self.warmup_steps
 
     def factor(self, step: int) -> float:
-        """The multiplier of the peak rate at optimizer step ``step`` (0-based)."""
+        """The multiplier of the peak rate at optimizer step ``step`` (0-based) under the current horizon."""
         warmup = self.warmup_length()
         if step < warmup:
             return (step + 1) / warmup
         return self.decay(step, warmup, self.total_steps)
 
     def get_lr(self) -> list[float]:
-        factor = self.factor(self.last_epoch)
+        step, factor = self.last_epoch, self.factor(self.last_epoch)
+        if self._warmed_up:  # after the warm-up, whatever the horizon now says: the decay, never rising
+            factor = min(self.decay(step, min(step, self.warmup_length()), self.total_steps), self._last_factor)
+        elif step < self.warmup_length():  # in the warm-up: never falling
+            factor = max(factor, self._last_factor or 0.0)
+        else:
+            self._warmed_up = True
+        self._last_factor = factor
         return [base_lr * factor for base_lr in self.base_lrs]
 
     def state_dict(self) -> dict[str, Any]:

@@ -82,9 +82,10 @@ class OptunaSweeper(Sweeper):
         storage = absolute_storage(self.storage or str(sweep_dir / "optuna.journal"))
         pruner = OmegaConf.to_container(self.pruner, resolve=True) if self.pruner else None
         study = optuna.create_study(
-            study_name=self.study_name, storage=open_storage(storage), sampler=instantiate(self.sampler),
-            pruner=instantiate(pruner) if pruner else None, direction=self.direction, load_if_exists=True,
+            study_name=self.study_name, storage=open_storage(storage), pruner=instantiate(pruner) if pruner else None,
+            direction=self.direction, load_if_exists=True,
         )
+        study.sampler = self._sampler(len(study.trials))
         if study.direction.name.lower() != self.direction:
             raise ValueError(f"study {self.study_name!r} in {storage} was created to {study.direction.name.lower()}, "
                              f"not to {self.direction}: use another study_name or storage")
@@ -104,6 +105,16 @@ class OptunaSweeper(Sweeper):
             for trial, job in zip(trials, returns):
                 self._tell(study, trial, job)
         self._write_results(study, storage, sweep_dir / RESULTS)
+
+    def _sampler(self, trials_so_far: int):
+        """The configured sampler, its ``seed`` (where set) mixed with the study's trial count, so an invocation
+        that continues a study draws new points instead of replaying the first invocation's."""
+        seed = self.sampler.get("seed")
+        if seed is None:
+            return instantiate(self.sampler)
+        import numpy as np
+
+        return instantiate(self.sampler, seed=int(np.random.SeedSequence([seed, trials_so_far]).generate_state(1)[0]))
 
     def _job_overrides(self, space, trial, storage: str, pruner: dict | None) -> list[str]:
         callback = {
