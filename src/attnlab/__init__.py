@@ -4,7 +4,7 @@
 ``import attnlab`` stays cheap.
 """
 __version__ = "0.1.0"
-__all__ = ["BadFileError", "MissingFileError", "UserError", "load"]
+__all__ = ["BadFileError", "MissingFileError", "TrainingDiverged", "UserError", "load"]
 
 
 class UserError(Exception):
@@ -18,6 +18,11 @@ class MissingFileError(UserError, FileNotFoundError):
 
 class BadFileError(UserError, ValueError):
     """A file that was named holds something attnlab cannot use (corrupt, foreign, or the wrong kind)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss or a validation metric is no longer finite (raised by ``lit.divergence``; here so that the
+    sweeper can recognise it without importing the training stack)."""
 
 
 def __getattr__(name: str):

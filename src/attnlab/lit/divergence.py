@@ -16,12 +16,10 @@ import torch
 from pytorch_lightning.plugins.precision import MixedPrecision
 from pytorch_lightning.trainer.states import TrainerFn
 
+from attnlab import TrainingDiverged
+
 ADVICE = ("try a lower learning rate (model.optimizer.lr), gradient clipping (trainer.gradient_clip_val=1.0) "
           "or full precision (trainer.precision=32-true)")
-
-
-class TrainingDiverged(RuntimeError):
-    """The training loss or a validation metric is no longer finite."""
 
 
 class StopOnNonFinite(pl.Callback):

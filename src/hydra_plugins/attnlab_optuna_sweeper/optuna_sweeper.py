@@ -21,7 +21,7 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from attnlab.lit.divergence import TrainingDiverged
+from attnlab import TrainingDiverged
 from attnlab.lit.studies import (
     PRUNING_OVERRIDE, TRIAL_RECORD, absolute_storage, open_storage, trial_record, write_yaml_atomically,
 )
