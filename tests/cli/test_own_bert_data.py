@@ -55,3 +55,10 @@ def test_bert_pretrains_on_a_text_file_then_fine_tunes_on_a_tsv_with_inferred_la
                        tmp_path / "predict", program="attnlab-predict")
     labels = [line.split("\t")[0] for line in proc.stdout.splitlines()]
     assert len(labels) == 2 and set(labels) <= {"negative", "neutral", "positive"}
+
+
+def test_bert_finetune_names_the_files_it_needs(tmp_path):
+    proc = run_attnlab(["experiment=bert_finetune", "model.pretrained=null"], tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "required config values are missing (???): data.test_file, data.train_file" in proc.stderr
+    assert "Epoch" not in proc.stdout
