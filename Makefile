@@ -1,9 +1,11 @@
 # Two commands do everything on a fresh machine with Python >= 3.10 and pip:
-#   make train   -> create .venv, install, run the default experiment (ARGS="..." adds Hydra overrides)
+#   make train   -> create .venv, install, run the default experiment for BUDGET minutes of training (ARGS="..." adds
+#                   Hydra overrides; BUDGET= (empty) runs the full 10-epoch recipe)
 #   make test    -> same set-up, then the whole test suite (PYTEST_ARGS="..." to narrow it)
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+BUDGET ?= 5
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.attnlab-installed
 
@@ -19,7 +21,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 train: setup
-	$(BIN)/attnlab-train $(ARGS)
+	$(BIN)/attnlab-train $(if $(BUDGET),budget=$(BUDGET)) $(ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

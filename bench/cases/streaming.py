@@ -157,7 +157,7 @@ def run(ctx: Context) -> CaseResult:
             train_prefix = _grow(pairs, root / f"corpus-{k}x", max(1, round(copies * len(pairs))), ctx.seed + k)
             data = ["experiment=transformer_mt", "data=parallel", f"data.corpus.train={train_prefix}",
                     f"data.corpus.val={val}", f"data.corpus.test={test}", "data.corpus.src_lang=en",
-                    "data.corpus.tgt_lang=fr", "data.preprocess=true", f"seed={ctx.seed}"]
+                    "data.corpus.tgt_lang=fr", "data.preprocess=true", "tokenizer=word", f"seed={ctx.seed}"]
             prep_seconds, prep_peak = _run("attnlab-prepare", data, env, root)
             measured[f"prepare {k}x"] = {"seconds": prep_seconds, **prep_peak, "copies": copies,
                                          "words": round(copies * pair_words)}

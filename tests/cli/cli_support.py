@@ -59,6 +59,12 @@ def metric_history(run_dir: Path, metric: str) -> list[tuple[int, float]]:
         return [(int(row["step"]), float(row[metric])) for row in csv.DictReader(handle) if row.get(metric)]
 
 
+def metric_columns(run_dir: Path) -> list[str]:
+    """The metric names (and ``step``/``epoch``) the run's CSV log has columns for."""
+    with (run_dir / "csv" / "metrics.csv").open(newline="") as handle:
+        return next(csv.reader(handle))
+
+
 def write_pairs(root: Path, counts: tuple[int, int, int] = (48, 8, 8)) -> Path:
     """A tiny English -> French corpus (word-for-word, reversed order) as ``{train,valid,test}.{en,fr}``:
     by default 48 training pairs, 8 validation and 8 test pairs."""
@@ -85,7 +91,8 @@ def tiny_transformer_args(data: Path) -> list[str]:
     return [
         "experiment=transformer_mt", "data=parallel", f"data.corpus.train={data}/train",
         f"data.corpus.val={data}/valid", f"data.corpus.test={data}/test", "data.batch_size=8",
-        "tokenizer.min_freq=1", "model.net.d_model=16", "model.net.num_heads=2", "model.net.num_encoder_layers=1",
+        "tokenizer=word", "tokenizer.min_freq=1", "model.net.d_model=16", "model.net.num_heads=2",
+        "model.net.num_encoder_layers=1",
         "model.net.num_decoder_layers=1", "model.net.block.d_ff=32",
         "model.net.dropout=0.0",  # dropout masks come from the global RNG, which a resume does not restore
         "model.decode.max_steps=4", "model.examples=[]", "model.plot_attention=false",

@@ -6,6 +6,7 @@ import pytest
 from attnlab.data.text_io import (
     iter_lines,
     read_aligned,
+    read_documents,
     read_labelled_tsv,
     read_lines,
     read_paragraphs,
@@ -79,3 +80,18 @@ def test_paragraphs_read_the_same_from_plain_and_gz(tmp_path):
     expected = [["the cat sat", "it slept ."]]
     assert read_paragraphs(write(tmp_path / "p.tokens", text)) == expected
     assert read_paragraphs(write(tmp_path / "p.tokens.gz", text)) == expected
+
+
+def test_documents_are_blocks_of_lines_split_into_sentences_from_a_file_or_a_directory(tmp_path):
+    (tmp_path / "docs" / "sub").mkdir(parents=True)
+    write(tmp_path / "docs" / "a.txt", "Dr. Who came. He left! Why?\n\nOne sentence only.\n\nFirst line.\nSecond line\n")
+    write(tmp_path / "docs" / "sub" / "b.txt.gz", "It's 3.5 km away. We walked.")
+    write(tmp_path / "docs" / ".hidden", "Not. Read.")
+    assert read_documents(tmp_path / "docs") == [
+        ["Dr.", "Who came.", "He left!", "Why?"],  # a period before a space ends a sentence, abbreviation or not
+        ["First line.", "Second line"],  # a block's lines: one sentence a line works too; case is kept
+        ["It's 3.5 km away.", "We walked."],  # the one-sentence paragraph is dropped; "3.5" is no sentence end
+    ]
+    assert read_documents(tmp_path / "docs" / "a.txt")[1] == ["First line.", "Second line"]
+    with pytest.raises(FileNotFoundError, match=f"no such file or directory: {tmp_path / 'nowhere'}"):
+        read_documents(tmp_path / "nowhere")

@@ -390,11 +390,13 @@ def test_helpers_need_setup(fra_txt, tmp_path):
 # ---- configs ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["fra_eng", "parallel"])
 def test_data_configs_instantiate(name, fra_txt, tmp_path):
+    data = OmegaConf.load(CONF / "data" / f"{name}.yaml")
+    data.pop("defaults")  # the tokenizer choice, which Hydra's composition reads; given below
     root = OmegaConf.create({
         "paths": {"data_dir": str(tmp_path), "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "run")},
         "seed": 7,
         "tokenizer": OmegaConf.load(CONF / "tokenizer" / "word.yaml"),
-        "data": OmegaConf.load(CONF / "data" / f"{name}.yaml"),
+        "data": data,
     })
     if name == "parallel":
         pairs = read_tab_pairs(fra_txt)

@@ -6,7 +6,7 @@ import pytest
 
 from attnlab.data import wikitext
 from attnlab.data.text_io import paragraphs_from_lines
-from attnlab.data.wikitext import read_wikitext2, wikitext2_file
+from attnlab.data.wikitext import read_wikitext2, split_documents, wikitext2_file
 
 LINES = [
     " \n",
@@ -75,3 +75,16 @@ def test_missing_file_error_names_the_path_and_how_to_get_it(tmp_path, monkeypat
     message = str(info.value)
     assert str(tmp_path / "nowhere" / "wiki.train.tokens") in message
     assert unreachable in message and "DATA_DIR" in message
+
+
+def test_own_text_is_split_by_paragraph_seeded_and_needs_enough_paragraphs(tmp_path):
+    text = tmp_path / "mine.txt"
+    text.write_text("\n\n".join(f"Paragraph {i} starts. It ends." for i in range(60)), encoding="utf-8")
+    splits = split_documents(text, seed=0)
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [54, 3, 3]  # 5 % each, rounded
+    firsts = [paragraph[0] for split in splits.values() for paragraph in split]
+    assert sorted(firsts) == sorted(f"Paragraph {i} starts." for i in range(60))  # each paragraph in one split
+    assert split_documents(text, seed=0) == splits and split_documents(text, seed=1) != splits
+    text.write_text("One. Two.\n\nThree. Four.\n\nFive. Six.\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=f"{text} holds 3 paragraphs of two or more sentences; .* at least 6"):
+        split_documents(text, seed=0)

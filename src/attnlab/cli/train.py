@@ -137,6 +137,7 @@ def train(cfg: DictConfig) -> float | None:
     pretrained = read_model_pretrained(cfg)  # its parts go to the data, the model config and the built encoder
 
     given = {} if pretrained is None else {"tokenizer": pretrained.tokenizer}
+    check_no_missing(cfg.data)  # the files of experiment=bert_finetune: named, not a traceback
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data, **given)
     if resumed is not None:  # resume with the checkpoint's tokenizer/vocabulary, never a retrained one
         datamodule.load_state_dict(resumed.get(type(datamodule).__qualname__, {}))

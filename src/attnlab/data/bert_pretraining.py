@@ -25,7 +25,8 @@ from attnlab.data.samplers import BucketBatchSampler, SeededPermutation
 from attnlab.data.shards import Shards, ShardStore, ShardWriter
 from attnlab.data.tokenizer_state import TokenizerState
 from attnlab.data.tokenizers import TextTokenizer
-from attnlab.data.wikitext import WIKITEXT2_SPLITS, read_wikitext2, wikitext2_file
+from attnlab.data.text_io import text_files
+from attnlab.data.wikitext import WIKITEXT2_SPLITS, read_wikitext2, split_documents, wikitext2_file
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
 
     ``objective``: the negatives of the sentence-pair task, ``nsp`` (a random sentence of another paragraph,
     BERT) or ``sop`` (the true pair swapped, ALBERT's sentence-order prediction).
+
+    ``text``: one's own raw text instead of WikiText-2, a file or a directory of files (paragraphs are blocks of
+    non-blank lines, :func:`~attnlab.data.wikitext.split_documents`), its valid and test splits carved out of it.
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
         cache_dir: str | os.PathLike | None = None,
         bucket_size: int | None = None,
         objective: str = "nsp",
+        text: str | os.PathLike | None = None,
     ):
         super().__init__()
         if not callable(tokenizer):
@@ -85,6 +90,7 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         self.build_tokenizer = tokenizer
         self.data_dir = Path(data_dir)
+        self.text = None if text is None else Path(text)
         self.batch_size, self.max_len, self.long_pairs, self.mask_prob = batch_size, max_len, long_pairs, mask_prob
         self.num_workers, self.seed, self.bucket_size, self.objective = num_workers, seed, bucket_size, objective
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
@@ -109,7 +115,14 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
         self.replacement_ids = self.special_ids.replacement_ids(self.tokenizer.vocab_size)
 
     def _files(self) -> list[Path]:
+        if self.text is not None:
+            return text_files(self.text)
         return [wikitext2_file(self.data_dir, split) for split in WIKITEXT2_SPLITS]
+
+    def _paragraphs(self) -> dict[str, list[list[str]]]:
+        if self.text is not None:
+            return split_documents(self.text, self.seed)
+        return {split: read_wikitext2(self.data_dir, split) for split in WIKITEXT2_SPLITS}
 
     def shard_store(self) -> ShardStore:
         """``<cache_dir>/wikitext2-<digest>/``, keyed by the split files' path, size and content and by the tokenizer
@@ -124,7 +137,9 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
 
     def _store(self, tokenizer: TextTokenizer) -> ShardStore:
         config = {"special_tokens": SPECIAL_TOKENS, "tokenizer": tokenizer_identity(tokenizer)}
-        return ShardStore(self.cache_dir, "wikitext2", config, self._files())
+        if self.text is not None:  # the carved splits depend on the seed
+            config["text_split_seed"] = self.seed
+        return ShardStore(self.cache_dir, "wikitext2" if self.text is None else "text", config, self._files())
 
     def _load_or_encode(self) -> tuple[TextTokenizer, dict[str, EncodedCorpus]]:
         """The shards mapped from ``cache_dir`` (written first when missing), or prepared in memory without one.
@@ -136,7 +151,7 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
             if shards is not None:
                 log.info("WikiText2DataModule: shards mapped from %s", store.path)
             else:
-                paragraphs = {split: read_wikitext2(self.data_dir, split) for split in WIKITEXT2_SPLITS}
+                paragraphs = self._paragraphs()
                 if tokenizer is None:
                     tokenizer = self.build_tokenizer().train(chain.from_iterable(paragraphs["train"]), SPECIAL_TOKENS)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from torch import Tensor
 from attnlab import MissingFileError
 
 SENTENCE_SEPARATOR = " . "  # WikiText's tokenized full stop between the sentences of a paragraph
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")  # raw text: a sentence ends at . ! or ? followed by white space
 ENCODING = "UTF-8"  # of every text file attnlab reads (gzip-compressed when its name ends in .gz)
 
 
@@ -177,4 +179,36 @@ def read_paragraphs(path: str | os.PathLike, *, at_least: int = 1, why: str = ""
                   f"wiki.*.tokens){f': {why}' if why else ''}",
             what=f"holds {len(paragraphs)} paragraphs of two or more sentences",
         )
+    return paragraphs
+
+
+def text_files(path: str | os.PathLike) -> list[Path]:
+    """The files of a text corpus: ``path`` itself, or every file under the directory ``path`` (sorted, hidden
+    files left out)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"no such file or directory: {path.absolute()}")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise empty_file_error(path, "text files (plain or .gz)", what="is a directory without files")
+    return files
+
+
+def read_documents(path: str | os.PathLike) -> list[list[str]]:
+    """Paragraphs (lists of sentence strings) of raw text: a file or a directory of files, in which a paragraph is
+    a block of non-blank lines (one paragraph a line, or one sentence a line with blank lines between documents)
+    and sentences end at ``.``, ``!`` or ``?`` before white space or at a line's end. Paragraphs of fewer than two
+    sentences are dropped, as next-sentence prediction needs a successor within the paragraph."""
+    paragraphs: list[list[str]] = []
+    for file in text_files(path):
+        block: list[str] = []
+        for line in [*iter_lines(file), ""]:  # a final blank line closes the last block
+            if line.strip():
+                block += [sentence for sentence in SENTENCE_END.split(line.strip()) if sentence]
+                continue
+            if len(block) >= 2:
+                paragraphs.append(block)
+            block = []
     return paragraphs

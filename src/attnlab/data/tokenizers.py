@@ -169,22 +169,27 @@ def word(min_freq: int = 2, lowercase: bool = False) -> TextTokenizer:
     return TextTokenizer({"kind": "word", "min_freq": min_freq, "lowercase": lowercase}, factory)
 
 
-def bpe(vocab_size: int = 10000) -> TextTokenizer:
+def bpe(vocab_size: int = 10000, split_punctuation: bool = True) -> TextTokenizer:
     """Byte-pair encoding (Sennrich et al., 2016) over SentencePiece-style ``▁word`` pieces.
 
     Metaspace keeps pieces readable in attention heatmaps (accents stay characters) and its decoder restores
-    single-spaced text exactly; characters never seen in training map to the unk token.
+    single-spaced text exactly; characters never seen in training map to the unk token. ``split_punctuation``
+    makes every punctuation character a piece of its own (``"date."`` -> ``▁date .``), so raw text needs no
+    pre-tokenisation and no merge is spent on a word's punctuated forms; the ``▁`` marks still decode it exactly.
     """
     _check_positive("vocab_size", vocab_size)
 
     def factory(unk: str, specials: list[str]):
         tokenizer = Tokenizer(models.BPE(unk_token=unk))
-        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+        metaspace = pre_tokenizers.Metaspace()
+        tokenizer.pre_tokenizer = (
+            pre_tokenizers.Sequence([metaspace, pre_tokenizers.Punctuation()]) if split_punctuation else metaspace
+        )
         tokenizer.decoder = decoders.Metaspace()
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
         return tokenizer, trainer
 
-    return TextTokenizer({"kind": "bpe", "vocab_size": vocab_size}, factory)
+    return TextTokenizer({"kind": "bpe", "vocab_size": vocab_size, "split_punctuation": split_punctuation}, factory)
 
 
 def wordpiece(vocab_size: int = 10000, lowercase: bool = True, strip_accents: bool = False) -> TextTokenizer:

@@ -56,6 +56,8 @@ class TranslationDataModule(pl.LightningDataModule):
         cache_dir: root of the token shards, written once and memory-mapped by every rank (None: prepared in memory).
         output_dir: where tokenizer_src.json / tokenizer_tgt.json are written (None: the working directory).
         seed: fixes the split and the batch order of every epoch.
+        examples: fixed (source, reference) pairs of this corpus that a model translates and scores with d2l's BLEU
+            after testing (fra-eng: d2l's four sentences), unless the model is given its own.
     """
 
     def __init__(
@@ -77,8 +79,12 @@ class TranslationDataModule(pl.LightningDataModule):
         cache_dir: str | os.PathLike | None = None,
         output_dir: str | os.PathLike | None = None,
         seed: int = 0,
+        examples: Sequence[Sequence[str]] = (),
     ):
         super().__init__()
+        self.examples = [[str(text) for text in pair] for pair in examples]
+        if bad := [pair for pair in self.examples if len(pair) != 2]:
+            raise ValueError(f"examples must be [source, reference] pairs, got {bad}")
         self.preparation = PairPreparation(
             corpus, tokenizer, joint_vocab=joint_vocab, preprocess=preprocess, val_fraction=val_fraction,
             test_fraction=test_fraction, num_train=num_train, num_val=num_val, max_len=max_len,

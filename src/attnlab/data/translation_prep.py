@@ -31,6 +31,7 @@ LENGTH_POLICIES = ("truncate", "filter")
 _SPACE_BEFORE = re.compile(r"(?<=[^ \n])([,.!?])")  # punctuation glued to the previous character of its line
 Tokenizers = tuple[TextTokenizer, TextTokenizer]  # (source, target); the same object twice with a joint vocabulary
 PART_PAIRS = 200_000  # pairs encoded and written at a time: bounds the memory of preparing a large corpus
+UNK_WARNING_SHARE = 0.05  # a held-out side with more <unk> tokens than this gets a warning naming the tokenizer
 
 
 def preprocess(text: str) -> str:
@@ -148,11 +149,15 @@ class PairPreparation:
         src_tok, tgt_tok = tokenizers or self.train_tokenizers(*texts["train"])
         clock.append(time.perf_counter())
 
+        counts = {name: TokenCounts() for name in SPLITS}
+
         def fill(writer: ShardWriter) -> Shards:
             for name in SPLITS:
                 for start in range(0, max(len(texts[name][0]), 1), PART_PAIRS):  # an empty split: one empty part
                     sources, targets = (side[start : start + PART_PAIRS] for side in texts[name])
-                    writer.add(name, self._encode_part(src_tok, tgt_tok, sources, targets))
+                    part = self._encode_part(src_tok, tgt_tok, sources, targets)
+                    counts[name].add(part)
+                    writer.add(name, part)
             return writer.finish({"tokenizer_src": src_tok.to_str(), "tokenizer_tgt": tgt_tok.to_str()})
 
         shards = fill(ShardWriter(None)) if store is None else store.write(fill)
@@ -160,6 +165,7 @@ class PairPreparation:
         phases = ("read+split+preprocess", "tokenizer training", "encoding + shards")
         log.info("%s prep phases: %s", self.corpus.name,
                  ", ".join(f"{name} {b - a:.2f}s" for name, a, b in zip(phases, clock, clock[1:])))
+        report_tokens(self.build_tokenizer().config if tokenizers is None else "restored", counts)
         return PreparedPairs.from_shards(shards, (src_tok, tgt_tok))  # the stored ones, had another process won
 
     def _encode_part(self, src_tok: TextTokenizer, tgt_tok: TextTokenizer, sources: list[str],
@@ -225,6 +231,43 @@ class PairPreparation:
                 if len(row) > limit:
                     rows[i] = row[:limit]
         return None
+
+
+@dataclass
+class TokenCounts:
+    """Sentences, whitespace words, tokens and ``<unk>`` tokens of one split, per side (source, target)."""
+
+    sentences: int = 0
+    words: list[int] = field(default_factory=lambda: [0, 0])
+    tokens: list[int] = field(default_factory=lambda: [0, 0])
+    unks: list[int] = field(default_factory=lambda: [0, 0])
+
+    def add(self, part: dict[str, Any]) -> None:
+        """Count an encoded part (the columns of ``PairPreparation._encode_part``)."""
+        self.sentences += len(part["src_text"])
+        for side, (ids, texts) in enumerate(((part["src"], part["src_text"]), (part["tgt"], part["tgt_text"]))):
+            self.words[side] += sum(len(text.split()) for text in texts)
+            self.tokens[side] += len(ids.ids)
+            self.unks[side] += int((ids.ids == SPECIALS.index("<unk>")).sum())
+
+    def unk_share(self, side: int) -> float:
+        return self.unks[side] / max(self.tokens[side], 1)
+
+
+def report_tokens(tokenizer: Any, counts: dict[str, TokenCounts]) -> None:
+    """Log what the tokenizer made of each split (tokens per word, ``<unk>`` share), and warn where a held-out
+    side is more than :data:`UNK_WARNING_SHARE` ``<unk>``: a vocabulary that does not fit the text."""
+    log.info("tokenizer %s: %s", tokenizer, "; ".join(
+        f"{name} {c.sentences} pairs, tokens/word src {c.tokens[0] / max(c.words[0], 1):.2f} "
+        f"tgt {c.tokens[1] / max(c.words[1], 1):.2f}, <unk> src {c.unk_share(0):.2%} tgt {c.unk_share(1):.2%}"
+        for name, c in counts.items()))
+    for name in SPLITS[1:]:
+        for side, label in enumerate(("source", "target")):
+            if counts[name].unk_share(side) > UNK_WARNING_SHARE:
+                log.warning(
+                    "%.1f%% of the %s %s tokens are <unk> under tokenizer %s (more than %.0f%%): the vocabulary does "
+                    "not fit this text; tokenizer=bpe (subwords, punctuation split) has almost none",
+                    100 * counts[name].unk_share(side), name, label, tokenizer, 100 * UNK_WARNING_SHARE)
 
 
 def _encode_unique(tokenizer: TextTokenizer, texts: list[str]) -> list[list[int]]:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from attnlab.data.corpora import split_indices
 from attnlab.data.download import ensure_file
-from attnlab.data.text_io import read_paragraphs
+from attnlab.data.text_io import read_documents, read_paragraphs
 
 WIKITEXT2_URL = "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-v1.zip"
 WIKITEXT2_SPLITS = ("train", "valid", "test")
+HELD_OUT_FRACTION = 0.05  # of one's own text's paragraphs, for each of valid and test (at least 2 paragraphs each)
 # sha256 of the zip's members; their sha1s match GluonNLP's published ones for this zip
 WIKITEXT2_SHA256 = {
     "train": "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f",
@@ -44,3 +46,20 @@ def read_wikitext2(data_dir: str | Path, split: str) -> list[list[str]]:
     draws its random second sentences from other paragraphs."""
     return read_paragraphs(wikitext2_file(data_dir, split), at_least=2,
                            why="next-sentence prediction draws its random next sentences from another paragraph")
+
+
+def split_documents(path: str | Path, seed: int) -> dict[str, list[list[str]]]:
+    """Paragraphs of one's own raw text (a file or a directory, :func:`~attnlab.data.text_io.read_documents`) in
+    WikiText-2's three splits: valid and test each take a seeded :data:`HELD_OUT_FRACTION` of the paragraphs (at
+    least two, as next-sentence prediction draws from another paragraph), train the rest."""
+    paragraphs = read_documents(path)
+    held_out = max(2, round(HELD_OUT_FRACTION * len(paragraphs)))
+    if len(paragraphs) < 3 * held_out:
+        raise ValueError(
+            f"{Path(path).absolute()} holds {len(paragraphs)} paragraphs of two or more sentences; pretraining on "
+            f"it needs at least {3 * held_out} (train, valid and test take {held_out} or more each); a paragraph is "
+            "a block of non-blank lines, its sentences ending at . ! or ?"
+        )
+    fraction = held_out / len(paragraphs)
+    index = split_indices(len(paragraphs), {"valid": fraction, "test": fraction}, seed)
+    return {split: [paragraphs[i] for i in index[split]] for split in WIKITEXT2_SPLITS}

@@ -34,6 +34,7 @@ class TranslationData(Protocol):
 
     src_tokenizer: Any  # TextTokenizer: id_to_token (heatmap labels)
     tgt_tokenizer: Any  # TextTokenizer: encode_batch, id_to_token
+    examples: list[list[str]]  # the corpus's own (source, reference) pairs shown after testing (fra-eng: d2l's)
 
     def encode_source(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]: ...  # (B, S), (B,)
 
@@ -76,7 +77,8 @@ class Seq2SeqModule(TaskModule):
         label_smoothing: eps of the training loss (the logged val/test loss is the plain cross-entropy).
         decode: search options (``SearchConfig``: strategy greedy|beam, beam_size, length_penalty, max_steps,
             use_cache) used for val/test BLEU and translation.
-        examples: (source, reference) pairs translated and scored with d2l's BLEU at the end of a test.
+        examples: (source, reference) pairs translated and scored with d2l's BLEU at the end of a test; None: the
+            data's own (fra-eng: d2l's four sentences; none for another corpus).
         plot_attention: save every head's attention of the first validation pair after each validation/test.
     """
 
@@ -98,10 +100,10 @@ class Seq2SeqModule(TaskModule):
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
         decode = {str(key): value for key, value in (decode or {}).items()}  # plain types for the checkpoint
-        examples = [[str(text) for text in pair] for pair in (examples or [])]
-        bad = [pair for pair in examples if len(pair) != 2]
-        if bad:
-            raise ValueError(f"examples must be [source, reference] pairs, got {bad}")
+        if examples is not None:
+            examples = [[str(text) for text in pair] for pair in examples]
+            if bad := [pair for pair in examples if len(pair) != 2]:
+                raise ValueError(f"examples must be [source, reference] pairs, got {bad}")
         super().__init__(net, optimizer, scheduler, compile=compile)  # saves the (converted) arguments above
         self.label_smoothing = label_smoothing
         self.search_config = SearchConfig.from_dict(decode)
@@ -189,8 +191,7 @@ class Seq2SeqModule(TaskModule):
         self._finish_evaluation("test")
         if self.plot_attention and self.trainer.is_global_zero:
             self._plot_attention()
-        if self.examples:
-            self._score_examples()
+        self._score_examples()
 
     # ---- reports ---------------------------------------------------------------------------------------------
     def _data(self) -> TranslationData:
@@ -233,13 +234,17 @@ class Seq2SeqModule(TaskModule):
 
     @torch.no_grad()
     def _score_examples(self) -> None:
-        """Translate the fixed examples and print them with d2l's sentence BLEU (k = 2), as d2l does."""
+        """Translate the fixed examples (the module's, else the data's) and print them with d2l's sentence BLEU
+        (k = 2), as d2l does."""
         data = self._data()
-        sources = [source for source, _ in self.examples]
+        examples = data.examples if self.examples is None else self.examples
+        if not examples:
+            return
+        sources = [source for source, _ in examples]
         src, src_lens = data.encode_source(sources)
         predictions = data.decode_target(self.translate(src, src_lens).tokens.cpu())
         scores = []
-        for (source, reference), prediction in zip(self.examples, predictions):
+        for (source, reference), prediction in zip(examples, predictions):
             scores.append(d2l_bleu(prediction, reference, k=2))
             if self.trainer.is_global_zero:
                 print(f"{source} => {prediction}, bleu {scores[-1]:.3f}")
