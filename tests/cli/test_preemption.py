@@ -157,7 +157,7 @@ def test_a_requeued_run_without_a_best_checkpoint_tests_its_final_weights(tmp_pa
     requeued = run_attnlab([*command, f"hydra.run.dir={job_dir}"], outputs,
                            **_slurm(tmp_path, SLURM_RESTART_COUNT="1"))
     assert f"resuming from {job_dir / 'hpc_ckpt_1.ckpt'}" in requeued.stdout + requeued.stderr
-    assert "Loaded model weights from the checkpoint at " + str(job_dir / "hpc_ckpt_2.ckpt") in requeued.stderr
+    assert "Loaded model weights from the checkpoint at " + str(job_dir / "hpc_ckpt_2.ckpt") in requeued.stdout + requeued.stderr
     final = torch.load(job_dir / "hpc_ckpt_2.ckpt", weights_only=True)
     assert final["global_step"] == 6 and final["slurm_job_id"] == int(JOB_ID)
     run_attnlab([f"ckpt_path={job_dir / 'hpc_ckpt_1.ckpt'}", f"hydra.run.dir={outputs / 'preempted'}"], outputs,
