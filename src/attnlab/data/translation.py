@@ -46,7 +46,7 @@ class TranslationDataModule(pl.LightningDataModule):
         tokenizer: builder of an untrained TextTokenizer (the ``tokenizer`` config group, a partial).
         joint_vocab: one tokenizer trained on both sides, or one per side.
         preprocess: apply d2l's ``preprocess`` to every sentence.
-        val_fraction, test_fraction: shares carved out (seeded) when the corpus has no such split.
+        val_fraction, test_fraction: shares carved out (by ``split_seed``) when the corpus has no such split.
         num_train, num_val: keep only the first n training / validation pairs (file order); None keeps all.
         max_len: longest sequence in tokens, counting the one <eos>/<bos>; None: no limit.
         length_policy: "truncate" longer pairs to max_len, or "filter" them out.
@@ -54,7 +54,9 @@ class TranslationDataModule(pl.LightningDataModule):
         bucket_size: examples per length-sorting chunk (larger: less padding, less randomness).
         cache_dir: root of the token shards, written once and memory-mapped by every rank (None: prepared in memory).
         output_dir: where tokenizer_src.json / tokenizer_tgt.json are written (None: the working directory).
-        seed: fixes the split and the batch order of every epoch.
+        seed: fixes the batch order of every epoch.
+        split_seed: fixes the carved val/test split, apart from ``seed`` so that runs differing only in ``seed``
+            share their validation and test sets.
     """
 
     def __init__(
@@ -76,12 +78,13 @@ class TranslationDataModule(pl.LightningDataModule):
         cache_dir: str | os.PathLike | None = None,
         output_dir: str | os.PathLike | None = None,
         seed: int = 0,
+        split_seed: int = 0,
     ):
         super().__init__()
         self.preparation = PairPreparation(
             corpus, tokenizer, joint_vocab=joint_vocab, preprocess=preprocess, val_fraction=val_fraction,
             test_fraction=test_fraction, num_train=num_train, num_val=num_val, max_len=max_len,
-            length_policy=length_policy, seed=seed,
+            length_policy=length_policy, split_seed=split_seed,
         )
         for name, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
             if value is not None and (not isinstance(value, int) or value < 1):

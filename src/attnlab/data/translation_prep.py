@@ -101,7 +101,7 @@ class PairPreparation:
     num_val: int | None = None
     max_len: int | None = None
     length_policy: str = "truncate"
-    seed: int = 0
+    split_seed: int = 0
 
     def __post_init__(self):
         for name, fraction in (("val_fraction", self.val_fraction), ("test_fraction", self.test_fraction)):
@@ -134,7 +134,7 @@ class PairPreparation:
             "corpus": self.corpus.identity(), "tokenizer": tokenizer, "joint_vocab": self.joint_vocab,
             "preprocess": self.preprocess, "val_fraction": self.val_fraction, "test_fraction": self.test_fraction,
             "num_train": self.num_train, "num_val": self.num_val, "max_len": self.max_len,
-            "length_policy": self.length_policy, "seed": self.seed,
+            "length_policy": self.length_policy, "split_seed": self.split_seed,
         }
         return ShardStore(directory, f"translation-{self.corpus.name}", config, self.corpus.files())
 
@@ -185,7 +185,7 @@ class PairPreparation:
                  if raw.get(name) is None}
         sources, targets = raw["train"]
         texts = {name: raw[name] for name in SPLITS[1:] if name not in carve}
-        for name, index in split_indices(len(sources), carve, self.seed, groups=source_groups(sources)).items():
+        for name, index in split_indices(len(sources), carve, self.split_seed, groups=source_groups(sources)).items():
             texts[name] = ([sources[i] for i in index], [targets[i] for i in index])
         limits = {"train": self.num_train, "val": self.num_val}
         texts = {name: (s[: limits.get(name)], t[: limits.get(name)]) for name, (s, t) in texts.items()}
