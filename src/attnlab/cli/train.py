@@ -15,7 +15,7 @@ from attnlab.cli.requeue import requeued_checkpoint
 from attnlab.cli.resolvers import register_resolvers
 from attnlab.cli.schema import register_schemas
 from attnlab.cli.summary import print_summary
-from attnlab.cli.sweeper import in_search, register_sweeper
+from attnlab.cli.plugins import in_search, register_plugins
 from attnlab.cli.tracking import assign_wandb_run_id
 from attnlab.cli.validate import ConfigError, check_no_missing, fill_missing, validate_targets
 from attnlab.lit.averaging import AverageCheckpoints
@@ -29,7 +29,7 @@ from attnlab.lit.pruning import pruned_trial
 log = logging.getLogger(__name__)
 register_schemas()
 register_resolvers()
-register_sweeper()  # hydra/sweeper=attnlab_optuna, also from an editable install
+register_plugins()  # hydra/sweeper=attnlab_optuna and hydra/launcher=parallel, also from an editable install
 
 
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
