@@ -9,9 +9,8 @@ it imports anything heavy, runs Hydra's ``run_job`` and pickles the ``JobReturn`
 a FAILED return and the others go on; each job's ``launch.yaml`` (in its run dir) records its slot, what the job saw
 and how it ended, and ``launch.log`` holds its output.
 """
-from __future__ import annotations
-
-import logging
+import logging  # no `from __future__ import annotations`: Hydra's plugin scan loads this module outside sys.modules,
+#                 where dataclasses cannot resolve string annotations
 import os
 import pickle
 import subprocess
