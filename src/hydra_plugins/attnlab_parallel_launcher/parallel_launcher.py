@@ -132,15 +132,19 @@ class ParallelLauncher(Launcher):
                            + (f", GPU {','.join(s.gpus) or 'none'}" if s.gpus is not None else "") for s in self.slots))
         waiting = list(enumerate(job_overrides, start=initial_job_idx))
         free, running, returns = list(range(len(self.slots))), [], {}
-        while waiting or running:
-            while waiting and free:
-                index, overrides = waiting.pop(0)
-                running.append(self._start(index, list(overrides), free.pop(0)))
-            time.sleep(POLL_S)
-            for job in [job for job in running if job.process.poll() is not None]:
-                running.remove(job)
-                free.append(job.slot)
-                returns[job.index] = self._finish(job)
+        try:
+            while waiting or running:
+                while waiting and free:
+                    index, overrides = waiting.pop(0)
+                    running.append(self._start(index, list(overrides), free.pop(0)))
+                time.sleep(POLL_S)
+                for job in [job for job in running if job.process.poll() is not None]:
+                    running.remove(job)
+                    free.append(job.slot)
+                    returns[job.index] = self._finish(job)
+        finally:  # interrupted (Ctrl-C) or failed here: no orphaned jobs
+            for job in running:
+                job.process.terminate()
         return [returns[index] for index in sorted(returns)]
 
     def _start(self, index: int, overrides: list[str], slot_index: int) -> _Running:
