@@ -112,6 +112,9 @@ def test_num_train_keeps_first_training_pairs_and_test_split(fra_txt, tmp_path):
     assert len(small.datasets["train"]) == 50 and len(small.datasets["val"]) == 5
     assert len(small.datasets["test"]) == len(full.datasets["test"]) == 12
     assert small.val_examples(5) == full.val_examples(5)
+    first_tests = make_dm(fra_txt, tmp_path, num_test=4)
+    first_tests.setup("fit")
+    assert first_tests.texts("test") == tuple(side[:4] for side in full.texts("test"))
     first = full.decode_target(full.datasets["train"].tgt.to_lists()[:50])
     assert small.decode_target(small.datasets["train"].tgt.to_lists()) == first
 

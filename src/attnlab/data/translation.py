@@ -47,7 +47,8 @@ class TranslationDataModule(pl.LightningDataModule):
         joint_vocab: one tokenizer trained on both sides, or one per side.
         preprocess: apply d2l's ``preprocess`` to every sentence.
         val_fraction, test_fraction: shares carved out (by ``split_seed``) when the corpus has no such split.
-        num_train, num_val: keep only the first n training / validation pairs (file order); None keeps all.
+        num_train, num_val, num_test: keep only the first n training / validation / test pairs (file order); None
+            keeps all.
         max_len: longest sequence in tokens, counting the one <eos>/<bos>; None: no limit.
         length_policy: "truncate" longer pairs to max_len, or "filter" them out.
         batch_size / max_tokens: rows per batch, or (when max_tokens is set, which wins) a padded-token budget.
@@ -69,6 +70,7 @@ class TranslationDataModule(pl.LightningDataModule):
         test_fraction: float = 0.05,
         num_train: int | None = None,
         num_val: int | None = None,
+        num_test: int | None = None,
         max_len: int | None = None,
         length_policy: str = "truncate",
         batch_size: int | None = 64,
@@ -83,7 +85,7 @@ class TranslationDataModule(pl.LightningDataModule):
         super().__init__()
         self.preparation = PairPreparation(
             corpus, tokenizer, joint_vocab=joint_vocab, preprocess=preprocess, val_fraction=val_fraction,
-            test_fraction=test_fraction, num_train=num_train, num_val=num_val, max_len=max_len,
+            test_fraction=test_fraction, num_train=num_train, num_val=num_val, num_test=num_test, max_len=max_len,
             length_policy=length_policy, split_seed=split_seed,
         )
         for name, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
@@ -188,7 +190,7 @@ class TranslationDataModule(pl.LightningDataModule):
         """``(sources, references)`` of a split in corpus order, as read from the corpus file(s) and normalised as
         every sentence is (``preprocess``), never tokenized, ``<unk>``-ed or truncated: the references of scoring.
         Entry i is the pair that batches of this split carry as ``index == i`` (only kept pairs under
-        ``length_policy=filter``, the first ``num_train``/``num_val`` under those limits)."""
+        ``length_policy=filter``, the first ``num_train``/``num_val``/``num_test`` under those limits)."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
         return self._ready().texts(split)

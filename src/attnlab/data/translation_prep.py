@@ -99,6 +99,7 @@ class PairPreparation:
     test_fraction: float = 0.05
     num_train: int | None = None
     num_val: int | None = None
+    num_test: int | None = None
     max_len: int | None = None
     length_policy: str = "truncate"
     split_seed: int = 0
@@ -111,7 +112,7 @@ class PairPreparation:
             raise ValueError(
                 f"val_fraction + test_fraction must be < 1, got {self.val_fraction} + {self.test_fraction}"
             )
-        for name, value in (("num_train", self.num_train), ("num_val", self.num_val)):
+        for name, value in (("num_train", self.num_train), ("num_val", self.num_val), ("num_test", self.num_test)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive int or None, got {value!r}")
         if self.max_len is not None and (not isinstance(self.max_len, int) or self.max_len < 2):
@@ -133,7 +134,7 @@ class PairPreparation:
         config: dict[str, Any] = {
             "corpus": self.corpus.identity(), "tokenizer": tokenizer, "joint_vocab": self.joint_vocab,
             "preprocess": self.preprocess, "val_fraction": self.val_fraction, "test_fraction": self.test_fraction,
-            "num_train": self.num_train, "num_val": self.num_val, "max_len": self.max_len,
+            "num_train": self.num_train, "num_val": self.num_val, "num_test": self.num_test, "max_len": self.max_len,
             "length_policy": self.length_policy, "split_seed": self.split_seed,
         }
         return ShardStore(directory, f"translation-{self.corpus.name}", config, self.corpus.files())
@@ -187,7 +188,7 @@ class PairPreparation:
         texts = {name: raw[name] for name in SPLITS[1:] if name not in carve}
         for name, index in split_indices(len(sources), carve, self.split_seed, groups=source_groups(sources)).items():
             texts[name] = ([sources[i] for i in index], [targets[i] for i in index])
-        limits = {"train": self.num_train, "val": self.num_val}
+        limits = {"train": self.num_train, "val": self.num_val, "test": self.num_test}
         texts = {name: (s[: limits.get(name)], t[: limits.get(name)]) for name, (s, t) in texts.items()}
         if not texts["train"][0]:
             raise ValueError(f"corpus {self.corpus.name!r}: the training split is empty")
