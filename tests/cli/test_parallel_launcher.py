@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from hydra.utils import instantiate
 
 from cli_support import find_run_dirs, run_attnlab, tiny_transformer_args, write_pairs
 from hydra_plugins.attnlab_parallel_launcher.parallel_launcher import Slot, plan_slots, usable_cpus, visible_gpus
@@ -37,6 +38,13 @@ def test_gpus_are_dealt_out_one_per_job_from_a_faked_device_count(monkeypatch):
     assert visible_gpus() == ["3", "5"]
     with pytest.raises(ValueError, match="threads_per_job=0"):
         plan_slots(2, [0, 1], [], threads_per_job=0)
+
+
+def test_launcher_config_builds_its_slots(compose):
+    cfg = compose("hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "hydra.launcher.threads_per_job=1",
+                  hydra_node=True)
+    launcher = instantiate(cfg.hydra.launcher)
+    assert [slot.threads for slot in launcher.slots] == [1, 1] and launcher.pin_cpus
 
 
 def _records(sweep: Path) -> dict[str, dict]:

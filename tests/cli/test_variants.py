@@ -16,6 +16,7 @@ from attnlab.cli import stats
 from attnlab.cli.report import write_report
 from attnlab.cli.runs import load_runs
 from attnlab.cli.variants import Resamples, compare_variants, find_baseline, group_variants
+from attnlab.lit.predictions import write_predictions
 from attnlab.lit.scores import corpus_scores
 from cli_support import run_attnlab
 
@@ -34,14 +35,14 @@ def _hypotheses(references: list[str], noise: float, seed: int) -> list[str]:
 
 
 def _run(root: Path, name: str, overrides: list[str], seed: int, hypotheses: list[str] | None,
-         references: list[str], status: str | None = None) -> Path:
+         references: list[str], status: str | None = None, metric: str = "test/bleu") -> Path:
     run = root / name
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*overrides, f"seed={seed}"]))
     (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "monitor": "val/bleu",
                                                                  "monitor_mode": "max"}))
     (run / "csv").mkdir()
-    rows = ["epoch,step,train/loss,train/elapsed_s,test/bleu"]
+    rows = [f"epoch,step,train/loss,train/elapsed_s,{metric}"]
     rows += [f"0,{step},{5.0 - step / 50 + seed / 10},{step * 1.5}," for step in range(10, 110, 10)]
     if hypotheses is not None:
         bleu = corpus_scores(hypotheses, references)["bleu"].score
@@ -141,3 +142,22 @@ def test_report_command_answers_the_question(tmp_path: Path):
     one_seed = run_attnlab([str(tmp_path / "study" / "1-base"), str(tmp_path / "study" / "1-better"),
                             "metric=test/bleu", f"out={tmp_path / 'one'}"], tmp_path, program="attnlab-report")
     assert "no interval" in one_seed.stdout
+
+
+def test_classifier_predictions_make_the_same_paired_test(tmp_path: Path):
+    """test/acc from predictions/test.tsv: a classifier right on 90 % of the examples beats one right on 60 %."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    for seed in (1, 2, 3):
+        for name, right in (("baseline", 0.6), ("better", 0.9)):
+            predicted = np.where(rng.random(400) < right, labels, 1 - labels)
+            run = _run(tmp_path, f"{seed}-{name}", [f"+ablation={name}"], seed, None, [], metric="test/acc")
+            write_predictions(run / "predictions" / "test.tsv", labels.tolist(), predicted.tolist())
+            with (run / "csv" / "metrics.csv").open("a") as handle:
+                handle.write(f"0,100,,,{float((predicted == labels).mean())}\n")
+    variants, _ = group_variants(load_runs(tmp_path))
+    resamples = Resamples("test/acc", [run for v in variants for run in v.runs])
+    assert resamples.num_examples == 400
+    baseline, better = compare_variants(variants, variants[0], "test/acc", resamples)
+    assert baseline.verdict == "baseline" and better.verdict == "better" and better.difference.test_se > 0
+    assert better.difference.difference == pytest.approx(0.3, abs=0.05)

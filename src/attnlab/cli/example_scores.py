@@ -4,6 +4,8 @@ resample of the examples: what makes a paired bootstrap over the test set possib
 - Translation (``<split>/bleu``, ``chrf``, ``ter``): ``translations/<split>.{hyp,ref}``, scored with the settings of
   :mod:`attnlab.lit.scores`; the statistics are sacrebleu's per-sentence sufficient statistics, the ones its own
   paired tests resample.
+- Classification (``<split>/acc``): ``predictions/<split>.tsv`` (:mod:`attnlab.lit.predictions`): a hit (0/1) and a
+  count (1) per example.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from attnlab.lit.predictions import PREDICTIONS_DIR, read_predictions
 from attnlab.lit.scores import TRANSLATIONS_DIR, sacrebleu_metrics
 
 
@@ -41,6 +44,11 @@ def read_example_stats(run_dir: Path, metric: str) -> ExampleStats | None:
             raise ValueError(f"{hyp} has {len(hypotheses)} lines but {ref} has {len(references)}")
         stats = sacrebleu_metrics()[name]._extract_corpus_statistics(hypotheses, [references])
         return ExampleStats(np.asarray(stats, dtype=np.float64), _fingerprint(references), hyp)
+    predictions = run_dir / PREDICTIONS_DIR / f"{split}.tsv"
+    if name == "acc" and predictions.is_file():
+        labels, predicted = read_predictions(predictions)
+        hits = np.asarray([[float(a == b), 1.0] for a, b in zip(labels, predicted)])
+        return ExampleStats(hits, _fingerprint(labels), predictions)
     return None
 
 
@@ -50,4 +58,6 @@ def score_from_sums(metric: str):
     if name in sacrebleu_metrics():
         scorer = sacrebleu_metrics()[name]
         return lambda sums: np.array([scorer._compute_score_from_stats(list(row)).score for row in sums])
-    raise ValueError(f"metric {metric!r} has no per-example statistics; known: <split>/bleu, chrf, ter")
+    if name == "acc":
+        return lambda sums: sums[:, 0] / sums[:, 1]
+    raise ValueError(f"metric {metric!r} has no per-example statistics; known: <split>/bleu, chrf, ter, acc")
