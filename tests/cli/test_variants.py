@@ -13,7 +13,6 @@ import yaml
 from scipy import stats as scipy_stats
 
 from attnlab.cli import stats
-from attnlab.cli.report import write_report
 from attnlab.cli.runs import load_runs
 from attnlab.cli.variants import Resamples, compare_variants, find_baseline, group_variants
 from attnlab.lit.predictions import write_predictions

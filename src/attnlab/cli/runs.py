@@ -16,7 +16,7 @@ from typing import Iterable, NamedTuple
 
 import yaml
 
-from attnlab.cli.directions import HIGHER, metric_mode
+from attnlab.cli.directions import metric_mode
 from attnlab.lit.studies import PRUNING_OVERRIDE, read_trial_state
 from hydra_plugins.attnlab_parallel_launcher.parallel_launcher import read_launch_record
 
