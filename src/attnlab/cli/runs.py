@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Iterable
 
 import yaml
 
@@ -40,12 +40,6 @@ class Run:
     @property
     def ended_well(self) -> bool:
         return self.state in (None, "COMPLETE", "COMPLETED")
-
-
-class ReportFiles(NamedTuple):
-    markdown: Path
-    csv: Path
-    plot: Path
 
 
 def _natural_key(path: Path) -> list:
