@@ -81,3 +81,10 @@ def test_several_dirs_make_one_table_named_from_their_common_parent(tmp_path: Pa
     assert "| snli/ablation/0 | snli | true |" in files.markdown.read_text()
     with pytest.raises(FileNotFoundError, match="nope does not exist"):
         load_runs([tmp_path / "sst2", tmp_path / "nope"])
+
+
+def test_chrf_and_ter_have_their_own_directions(tmp_path: Path):
+    _run(tmp_path, "a", [], "epoch,step,val/chrf,val/ter\n0,4,30.0,70.0\n1,9,40.0,60.0\n2,14,35.0,65.0\n")
+    columns, rows = table(load_runs(tmp_path))
+    row = dict(zip(columns, rows[0]))
+    assert row["best val/chrf"] == 40.0 and row["best val/ter"] == 60.0  # chrF: higher is better; TER: lower
