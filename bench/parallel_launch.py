@@ -28,7 +28,9 @@ def sweep(jobs: int, epochs: int, parallel: bool, outputs: Path) -> float:
                "~callbacks.progress_bar"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ATTNLAB_OUTPUTS": str(outputs)}
     start = time.perf_counter()
-    subprocess.run(command, env=env, cwd=outputs, check=True, capture_output=True)
+    proc = subprocess.run(command, env=env, cwd=outputs, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     return time.perf_counter() - start
 
 
