@@ -34,7 +34,7 @@ USAGE = (
     "  report.csv and report_<metric>.png. Runs that differ only in seed (and run_only keys) form a variant.\n"
     "  metric (repeatable): compared across variants (default: the runs' monitor); baseline: the overrides that name\n"
     "  the variant the others are compared with (default: the first); curve (repeatable): plotted with a band over\n"
-    "  seeds by step and by wall time (default: the first metric and train/loss); out: where to write (default: the\n"
+    "  seeds by step and by wall time (default: the first metric and the training loss); out: where to write (default: the\n"
     "  DIR, or the common parent of several); maximize (repeatable): a metric whose best value is its largest (the\n"
     "  per-run table); run_only (repeatable): another key that does not define a variant"
 )
@@ -156,7 +156,8 @@ def write_report(roots: str | Path | Iterable[str | Path], out: str | Path | Non
             "; no per-example test outputs: seeds only"
         sections.append(f"### {metric} ({mode}{tested})\n\n{markdown(*variant_table(rows, metric))}")
         csv_rows += _csv_rows(rows, metric)
-    curve_metrics = list(dict.fromkeys(list(curves) or [metrics[0], *(["train/loss"] if "train/loss" in logged else [])]))
+    training_loss = [name for name in ("train/loss", "train/loss_step") if name in logged][:1]
+    curve_metrics = list(dict.fromkeys(list(curves) or [metrics[0], *training_loss]))
     plot_paths = [path for metric in curve_metrics if (path := _plot(variants, metric, out)) is not None]
 
     variants_csv = out / "report_variants.csv"
