@@ -24,7 +24,7 @@ def sweep(jobs: int, epochs: int, parallel: bool, outputs: Path) -> float:
     launcher = ["hydra/launcher=parallel", f"hydra.launcher.n_jobs={jobs}", "hydra.launcher.threads_per_job=1"]
     command = [str(TRAIN), "-m", *(launcher if parallel else []), "experiment=nw_parametric",
                f"seed={','.join(str(s) for s in range(1, jobs + 1))}", f"trainer.max_epochs={epochs}",
-               "data.num_train=2000", "data.num_val=2000", "data.num_test=2000", "logger=none", "test=false",
+               "data.num_train=2000", "data.num_val=2000", "data.num_test=2000", "test=false",
                "~callbacks.progress_bar"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ATTNLAB_OUTPUTS": str(outputs)}
     start = time.perf_counter()
