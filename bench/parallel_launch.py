@@ -37,7 +37,7 @@ def sweep(jobs: int, epochs: int, parallel: bool, outputs: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=2, help="jobs per multirun, and jobs at once in parallel")
-    parser.add_argument("--epochs", type=int, default=30, help="epochs per job (its length)")
+    parser.add_argument("--epochs", type=int, default=200, help="epochs per job (its length)")
     parser.add_argument("--rounds", type=int, default=2, help="multiruns per mode, alternated")
     args = parser.parse_args()
     times: dict[str, list[float]] = {"one after another": [], f"{args.jobs} at a time": []}
