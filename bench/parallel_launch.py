@@ -3,7 +3,7 @@ launcher) and N at a time (one core each), alternated, each mode ``--rounds`` ti
 with the machine's load average, which says how idle the machine was.
 
     .venv/bin/python bench/parallel_launch.py                 # 2 jobs, 2 rounds
-    .venv/bin/python bench/parallel_launch.py --jobs 4 --epochs 40
+    .venv/bin/python bench/parallel_launch.py --jobs 4 --epochs 400
 """
 from __future__ import annotations
 
