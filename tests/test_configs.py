@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from attnlab.cli.validate import ConfigError, check_no_missing, fill_missing, validate_targets
 from attnlab.layers.norm import normalize
@@ -96,3 +97,17 @@ def test_validation_names_missing_required_argument(compose):
 
 def test_every_tokenizer_option_composes_with_every_experiment(compose, experiment_option, tokenizer_option):
     validate_targets(compose(f"experiment={experiment_option}", f"tokenizer={tokenizer_option}"))
+
+
+@pytest.mark.parametrize("experiment", ["transformer_mt", "bert_pretrain"])
+def test_every_ablation_preset_changes_one_axis_of_the_experiment(compose, ablation_option, experiment):
+    base = compose(f"experiment={experiment}", "+ablation=baseline")
+    cfg = compose(f"experiment={experiment}", f"+ablation={ablation_option}")
+    validate_targets(cfg)
+    changed = [axis for axis in ("attention", "pos_encoding", "norm") if cfg[axis] != base[axis]]
+    if experiment == "transformer_mt":  # its recipe: scaled_dot, sinusoidal, post-LayerNorm, all of which a preset moves
+        assert len(changed) == (0 if ablation_option == "baseline" else 1), changed
+    assert len(changed) <= 1, changed  # BERT's recipe already has learned positions: pos_learned leaves it as is
+    written, base_written = (OmegaConf.to_container(c) for c in (cfg, base))  # ${attention} stays unresolved
+    assert {k: v for k, v in written.items() if k not in changed} == \
+        {k: v for k, v in base_written.items() if k not in changed}  # nothing else moved

@@ -20,6 +20,7 @@ from attnlab.cli.validate import ConfigError
 from attnlab.data.classification import encode_texts, normalize
 from attnlab.data.tokenizers import TextTokenizer
 from attnlab.lit.checkpoint import CONFIG_KEY, load_run_checkpoint
+from attnlab.lit.predictions import read_predictions
 from attnlab.lit.pretrained import encoder_config
 from attnlab.models.bert_interop import to_hf_state_dict
 
@@ -89,6 +90,9 @@ def test_pretrain_then_fine_tune_then_predict(run_cli, tmp_path):
     assert len(predictions) == len(texts) and {label for label, _ in predictions} <= {"negative", "positive"}
     accuracy = sum((label == "positive") == (gold == "1") for (label, _), gold in zip(predictions, labels)) / len(labels)
     assert abs(accuracy - last_value(run_dir, "test/acc")) < 1e-6
+    # the test itself wrote each example's label and prediction (class indices: "0" negative, "1" positive)
+    written_labels, written = read_predictions(run_dir / "predictions" / "test.tsv")
+    assert written_labels == list(labels) and written == ["1" if label == "positive" else "0" for label, _ in predictions]
 
     # the same probabilities, recomputed here from the checkpoint's config, weights and tokenizer
     classifier = hydra.utils.instantiate(net)

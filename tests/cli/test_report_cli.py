@@ -39,7 +39,9 @@ def test_report_tables_every_run_with_overrides_and_metrics(sweep: Path, tmp_pat
     assert rows[0]["final val/mse"] != rows[1]["final val/mse"]
 
     markdown = (out / "report.md").read_text()
-    assert markdown.count("\n| ") == 3 and "![val/mse](report_val_mse.png)" in markdown
+    assert markdown.count("\n| 0 | ") == 1 and markdown.count("\n| 1 | ") == 1  # each run, once
+    assert "| kernel.init_w=0.5 | 1 |" in markdown and "no interval" in markdown  # one seed a variant
+    assert "![report_val_mse](report_val_mse.png)" in markdown
     png = (out / "report_val_mse.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from attnlab.cli.runs import load_runs, table, write_report
+from attnlab.cli.report import write_report
+from attnlab.cli.runs import load_runs, table
 
 
 def _run(root: Path, name: str, overrides: list[str], csv_text: str, monitor_mode: str = "min") -> Path:
@@ -52,9 +53,9 @@ def test_monitor_mode_and_maximize_decide_best(tmp_path: Path):
     _run(tmp_path, "a", [], CSV_B, monitor_mode="max")
     columns, rows = table(load_runs(tmp_path), maximize=[])
     assert dict(zip(columns, rows[0]))["best val/loss"] == 1.1  # the run's monitor with monitor_mode=max
-    files = write_report(tmp_path, out=tmp_path / "r", metric="val/acc")
-    assert files.plot.name == "report_val_acc.png" and files.plot.stat().st_size > 0
-    assert "| a |" in files.markdown.read_text() and files.csv.read_text().startswith("run,")
+    files = write_report(tmp_path, out=tmp_path / "r", metrics=["val/acc"])
+    assert files.plots[0].name == "report_val_acc.png" and files.plots[0].stat().st_size > 0
+    assert "| a |" in files.markdown.read_text() and files.runs_csv.read_text().startswith("run,")
 
 
 def test_errors_name_the_problem(tmp_path: Path):
@@ -64,7 +65,7 @@ def test_errors_name_the_problem(tmp_path: Path):
         load_runs(tmp_path)
     _run(tmp_path, "a", [], CSV_B)
     with pytest.raises(ValueError, match=r"metric='val/bleu'.*logged: val/acc, val/loss"):
-        write_report(tmp_path, metric="val/bleu")
+        write_report(tmp_path, metrics=["val/bleu"])
 
 
 def test_several_dirs_make_one_table_named_from_their_common_parent(tmp_path: Path):
@@ -75,8 +76,15 @@ def test_several_dirs_make_one_table_named_from_their_common_parent(tmp_path: Pa
     columns, rows = table(runs)
     assert columns[:3] == ["run", "data", "model.freeze_encoder"]
     assert [row[1] for row in rows] == ["sst2", "snli"]
-    files = write_report([tmp_path / "sst2", tmp_path / "snli"], metric="val/acc")
+    files = write_report([tmp_path / "sst2", tmp_path / "snli"], metrics=["val/acc"])
     assert files.markdown.parent == tmp_path.resolve()
     assert "| snli/ablation/0 | snli | true |" in files.markdown.read_text()
     with pytest.raises(FileNotFoundError, match="nope does not exist"):
         load_runs([tmp_path / "sst2", tmp_path / "nope"])
+
+
+def test_chrf_and_ter_have_their_own_directions(tmp_path: Path):
+    _run(tmp_path, "a", [], "epoch,step,val/chrf,val/ter\n0,4,30.0,70.0\n1,9,40.0,60.0\n2,14,35.0,65.0\n")
+    columns, rows = table(load_runs(tmp_path))
+    row = dict(zip(columns, rows[0]))
+    assert row["best val/chrf"] == 40.0 and row["best val/ter"] == 60.0  # chrF: higher is better; TER: lower

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from attnlab.cli.resolvers import optuna_direction
+from attnlab.cli.directions import metric_mode, optimization_direction
 from attnlab.cli.train import train
 from attnlab.cli.runs import load_runs, table
 from attnlab.lit.studies import open_storage
@@ -46,10 +46,31 @@ def test_search_configs_compose_with_seeded_tpe_a_pruner_and_a_direction(compose
         assert isinstance(instantiate(chosen.hydra.sweeper.pruner), optuna.pruners.BasePruner)
 
 
-def test_optuna_direction_maps_monitor_mode():
-    assert optuna_direction("min") == "minimize" and optuna_direction("max") == "maximize"
+def test_optuna_direction_follows_the_optimized_metric(compose):
+    """val/loss is minimized though transformer_mt's monitor is val/bleu (monitor_mode=max); chrF is maximized."""
+    base = ("experiment=transformer_mt", "hparams_search=transformer_optuna")
+    for metric, direction in (("val/loss", "minimize"), ("val/chrf", "maximize"), ("val/bleu", "maximize")):
+        cfg = compose(*base, f"optimized_metric={metric}", hydra_node=True)
+        assert cfg.hydra.sweeper.direction == direction, metric
+    cfg = compose(*base, "monitor_mode=min", hydra_node=True)  # val/bleu minimized: refused
+    with pytest.raises(Exception, match="monitor='val/bleu' with monitor_mode='min'.*set monitor_mode=max"):
+        cfg.hydra.sweeper.direction
+
+
+def test_optimization_direction_for_unknown_metrics():
+    assert optimization_direction("val/score", "val/score", "max") == "maximize"  # unknown monitor: its mode
+    with pytest.raises(ValueError, match="optimized_metric='val/score'.*hydra.sweeper.direction"):
+        optimization_direction("val/score", "val/loss", "min")
     with pytest.raises(ValueError, match="monitor_mode='up'.*min, max"):
-        optuna_direction("up")
+        optimization_direction("val/loss", "val/loss", "up")
+
+
+@pytest.mark.parametrize("metric, mode", [("val/loss", "min"), ("val/mlm_loss", "min"), ("test/ter", "min"),
+                                          ("val/ppl", "min"), ("val/mse", "min"), ("val/bleu", "max"),
+                                          ("val/chrf", "max"), ("val/bleu_averaged", "max"), ("val/token_acc", "max"),
+                                          ("test/f1", "max"), ("val/score", None)])
+def test_metric_mode_table(metric, mode):
+    assert metric_mode(metric) == mode
 
 
 @pytest.mark.parametrize("line, distribution", [

@@ -71,7 +71,7 @@ def test_preprocess_matches_d2l():
 def test_no_test_or_val_words_in_vocabulary(tmp_path):
     path = tmp_path / "fra.txt"  # every pair has its own words, so leakage would be visible
     path.write_text("".join(f"en{i} word{i} .\tfr{i} mot{i} !\n" for i in range(100)))
-    dm = make_dm(path, tmp_path, val_fraction=0.2, test_fraction=0.2, seed=1)
+    dm = make_dm(path, tmp_path, val_fraction=0.2, test_fraction=0.2, split_seed=1)
     dm.setup("fit")
     src_vocab = {dm.src_tokenizer.id_to_token(i) for i in range(dm.src_tokenizer.vocab_size)}
     tgt_vocab = {dm.tgt_tokenizer.id_to_token(i) for i in range(dm.tgt_tokenizer.vocab_size)}
@@ -81,12 +81,27 @@ def test_no_test_or_val_words_in_vocabulary(tmp_path):
     assert all(row[:2] == [0, 0] for row in held_out)
     assert len([t for t in src_vocab if t.startswith("en")]) == 60 and "." in src_vocab
     assert len([t for t in tgt_vocab if t.startswith("fr")]) == 60
-    again = make_dm(path, tmp_path, val_fraction=0.2, test_fraction=0.2, seed=1)
+    again = make_dm(path, tmp_path, val_fraction=0.2, test_fraction=0.2, split_seed=1, seed=5)  # seed: batch order
     again.setup("fit")
     assert again.val_examples(5) == dm.val_examples(5) and dm.src_tokenizer == again.src_tokenizer
-    other = make_dm(path, tmp_path, val_fraction=0.2, test_fraction=0.2, seed=2)
+    other = make_dm(path, tmp_path, val_fraction=0.2, test_fraction=0.2, split_seed=2)
     other.setup("fit")
     assert other.val_examples(20) != dm.val_examples(20)
+
+
+def test_split_seed_alone_fixes_the_split_and_keys_the_shards(tmp_path):
+    """Runs that differ only in ``seed`` share validation and test sets (and their shards); split_seed moves them."""
+    path = tmp_path / "fra.txt"
+    path.write_text("".join(f"en{i} word{i} .\tfr{i} mot{i} !\n" for i in range(100)))
+
+    def held_out(**kwargs):
+        dm = make_dm(path, tmp_path, val_fraction=0.2, test_fraction=0.2, cache_dir=tmp_path / "cache", **kwargs)
+        dm.setup("fit")
+        return dm.shard_store().path, [dm.texts(name) for name in ("val", "test")]
+
+    first, second, moved = held_out(seed=1), held_out(seed=2), held_out(seed=1, split_seed=3)
+    assert first == second
+    assert moved[0] != first[0] and moved[1][1] != first[1][1]
 
 
 def test_num_train_keeps_first_training_pairs_and_test_split(fra_txt, tmp_path):
@@ -97,6 +112,9 @@ def test_num_train_keeps_first_training_pairs_and_test_split(fra_txt, tmp_path):
     assert len(small.datasets["train"]) == 50 and len(small.datasets["val"]) == 5
     assert len(small.datasets["test"]) == len(full.datasets["test"]) == 12
     assert small.val_examples(5) == full.val_examples(5)
+    first_tests = make_dm(fra_txt, tmp_path, num_test=4)
+    first_tests.setup("fit")
+    assert first_tests.texts("test") == tuple(side[:4] for side in full.texts("test"))
     first = full.decode_target(full.datasets["train"].tgt.to_lists()[:50])
     assert small.decode_target(small.datasets["train"].tgt.to_lists()) == first
 

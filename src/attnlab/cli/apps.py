@@ -20,12 +20,12 @@ from attnlab.cli.arguments import UsageError
 from attnlab.cli.failures import reported_failures
 from attnlab.cli.resolvers import register_resolvers
 from attnlab.cli.schema import register_schemas
-from attnlab.cli.sweeper import register_sweeper
+from attnlab.cli.plugins import register_plugins
 from attnlab.lit.notices import quiet_lightning
 
 register_schemas()
 register_resolvers()
-register_sweeper()  # hydra/sweeper=attnlab_optuna, also from an editable install
+register_plugins()  # hydra/sweeper=attnlab_optuna and hydra/launcher=parallel, also from an editable install
 
 CONF = "pkg://attnlab.conf"
 SLURM_PLUGIN = "hydra_plugins.hydra_submitit_launcher"  # the `slurm` extra: hydra-submitit-launcher

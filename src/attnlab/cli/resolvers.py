@@ -2,7 +2,8 @@
 
 - ``${multirun_group:${task_name}}``: in a multirun, ``<task_name>-<sweep dir name>`` (one W&B group per
   sweep); in a single run, null.
-- ``${optuna_direction:${monitor_mode}}``: ``min``/``max`` as Optuna's ``minimize``/``maximize``.
+- ``${optuna_direction:${optimized_metric},${monitor},${monitor_mode}}``: Optuna's ``minimize``/``maximize`` for
+  the optimized metric (:func:`attnlab.cli.directions.optimization_direction`).
 - ``${placement_block:${norm.placement}}``: ``post``/``pre`` as the ``_target_`` of that Transformer block class.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-_DIRECTIONS = {"min": "minimize", "max": "maximize"}
+from attnlab.cli.directions import optimization_direction
 
 
 def in_multirun() -> bool:
@@ -26,13 +27,6 @@ def multirun_group(task_name: str) -> str | None:
     return f"{task_name}-{Path(HydraConfig.get().sweep.dir).name}"
 
 
-def optuna_direction(mode) -> str:
-    key = getattr(mode, "value", mode)  # the schema's MonitorMode enum or a plain string
-    if key not in _DIRECTIONS:
-        raise ValueError(f"monitor_mode={mode!r} has no optimization direction; allowed: {', '.join(_DIRECTIONS)}")
-    return _DIRECTIONS[key]
-
-
 def placement_block_target(placement: str) -> str:
     from attnlab.layers.blocks import placement_block  # torch: only when a config resolves it, not for --help
 
@@ -42,5 +36,5 @@ def placement_block_target(placement: str) -> str:
 
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("multirun_group", multirun_group, replace=True)
-    OmegaConf.register_new_resolver("optuna_direction", optuna_direction, replace=True)
+    OmegaConf.register_new_resolver("optuna_direction", optimization_direction, replace=True)
     OmegaConf.register_new_resolver("placement_block", placement_block_target, replace=True)

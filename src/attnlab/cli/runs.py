@@ -1,5 +1,5 @@
-"""One table over many runs: every run dir under one or more multirun or outputs dirs, its overrides, the final
-and best value of each val/test metric, its wall time; written as Markdown and CSV, plus one metric's curves as a PNG.
+"""The runs under one or more multirun or outputs dirs, and one table of them: each run's overrides, its final and
+best value of each val/test metric, its last step and wall time, and how it ended.
 
 A run dir is any directory holding ``.hydra/config.yaml`` (Hydra writes it when the job starts); its
 metrics come from the CSV logger's ``csv/metrics.csv`` (one row per logging call, empty cells elsewhere).
@@ -12,17 +12,15 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Iterable
 
 import yaml
 
-from attnlab.lit import plots
+from attnlab.cli.directions import metric_mode
 from attnlab.lit.studies import PRUNING_OVERRIDE, read_trial_state
-from matplotlib import pyplot as plt  # after attnlab.lit.plots, which selects the headless backend
+from hydra_plugins.attnlab_parallel_launcher.parallel_launcher import read_launch_record
 
 METRICS_CSV = Path("csv") / "metrics.csv"
-# Metrics whose best value is the largest; every other metric is a loss or an error (lower is better).
-HIGHER_IS_BETTER = ("acc", "accuracy", "bleu", "f1", "precision", "recall", "auroc")
 
 
 @dataclass
@@ -33,13 +31,15 @@ class Run:
     monitor: str | None  # the run's checkpoint metric and its mode, from its config
     monitor_mode: str | None
     wall_time_s: float  # from the job start (.hydra/config.yaml written) to its last written file
-    state: str | None = None  # an Optuna trial's outcome (COMPLETE, PRUNED, FAIL); None for other runs
+    state: str | None = None  # an Optuna trial's outcome (COMPLETE, PRUNED, FAIL) or the parallel launcher's
+    #                           (COMPLETED, FAILED, with error); None where neither recorded one
+    seed: int | None = None  # from its config
+    path: Path | None = None  # its run dir
+    error: str | None = None  # why it failed, where the launcher recorded it
 
-
-class ReportFiles(NamedTuple):
-    markdown: Path
-    csv: Path
-    plot: Path
+    @property
+    def ended_well(self) -> bool:
+        return self.state in (None, "COMPLETE", "COMPLETED")
 
 
 def _natural_key(path: Path) -> list:
@@ -85,6 +85,7 @@ def load_run(run_dir: Path, root: Path) -> Run:
     config = yaml.safe_load((hydra_dir / "config.yaml").read_text()) or {}
     metrics = run_dir / METRICS_CSV
     monitor = config.get("monitor")
+    launch = read_launch_record(run_dir) or {}
     return Run(
         name=str(run_dir.relative_to(root)) if run_dir != root else run_dir.name,
         overrides=overrides,
@@ -92,11 +93,14 @@ def load_run(run_dir: Path, root: Path) -> Run:
         monitor=monitor if isinstance(monitor, str) and "${" not in monitor else None,
         monitor_mode=config.get("monitor_mode"),
         wall_time_s=_wall_time_s(run_dir),
-        state=read_trial_state(run_dir),
+        state=read_trial_state(run_dir) or launch.get("status"),
+        seed=config.get("seed"),
+        path=run_dir,
+        error=launch.get("error"),
     )
 
 
-def _as_roots(roots: str | Path | Iterable[str | Path]) -> list[Path]:
+def as_roots(roots: str | Path | Iterable[str | Path]) -> list[Path]:
     """One root as given; several resolved, so that run names and the output dir come from their common parent."""
     if isinstance(roots, (str, Path)):
         return [Path(roots)]
@@ -104,20 +108,20 @@ def _as_roots(roots: str | Path | Iterable[str | Path]) -> list[Path]:
     return roots if len(roots) == 1 else [root.resolve() for root in roots]
 
 
-def _common_root(roots: list[Path]) -> Path:
+def common_root(roots: list[Path]) -> Path:
     """The one root, or the deepest directory holding all of several."""
     return roots[0] if len(roots) == 1 else Path(os.path.commonpath(roots))
 
 
 def load_runs(roots: str | Path | Iterable[str | Path]) -> list[Run]:
     """Every run under ``roots`` (one dir or several); with several, run names are relative to their common parent."""
-    roots = _as_roots(roots)
+    roots = as_roots(roots)
     if not roots:
         raise ValueError("no report dir given")
     for root in roots:
         if not root.is_dir():
             raise FileNotFoundError(f"report dir {root} does not exist")
-    base = _common_root(roots)
+    base = common_root(roots)
     runs = []
     for root in roots:
         run_dirs = find_run_dirs(root)
@@ -133,7 +137,7 @@ def higher_is_better(metric: str, run: Run, maximize: Iterable[str] = ()) -> boo
         return True
     if metric == run.monitor and run.monitor_mode in ("min", "max"):
         return run.monitor_mode == "max"
-    return any(part in HIGHER_IS_BETTER for part in re.split(r"[/_]", metric.lower()))  # val/nsp_acc, test/bleu
+    return metric_mode(metric) == "max"  # val/nsp_acc, test/bleu, test/chrf
 
 
 def table(runs: list[Run], maximize: Iterable[str] = ()) -> tuple[list[str], list[list[object]]]:
@@ -161,7 +165,7 @@ def table(runs: list[Run], maximize: Iterable[str] = ()) -> tuple[list[str], lis
     return columns, rows
 
 
-def _cell(value: object) -> str:
+def cell(value: object) -> str:
     if isinstance(value, float) and math.isfinite(value):
         return f"{value:.4g}"
     return str(value).replace("|", "\\|")
@@ -169,57 +173,5 @@ def _cell(value: object) -> str:
 
 def markdown(columns: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
-
-
-def curves(runs: list[Run], metric: str) -> dict[str, tuple[list[int], list[float]]]:
-    """``{label: (steps, values)}`` for the runs that logged ``metric``; labels name the varying overrides."""
-    varying = [key for key in dict.fromkeys(k for run in runs for k in run.overrides)
-               if len({run.overrides.get(key) for run in runs}) > 1]
-    result = {}
-    for run in runs:
-        if metric in run.history:
-            label = " ".join(f"{key}={run.overrides.get(key, '')}" for key in varying) or run.name
-            steps, values = zip(*run.history[metric])
-            result[f"{run.name}: {label}" if varying else label] = (list(steps), list(values))
-    return result
-
-
-def default_metric(runs: list[Run]) -> str:
-    return next((run.monitor for run in runs if run.monitor), "val/loss")
-
-
-def write_report(roots: str | Path | Iterable[str | Path], out: str | Path | None = None, metric: str | None = None,
-                 maximize: Iterable[str] = ()) -> ReportFiles:
-    """Write ``report.md``, ``report.csv`` and ``report_<metric>.png`` into ``out`` (default: the one root, or the
-    common parent of several)."""
-    roots = _as_roots(roots)
-    runs = load_runs(roots)
-    metric = metric or default_metric(runs)
-    lines = curves(runs, metric)
-    if not lines:
-        logged = sorted({m for run in runs for m in run.history})
-        why = f"logged: {', '.join(logged)}" if logged else (
-            "none of them logged any metric (a debug=fdr or logger=none run logs none, nor does one that stopped "
-            "before its first log step)")
-        raise ValueError(f"metric={metric!r} was logged by none of the {len(runs)} runs; {why}")
-    out = Path(out) if out is not None else _common_root(roots)
-    out.mkdir(parents=True, exist_ok=True)
-    columns, rows = table(runs, maximize)
-    plot_path = out / f"report_{metric.replace('/', '_')}.png"
-    figure = plots.metric_curves(lines, metric)
-    figure.savefig(plot_path, dpi=110)
-    plt.close(figure)
-    csv_path = out / "report.csv"
-    with csv_path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        writer.writerows(rows)
-    md_path = out / "report.md"
-    md_path.write_text(
-        f"# Runs under {', '.join(str(root.resolve()) for root in roots)}\n\n{len(runs)} runs. Best = min, except for the maximized metrics "
-        f"(a run's monitor with monitor_mode=max, {', '.join(HIGHER_IS_BETTER)}, or --maximize).\n\n"
-        f"{markdown(columns, rows)}\n![{metric}]({plot_path.name})\n"
-    )
-    return ReportFiles(md_path, csv_path, plot_path)

@@ -15,7 +15,7 @@ from attnlab import MissingFileError
 from attnlab.cli.distributed import job_relaunchable_by_ddp
 from attnlab.cli.requeue import final_weights_checkpoint, requeued_checkpoint
 from attnlab.cli.summary import print_summary
-from attnlab.cli.sweeper import in_search
+from attnlab.cli.plugins import in_search
 from attnlab.cli.tracking import assign_wandb_run_id
 from attnlab.cli.validate import ConfigError, check_no_missing, fill_missing, validate_targets
 from attnlab.lit.averaging import AverageCheckpoints

@@ -47,15 +47,18 @@ class TranslationDataModule(pl.LightningDataModule):
         tokenizer: builder of an untrained TextTokenizer (the ``tokenizer`` config group, a partial).
         joint_vocab: one tokenizer trained on both sides, or one per side.
         preprocess: apply d2l's ``preprocess`` to every sentence.
-        val_fraction, test_fraction: shares carved out (seeded) when the corpus has no such split.
-        num_train, num_val: keep only the first n training / validation pairs (file order); None keeps all.
+        val_fraction, test_fraction: shares carved out (by ``split_seed``) when the corpus has no such split.
+        num_train, num_val, num_test: keep only the first n training / validation / test pairs (file order); None
+            keeps all.
         max_len: longest sequence in tokens, counting the one <eos>/<bos>; None: no limit.
         length_policy: "truncate" longer pairs to max_len, or "filter" them out.
         batch_size / max_tokens: rows per batch, or (when max_tokens is set, which wins) a padded-token budget.
         bucket_size: examples per length-sorting chunk (larger: less padding, less randomness).
         cache_dir: root of the token shards, written once and memory-mapped by every rank (None: prepared in memory).
         output_dir: where tokenizer_src.json / tokenizer_tgt.json are written (None: the working directory).
-        seed: fixes the split and the batch order of every epoch.
+        seed: fixes the batch order of every epoch.
+        split_seed: fixes the carved val/test split, apart from ``seed`` so that runs differing only in ``seed``
+            share their validation and test sets.
         examples: fixed (source, reference) pairs of this corpus that a model translates and scores with d2l's BLEU
             after testing (fra-eng: d2l's four sentences), unless the model is given its own.
     """
@@ -70,6 +73,7 @@ class TranslationDataModule(pl.LightningDataModule):
         test_fraction: float = 0.05,
         num_train: int | None = None,
         num_val: int | None = None,
+        num_test: int | None = None,
         max_len: int | None = None,
         length_policy: str = "truncate",
         batch_size: int | None = 64,
@@ -80,6 +84,7 @@ class TranslationDataModule(pl.LightningDataModule):
         output_dir: str | os.PathLike | None = None,
         seed: int = 0,
         examples: Sequence[Sequence[str]] = (),
+        split_seed: int = 0,
     ):
         super().__init__()
         self.examples = [[str(text) for text in pair] for pair in examples]
@@ -87,8 +92,8 @@ class TranslationDataModule(pl.LightningDataModule):
             raise ValueError(f"examples must be [source, reference] pairs, got {bad}")
         self.preparation = PairPreparation(
             corpus, tokenizer, joint_vocab=joint_vocab, preprocess=preprocess, val_fraction=val_fraction,
-            test_fraction=test_fraction, num_train=num_train, num_val=num_val, max_len=max_len,
-            length_policy=length_policy, seed=seed,
+            test_fraction=test_fraction, num_train=num_train, num_val=num_val, num_test=num_test, max_len=max_len,
+            length_policy=length_policy, split_seed=split_seed,
         )
         for name, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -195,7 +200,7 @@ class TranslationDataModule(pl.LightningDataModule):
         """``(sources, references)`` of a split in corpus order, as read from the corpus file(s) and normalised as
         every sentence is (``preprocess``), never tokenized, ``<unk>``-ed or truncated: the references of scoring.
         Entry i is the pair that batches of this split carry as ``index == i`` (only kept pairs under
-        ``length_policy=filter``, the first ``num_train``/``num_val`` under those limits)."""
+        ``length_policy=filter``, the first ``num_train``/``num_val``/``num_test`` under those limits)."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
         return self._ready().texts(split)

@@ -101,9 +101,10 @@ class PairPreparation:
     test_fraction: float = 0.05
     num_train: int | None = None
     num_val: int | None = None
+    num_test: int | None = None
     max_len: int | None = None
     length_policy: str = "truncate"
-    seed: int = 0
+    split_seed: int = 0
 
     def __post_init__(self):
         for name, fraction in (("val_fraction", self.val_fraction), ("test_fraction", self.test_fraction)):
@@ -113,7 +114,7 @@ class PairPreparation:
             raise ValueError(
                 f"val_fraction + test_fraction must be < 1, got {self.val_fraction} + {self.test_fraction}"
             )
-        for name, value in (("num_train", self.num_train), ("num_val", self.num_val)):
+        for name, value in (("num_train", self.num_train), ("num_val", self.num_val), ("num_test", self.num_test)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive int or None, got {value!r}")
         if self.max_len is not None and (not isinstance(self.max_len, int) or self.max_len < 2):
@@ -135,8 +136,8 @@ class PairPreparation:
         config: dict[str, Any] = {
             "corpus": self.corpus.identity(), "tokenizer": tokenizer, "joint_vocab": self.joint_vocab,
             "preprocess": self.preprocess, "val_fraction": self.val_fraction, "test_fraction": self.test_fraction,
-            "num_train": self.num_train, "num_val": self.num_val, "max_len": self.max_len,
-            "length_policy": self.length_policy, "seed": self.seed,
+            "num_train": self.num_train, "num_val": self.num_val, "num_test": self.num_test, "max_len": self.max_len,
+            "length_policy": self.length_policy, "split_seed": self.split_seed,
         }
         return ShardStore(directory, f"translation-{self.corpus.name}", config, self.corpus.files())
 
@@ -192,9 +193,9 @@ class PairPreparation:
                  if raw.get(name) is None}
         sources, targets = raw["train"]
         texts = {name: raw[name] for name in SPLITS[1:] if name not in carve}
-        for name, index in split_indices(len(sources), carve, self.seed, groups=source_groups(sources)).items():
+        for name, index in split_indices(len(sources), carve, self.split_seed, groups=source_groups(sources)).items():
             texts[name] = ([sources[i] for i in index], [targets[i] for i in index])
-        limits = {"train": self.num_train, "val": self.num_val}
+        limits = {"train": self.num_train, "val": self.num_val, "test": self.num_test}
         texts = {name: (s[: limits.get(name)], t[: limits.get(name)]) for name, (s, t) in texts.items()}
         if not texts["train"][0]:
             raise ValueError(f"corpus {self.corpus.name!r}: the training split is empty")

@@ -39,10 +39,15 @@ def early_stopping(monitor: str, mode: Any, patience: int | None = None, min_del
 
 class Throughput(pl.Callback):
     """Logs ``train/tokens_per_s`` for modules whose ``training_step`` returns ``{"loss": ..., "num_tokens": n}``
-    (useful, non-padding tokens); the rate shows in the progress bar."""
+    (useful, non-padding tokens; the rate shows in the progress bar), and ``train/elapsed_s``, the wall time since
+    this fit started (validation included), so that curves can be drawn against time as well as steps."""
 
     def __init__(self):
         self._start = None
+        self._fit_start = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._fit_start = time.perf_counter()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._start = time.perf_counter()
@@ -52,6 +57,9 @@ class Throughput(pl.Callback):
         if tokens and self._start is not None:
             rate = tokens / max(time.perf_counter() - self._start, 1e-9)
             pl_module.log("train/tokens_per_s", float(rate), prog_bar=True, on_step=True, on_epoch=False, batch_size=1)
+        if self._fit_start is not None:
+            elapsed = time.perf_counter() - self._fit_start
+            pl_module.log("train/elapsed_s", elapsed, on_step=True, on_epoch=False, batch_size=1)
 
 
 class ResumeTrainLoader(pl.Callback):

@@ -10,6 +10,8 @@ filled by the entry point (:mod:`attnlab.lit.pretrained`), never here.
 """
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -20,13 +22,17 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from attnlab.data.classification import ClassificationBatch
 from attnlab.lit.optim import weight_decay_groups
+from attnlab.lit.predictions import PREDICTIONS_DIR, write_predictions
 from attnlab.lit.self_attention import PlotsSelfAttention
 from attnlab.lit.task import StepOutput, TaskModule
 from attnlab.models.bert_classifier import ClassifierOutput
 
+log = logging.getLogger(__name__)
+
 
 class ClassificationModule(PlotsSelfAttention, TaskModule):
-    """Cross-entropy on the classifier's logits; accuracy and macro-F1 (each class counts equally) per stage.
+    """Cross-entropy on the classifier's logits; accuracy and macro-F1 (each class counts equally) per stage. The
+    test writes each example's label and prediction to ``predictions/test.tsv`` (:mod:`attnlab.lit.predictions`).
 
     Args:
         net, optimizer, scheduler, weight_decay, compile: as :class:`~attnlab.lit.task.TaskModule`.
@@ -57,6 +63,7 @@ class ClassificationModule(PlotsSelfAttention, TaskModule):
         self.plot_attention = plot_attention
         if freeze_encoder:
             self.net.freeze_encoder()
+        self._test_rows: list[Tensor] = []  # (B, 2) label, prediction per test batch, in test order
 
     def stage_metrics(self) -> dict[str, Metric]:
         return {"acc": MulticlassAccuracy(self.net.num_classes, average="micro"),
@@ -80,8 +87,22 @@ class ClassificationModule(PlotsSelfAttention, TaskModule):
         loss = F.cross_entropy(logits.float(), batch.labels)
         for metric in self.metrics_of(stage).values():
             metric.update(logits.argmax(-1), batch.labels)
+        if stage == "test":
+            self._test_rows.append(torch.stack([batch.labels, logits.argmax(-1)], 1).cpu())
         self.log_metrics(stage, len(batch.labels), loss=loss.detach())
         return StepOutput(loss, int(batch.valid_lens.sum()))
+
+    def on_test_epoch_start(self) -> None:
+        self._test_rows = []
+
+    def on_test_epoch_end(self) -> None:
+        if self.trainer.world_size > 1:  # each rank holds a sampler-interleaved share: no file in test order
+            log.warning("predictions/test.tsv is written by single-process runs only (world size %d)",
+                        self.trainer.world_size)
+            return
+        rows = torch.cat(self._test_rows).tolist() if self._test_rows else []
+        write_predictions(Path(self.trainer.default_root_dir) / PREDICTIONS_DIR / "test.tsv",
+                          [row[0] for row in rows], [row[1] for row in rows])
 
     @torch.no_grad()
     def predict_proba(self, batch: ClassificationBatch) -> Tensor:

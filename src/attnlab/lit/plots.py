@@ -30,15 +30,23 @@ def regression_fit(x_train, y_train, x_test, truth, prediction, title: str = "")
     return fig
 
 
-def metric_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]], metric: str) -> Figure:
-    """One line per run: ``curves[label] = (steps, values)``."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, (steps, values) in curves.items():
-        ax.plot(steps, values, label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel(metric)
-    if len(curves) <= 12:
-        ax.legend(fontsize="small")
+def variant_curves(panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]], metric: str) -> Figure:
+    """One panel per x axis (``panels[xlabel][label] = (x, mean, std)``): each variant's mean over seeds as a line,
+    a band of one standard deviation around it, a marker with an error bar where it has a single point."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
+    for ax, (xlabel, curves) in zip(axes[0], panels.items()):
+        for index, (label, (x, mean, std)) in enumerate(curves.items()):
+            color = f"C{index % 10}"
+            if len(x) == 1:
+                ax.errorbar(x, mean, yerr=std, fmt="o", color=color, capsize=3, label=label)
+            else:
+                ax.plot(x, mean, color=color, label=label)
+                ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(metric)
+    if sum(len(curves) for curves in panels.values()) and len(next(iter(panels.values()))) <= 12:
+        axes[0][0].legend(fontsize="small")
+    fig.suptitle(f"{metric}: mean over seeds, band = one standard deviation")
     fig.tight_layout()
     return fig
 

@@ -27,7 +27,7 @@ class MetricScore(NamedTuple):
     verbose: str  # sacrebleu's one-line report, e.g. "BLEU = 23.45 56.1/30.2/... (BP = ...)"
 
 
-def _metrics() -> dict[str, BLEU | CHRF | TER]:
+def sacrebleu_metrics() -> dict[str, BLEU | CHRF | TER]:
     # force=True only silences BLEU's "tokenized period" warning (d2l's text keeps " ." on purpose); it is not
     # part of the signature and does not change the score
     return {"bleu": BLEU(force=True), "chrf": CHRF(), "ter": TER()}
@@ -39,7 +39,7 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
     hypotheses, references = list(hypotheses), list(references)
     scores = {}
-    for name, metric in _metrics().items():
+    for name, metric in sacrebleu_metrics().items():
         result = metric.corpus_score(hypotheses, [references])
         scores[name] = MetricScore(float(result.score), str(metric.get_signature()), result.format(width=2))
     return scores
