@@ -271,7 +271,7 @@ def test_cache_hit_equals_cold_encoding(fra_txt, tmp_path, monkeypatch):
     assert warm.val_examples(100) == cold.val_examples(100)
     monkeypatch.undo()
     # a different config or a file edited in place is a different key, even keeping size and mtime (cp -p)
-    make_dm(fra_txt, tmp_path, cache_dir=tmp_path / "cache", tokenizer=lambda: bpe(vocab_size=100), seed=9).setup()
+    make_dm(fra_txt, tmp_path, cache_dir=tmp_path / "cache", tokenizer=lambda: bpe(vocab_size=100), split_seed=9).setup()
     before, text = fra_txt.stat(), fra_txt.read_text(encoding="utf-8")
     fra_txt.write_text("Zz" + text[2:], encoding="utf-8")
     os.utime(fra_txt, ns=(before.st_atime_ns, before.st_mtime_ns))
