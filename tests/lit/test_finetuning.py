@@ -11,6 +11,7 @@ from attnlab.data.classification import ClassificationDataModule
 from attnlab.data.tokenizers import word
 from attnlab.lit.classification import ClassificationModule
 from attnlab.lit.optim import linear_warmup_decay
+from attnlab.lit.predictions import read_predictions
 from attnlab.lit.pretrained import load_encoder, read_pretrained
 from attnlab.models.bert import BertForPretraining
 from attnlab.models.bert_classifier import BertClassifier, ClsPooling, MeanPooling
@@ -142,9 +143,10 @@ def test_warmup_then_linear_decay_over_the_run(data):
 
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])  # what trainer.precision=auto picks, either way
-def test_metrics_are_logged_per_stage(data, precision):
+def test_metrics_are_logged_per_stage(data, precision, tmp_path):
     module = module_for(data)
-    fit = trainer(max_steps=-1, max_epochs=1, limit_val_batches=None, precision=precision)
+    fit = trainer(max_steps=-1, max_epochs=1, limit_val_batches=None, precision=precision,
+                  default_root_dir=tmp_path)  # the test writes predictions/test.tsv there
     fit.fit(module, datamodule=data)
     assert {"train/loss_step", "train/loss_epoch", "val/loss", "val/acc", "val/f1"} <= set(fit.callback_metrics)
     fit.test(module, datamodule=data, verbose=False)
@@ -154,6 +156,8 @@ def test_metrics_are_logged_per_stage(data, precision):
         logits = module.eval()(next(iter(data.test_dataloader()))).logits
     accuracy = (logits.argmax(-1) == torch.tensor([1, 0, 0])).float().mean()
     assert metrics["test/acc"] == pytest.approx(float(accuracy))
+    labels, predicted = read_predictions(tmp_path / "predictions" / "test.tsv")  # what attnlab-report resamples
+    assert labels == ["1", "0", "0"] and predicted == [str(i) for i in logits.argmax(-1).tolist()]
 
 
 def test_a_checkpoint_reloads_to_the_same_predictions(data, tmp_path):
