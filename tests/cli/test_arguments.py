@@ -48,7 +48,7 @@ def test_average_and_report_speak_the_same_style(tmp_path, capsys):
     with pytest.raises(SystemExit, match=f"^attnlab-report: .*{tmp_path / 'none'}"):
         report.main([str(tmp_path / "none"), "metric=val/loss"])
     report.main(["--help"])
-    assert capsys.readouterr().out.startswith("usage: attnlab-report DIR [DIR ...] [metric=NAME]")
+    assert capsys.readouterr().out.startswith("usage: attnlab-report DIR [DIR ...] [metric=NAME ...] [baseline=")
 
 
 def test_a_spec_naming_keys_it_does_not_allow_is_refused():
