@@ -122,7 +122,7 @@ def test_carved_splits_keep_every_source_in_one_split_and_log_the_overlap(fra_tx
     assert all(abs(len(held_out[name]) - 0.15 * total) <= 4 for name in held_out)  # <= one group over its share
     n_val, n_test = len(held_out["val"]), len(held_out["test"])
     assert f"val 0 of {n_val} (carved), test 0 of {n_test} (carved)" in caplog.text
-    other = make_dm(fra_txt, tmp_path, seed=4)
+    other = make_dm(fra_txt, tmp_path, split_seed=4)
     other.setup("fit")
     assert set(other.texts("test")[0]) != set(held_out["test"])  # seeded
 

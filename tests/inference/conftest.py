@@ -15,7 +15,7 @@ EN = "i you he she we they see like the a big small red cat dog house car".split
 FR = "je tu il elle nous ils vois aime le la grand petit rouge chat chien maison voiture".split()
 SENTENCES = ["the cat sat on the mat", "the dog ran in the park", "a bird flew over the house",
              "my friend read a good book", "the sun rose over the hills"]
-TRANSLATION = ["data=parallel", "data.batch_size=16", "data.max_len=8", "tokenizer.min_freq=1", "model.decode.max_steps=10",
+TRANSLATION = ["data=parallel", "tokenizer=word", "data.batch_size=16", "data.max_len=8", "tokenizer.min_freq=1", "model.decode.max_steps=10",
                "model.examples=[]", "model.plot_attention=false", *QUIET]
 BERT = ["tokenizer.min_freq=1", "data.batch_size=32", "data.max_len=24", "model.net.bert.d_model=32",
         "model.net.bert.num_heads=2", "model.net.bert.num_layers=2", "model.net.bert.block.d_ff=64",
