@@ -1,11 +1,12 @@
 # Two commands do everything on a fresh machine with Python >= 3.10 and pip:
-#   make train   -> create .venv, install, run the default experiment for BUDGET minutes of training (ARGS="..." adds
-#                   Hydra overrides; BUDGET= (empty) runs the full 10-epoch recipe)
+#   make train   -> create .venv, install, run the default experiment for BUDGET minutes of training on d2l's short
+#                   sentences (SHORT); ARGS="..." adds Hydra overrides; `make train BUDGET= SHORT=` is the full recipe
 #   make test    -> same set-up, then the whole test suite (PYTEST_ARGS="..." to narrow it)
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BUDGET ?= 5
+SHORT ?= data.max_len=10 data.length_policy=filter  # d2l's sentence length (pairs of <= 10 tokens); SHORT= keeps all
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.attnlab-installed
 
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 train: setup
-	$(BIN)/attnlab-train $(if $(BUDGET),budget=$(BUDGET)) $(ARGS)
+	$(BIN)/attnlab-train $(if $(BUDGET),budget=$(BUDGET)) $(SHORT) $(ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
