@@ -1,5 +1,6 @@
 """The package layout is the architecture: every module sits in a layer, and imports go attention -> layers ->
-models -> lit -> inference -> cli, explore (data, beside them, never imports models)."""
+models -> lit -> inference -> cli, explore (data, beside them, never imports models; training, the run machinery,
+sits under lit and knows no model or task)."""
 from __future__ import annotations
 
 import ast
@@ -9,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "attnlab"
 
-LAYERS = ("attention", "layers", "models", "data", "lit", "inference", "cli", "explore")
+LAYERS = ("attention", "layers", "models", "data", "training", "lit", "inference", "cli", "explore")
 HYDRA_APP = ["hydra.main", "hydra.compose", "hydra.initialize", "hydra.core", "hydra._internal"]  # not hydra.utils
 # what each subpackage must never import (absolute module prefixes)
 FORBIDDEN = {
@@ -17,6 +18,8 @@ FORBIDDEN = {
     "layers": ["pytorch_lightning", "lightning", "hydra", "omegaconf", "attnlab.models", "attnlab.lit", "attnlab.inference", "attnlab.cli", "attnlab.data"],
     "models": ["pytorch_lightning", "lightning", "hydra", "omegaconf", "attnlab.lit", "attnlab.inference", "attnlab.cli"],
     "data": ["hydra", "omegaconf", "attnlab.models", "attnlab.lit", "attnlab.inference", "attnlab.cli"],
+    # run machinery (checkpoints, horizon, averaging, pruning, preemption, precision): knows Lightning, no task
+    "training": ["hydra", "omegaconf", "attnlab.layers", "attnlab.models", "attnlab.lit", "attnlab.inference", "attnlab.cli"],
     "lit": ["hydra", "omegaconf", "attnlab.inference", "attnlab.cli"],
     "inference": [*HYDRA_APP, "attnlab.cli", "attnlab.explore"],  # rebuilds a run from its stored config (hydra.utils), no app
     "explore": ["pytorch_lightning", "lightning", "hydra", "omegaconf", "attnlab.cli"],  # the page shows loaded models

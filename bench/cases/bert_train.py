@@ -65,7 +65,7 @@ def slot_loss(mlm_logits, nsp_logits, item) -> torch.Tensor:
 def contestants(ctx: Context, size: str, ids: dict):
     """attnlab's BERT of ``model=<size>``, BertForPreTraining (two usages) and the explicit BERT at its sizes:
     ``{name: (model, loss(item))}``, one AdamW per model (keyed by ``id``), and the sizes."""
-    from attnlab.lit.optim import weight_decay_groups
+    from attnlab.training.optim import weight_decay_groups
 
     cfg = compose_train(ctx, "experiment=bert_pretrain", f"model={size}")
     torch.manual_seed(ctx.seed)

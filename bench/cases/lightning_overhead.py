@@ -110,7 +110,7 @@ def _mt(ctx: Context, num_batches: int):
 def _bert(ctx: Context, num_batches: int, rows: int):
     from hydra.utils import instantiate
 
-    from attnlab.lit.optim import weight_decay_groups
+    from attnlab.training.optim import weight_decay_groups
     from bench.cases.bert_train import prepared, slot_loss
 
     data = ctx.wikitext

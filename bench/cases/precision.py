@@ -69,7 +69,7 @@ def bf16_gemm_row(ctx: Context) -> Row:
 
 
 def run(ctx: Context) -> CaseResult:
-    from attnlab.lit.precision import choose_precision
+    from attnlab.training.precision import choose_precision
 
     result = CaseResult("precision", "training step: fp32 vs bf16-mixed")
     choice = choose_precision("cpu")

@@ -21,7 +21,7 @@ class BadFileError(UserError, ValueError):
 
 
 class TrainingDiverged(RuntimeError):
-    """The training loss or a validation metric is no longer finite (raised by ``lit.divergence``; here so that the
+    """The training loss or a validation metric is no longer finite (raised by ``training.divergence``; here so that the
     sweeper can recognise it without importing the training stack)."""
 
 

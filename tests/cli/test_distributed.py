@@ -66,7 +66,7 @@ def test_a_time_budget_under_ddp_gives_both_ranks_rank_0s_horizon(tmp_path: Path
     """Rank 1's budget clock runs 3 s ahead, so its own estimates would be shorter: the horizon is rank 0's."""
     record = tmp_path / "horizons"
     run_attnlab(["experiment=nw_parametric", "trainer=ddp_cpu", "budget=0.1", "test=false", "~callbacks.progress_bar",
-                 "+model.scheduler={_target_:attnlab.lit.optim.cosine_warmup,_partial_:true,warmup_fraction:0.1}",
+                 "+model.scheduler={_target_:attnlab.training.optim.cosine_warmup,_partial_:true,warmup_fraction:0.1}",
                  f"+callbacks.horizon={{_target_:ddp_callbacks.SkewAndRecordHorizon,out:'{record}',skew:3.0}}"],
                 tmp_path, timeout=400)
     rank0, rank1 = (json.loads(Path(f"{record}-rank{rank}.json").read_text()) for rank in (0, 1))

@@ -10,7 +10,7 @@ import torch
 
 import attnlab
 from attnlab.cli.features import main, parse_arguments
-from attnlab.lit.checkpoint import CONFIG_KEY, load_run_checkpoint
+from attnlab.training.checkpoint import CONFIG_KEY, load_run_checkpoint
 
 BIN = Path(sys.executable).parent
 SUBJECTS = ["the cat", "a dog", "my friend", "the teacher", "our neighbour"]

@@ -19,7 +19,7 @@ from attnlab.cli.train import train
 from attnlab.cli.validate import ConfigError
 from attnlab.data.classification import encode_texts, normalize
 from attnlab.data.tokenizers import TextTokenizer
-from attnlab.lit.checkpoint import CONFIG_KEY, load_run_checkpoint
+from attnlab.training.checkpoint import CONFIG_KEY, load_run_checkpoint
 from attnlab.lit.predictions import read_predictions
 from attnlab.lit.pretrained import encoder_config
 from attnlab.models.bert_interop import to_hf_state_dict

@@ -5,7 +5,7 @@ import csv
 
 from conftest import run_dirs
 
-from attnlab.lit.checkpoint import load_run_checkpoint
+from attnlab.training.checkpoint import load_run_checkpoint
 
 
 def test_nw_parametric_writes_metrics_checkpoints_and_plots(run_cli, tmp_path):

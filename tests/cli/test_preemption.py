@@ -17,7 +17,7 @@ from lightning_fabric.plugins.environments import SLURMEnvironment
 
 from attnlab.cli.requeue import requeued_checkpoint
 from attnlab.cli.validate import ConfigError
-from attnlab.lit.preemption import JOB_KEY, slurm_requeue
+from attnlab.training.preemption import JOB_KEY, slurm_requeue
 from cli_support import BIN, cli_env, metric_history, run_attnlab, tiny_transformer_args, write_pairs
 
 STEPS_PER_EPOCH = 6  # write_pairs: 48 training pairs, batches of 8

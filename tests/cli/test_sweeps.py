@@ -17,7 +17,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from attnlab.cli.directions import metric_mode, optimization_direction
 from attnlab.cli.train import train
 from attnlab.cli.runs import load_runs, table
-from attnlab.lit.studies import open_storage
+from attnlab.training.studies import open_storage
 from cli_support import BIN, cli_env, find_run_dirs, metric_history, run_attnlab
 from hydra_plugins.attnlab_optuna_sweeper._search_space import parse_search_space
 from hydra_plugins.attnlab_optuna_sweeper.optuna_sweeper import RESULTS, grammar

@@ -16,7 +16,7 @@ from cli_support import metric_history, run_attnlab
 from conftest import run_dirs
 
 from attnlab.cli.translate import main as translate_main
-from attnlab.lit.checkpoint import load_run_checkpoint
+from attnlab.training.checkpoint import load_run_checkpoint
 
 D2L_SOURCES = ["go .", "i lost .", "he's calm .", "i'm home ."]
 WORDS = {"i": "je", "you": "tu", "he": "il", "we": "nous", "see": "vois", "like": "aime", "the": "le", "cat": "chat",

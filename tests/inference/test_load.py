@@ -12,7 +12,7 @@ import torch
 from matplotlib.figure import Figure
 
 import attnlab
-from attnlab.lit.averaging import selected_checkpoint
+from attnlab.training.averaging import selected_checkpoint
 
 
 def test_a_run_dir_loads_the_checkpoint_it_stands_for(transformer_run):

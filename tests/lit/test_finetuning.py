@@ -10,7 +10,7 @@ from tiny_models import tiny_bert
 from attnlab.data.classification import ClassificationDataModule
 from attnlab.data.tokenizers import word
 from attnlab.lit.classification import ClassificationModule
-from attnlab.lit.optim import linear_warmup_decay
+from attnlab.training.optim import linear_warmup_decay
 from attnlab.lit.predictions import read_predictions
 from attnlab.lit.pretrained import load_encoder, read_pretrained
 from attnlab.models.bert import BertForPretraining

@@ -13,7 +13,7 @@ from tiny_models import tiny_bert
 from attnlab.data.bert_pretraining import WikiText2DataModule
 from attnlab.data.pretraining_examples import PretrainingBatch
 from attnlab.data.tokenizers import word
-from attnlab.lit.optim import linear_warmup_decay
+from attnlab.training.optim import linear_warmup_decay
 from attnlab.lit.pretraining import PretrainingModule, mean_pairwise_cosine, pretraining_losses
 from attnlab.models.bert import BertForPretraining, PretrainingOutput
 
@@ -179,7 +179,7 @@ def test_no_weight_decay_on_biases_and_norms_and_tied_weight_once(datamodule):
 def test_too_long_warmup_for_a_short_run_is_cut_with_a_warning(datamodule, caplog):
     module = module_for(datamodule, scheduler=functools.partial(linear_warmup_decay, warmup_steps=1000))
     run = trainer(max_steps=3)
-    with caplog.at_level(logging.WARNING, logger="attnlab.lit.optim"):
+    with caplog.at_level(logging.WARNING, logger="attnlab.training.optim"):
         run.fit(module, datamodule=datamodule)
     assert "warmup_steps=1000 >= total_steps=3" in caplog.text
     assert run.global_step == 3

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torchmetrics import MeanMetric
 
-from attnlab.lit.optim import inverse_sqrt, linear_warmup_decay, scheduler_for_run
+from attnlab.training.optim import inverse_sqrt, linear_warmup_decay, scheduler_for_run
 from attnlab.lit.task import StepOutput, TaskModule
 
 SGD = functools.partial(torch.optim.SGD, lr=0.1)

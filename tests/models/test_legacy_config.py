@@ -97,7 +97,7 @@ def test_todays_configs_and_other_models_pass_through():
 
 
 def test_a_checkpoint_of_the_flat_layout_restores(tmp_path):
-    from attnlab.lit.checkpoint import CONFIG_KEY
+    from attnlab.training.checkpoint import CONFIG_KEY
     from attnlab.inference.restore import restore_run
 
     torch.manual_seed(1)

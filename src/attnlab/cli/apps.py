@@ -21,7 +21,7 @@ from attnlab.cli.failures import reported_failures
 from attnlab.cli.resolvers import register_resolvers
 from attnlab.cli.schema import register_schemas
 from attnlab.cli.plugins import register_plugins
-from attnlab.lit.notices import quiet_lightning
+from attnlab.training.notices import quiet_lightning
 
 register_schemas()
 register_resolvers()

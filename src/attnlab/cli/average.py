@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from attnlab.cli.arguments import parse_key_values, positive_int, run_main
-from attnlab.lit.averaging import latest_checkpoints, write_averaged_checkpoint
+from attnlab.training.averaging import latest_checkpoints, write_averaged_checkpoint
 
 USAGE = "usage: attnlab-average output=FILE (CKPT CKPT ... | dir=DIR [last=5])"
 

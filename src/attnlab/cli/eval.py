@@ -1,6 +1,6 @@
 """``attnlab-eval ckpt_path=...`` (:mod:`attnlab.cli.apps`): rebuild a run from its checkpoint, test it, print the
 metrics (and, for a translation model, sacrebleu's scores with their signatures). ``ckpt_path`` may be a run dir:
-its chosen checkpoint is tested (``attnlab.lit.averaging.selected_checkpoint``)."""
+its chosen checkpoint is tested (``attnlab.training.averaging.selected_checkpoint``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +12,7 @@ from attnlab.inference.restore import restore_run
 from attnlab.cli.summary import print_summary
 from attnlab.cli.train import instantiate_all, resolve_auto_precision
 from attnlab.cli.validate import check_no_missing
-from attnlab.lit.averaging import selected_checkpoint
+from attnlab.training.averaging import selected_checkpoint
 from attnlab.lit.scores import format_scores
 
 

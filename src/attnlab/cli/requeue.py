@@ -3,7 +3,7 @@
 Lightning names it ``<run dir>/hpc_ckpt_<n>.ckpt`` (n counts up per requeue) and, under SLURM, substitutes the
 newest one whenever ``fit``, ``validate`` or ``test`` gets no checkpoint. So the entry point takes it up front
 instead, so the data module's tokenizers and the W&B run id are restored from it as from any ``ckpt_path``; it takes
-only one its own job wrote (:class:`attnlab.lit.preemption.RecordSlurmJob` stamps the job id into every checkpoint),
+only one its own job wrote (:class:`attnlab.training.preemption.RecordSlurmJob` stamps the job id into every checkpoint),
 and after training it gives ``test`` the weights the run ended with as an explicit checkpoint.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytorch_lightning as pl
 from lightning_fabric.plugins.environments import SLURMEnvironment
 
 from attnlab.cli.validate import ConfigError
-from attnlab.lit.checkpoint import load_checkpoint
-from attnlab.lit.preemption import JOB_KEY
+from attnlab.training.checkpoint import load_checkpoint
+from attnlab.training.preemption import JOB_KEY
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Iterable
 import yaml
 
 from attnlab.cli.directions import metric_mode
-from attnlab.lit.studies import PRUNING_OVERRIDE, read_trial_state
+from attnlab.training.studies import PRUNING_OVERRIDE, read_trial_state
 from hydra_plugins.attnlab_parallel_launcher.parallel_launcher import read_launch_record
 
 METRICS_CSV = Path("csv") / "metrics.csv"

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from attnlab.lit.checkpoint import CONFIG_KEY
+from attnlab.training.checkpoint import CONFIG_KEY
 
 log = logging.getLogger(__name__)
 

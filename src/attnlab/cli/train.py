@@ -18,14 +18,14 @@ from attnlab.cli.summary import print_summary
 from attnlab.cli.plugins import in_search
 from attnlab.cli.tracking import assign_wandb_run_id
 from attnlab.cli.validate import ConfigError, check_no_missing, fill_missing, validate_targets
-from attnlab.lit.averaging import AverageCheckpoints
-from attnlab.lit.callbacks import EmbedConfig, ResumeTrainLoader, Throughput
-from attnlab.lit.checkpoint import load_checkpoint
-from attnlab.lit.loggers import finish_loggers
-from attnlab.lit.precision import resolve_precision
-from attnlab.lit.preemption import RecordSlurmJob
+from attnlab.training.averaging import AverageCheckpoints
+from attnlab.training.callbacks import EmbedConfig, ResumeTrainLoader, Throughput
+from attnlab.training.checkpoint import load_checkpoint
+from attnlab.training.loggers import finish_loggers
+from attnlab.training.precision import resolve_precision
+from attnlab.training.preemption import RecordSlurmJob
 from attnlab.lit.pretrained import PretrainedEncoder, encoder_config, load_encoder, read_pretrained
-from attnlab.lit.pruning import pruned_trial
+from attnlab.training.pruning import pruned_trial
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def apply_budget(cfg: DictConfig) -> None:
 
 
 def resolve_auto_precision(trainer: DictConfig) -> None:
-    """``trainer.precision=auto`` (the default) becomes this machine's choice, logged (:mod:`attnlab.lit.precision`)."""
+    """``trainer.precision=auto`` (the default) becomes this machine's choice, logged (:mod:`attnlab.training.precision`)."""
     with open_dict(trainer):
         trainer.precision = resolve_precision(trainer.get("precision", "32-true"), trainer.get("accelerator", "auto"))
 

@@ -3,7 +3,7 @@
 A plain DataLoader has no position: a run resumed from a mid-epoch checkpoint starts the epoch over and
 trains on its first batches twice. With a batch order that is a function of ``(seed, epoch)`` -- as
 attnlab's samplers are -- skipping the batches already served reproduces the uninterrupted run's data order
-exactly. ``attnlab.lit.callbacks.ResumeTrainLoader`` saves the position in the checkpoint and hands it back
+exactly. ``attnlab.training.callbacks.ResumeTrainLoader`` saves the position in the checkpoint and hands it back
 on resume; ``state_dict``/``load_state_dict`` also let Lightning do so itself where it can (it can't when
 the module built the loader early, e.g. through ``trainer.estimated_stepping_batches``).
 

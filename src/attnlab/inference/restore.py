@@ -2,9 +2,9 @@
 
 A checkpoint written by ``attnlab-train`` embeds the resolved run config (``attnlab_config``, data-dependent
 sizes filled in) and the datamodule's state (tokenizers), so ``attnlab.load``, ``attnlab-eval`` and the tools on
-``attnlab.load`` need nothing else. Loading is weights-only (``attnlab.lit.checkpoint``), once; the model config
+``attnlab.load`` need nothing else. Loading is weights-only (``attnlab.training.checkpoint``), once; the model config
 of an older run is first brought to today's layout (``attnlab.models.legacy_config``). A run dir stands for the
-checkpoint its ``checkpoints/selected.json`` names (:func:`attnlab.lit.averaging.selected_checkpoint`).
+checkpoint its ``checkpoints/selected.json`` names (:func:`attnlab.training.averaging.selected_checkpoint`).
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from attnlab.inference.targets import validate_targets
-from attnlab.lit.averaging import selected_checkpoint
-from attnlab.lit.checkpoint import CONFIG_KEY, load_run_checkpoint
+from attnlab.training.averaging import selected_checkpoint
+from attnlab.training.checkpoint import CONFIG_KEY, load_run_checkpoint
 from attnlab.models.legacy_config import upgrade_net_config
 
 

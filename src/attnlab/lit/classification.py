@@ -21,7 +21,7 @@ from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from attnlab.data.classification import ClassificationBatch
-from attnlab.lit.optim import weight_decay_groups
+from attnlab.training.optim import weight_decay_groups
 from attnlab.lit.predictions import PREDICTIONS_DIR, write_predictions
 from attnlab.lit.self_attention import PlotsSelfAttention
 from attnlab.lit.task import StepOutput, TaskModule

@@ -30,7 +30,7 @@ from attnlab.attention.scorers import ScaledDotProductScorer
 from attnlab.data.tokenizer_state import TOKENIZER_KEY
 from attnlab.data.tokenizers import TextTokenizer
 from attnlab.layers.positional import LearnedPositionalEncoding
-from attnlab.lit.checkpoint import CONFIG_KEY, load_checkpoint
+from attnlab.training.checkpoint import CONFIG_KEY, load_checkpoint
 from attnlab.models.bert import BertForPretraining, BertModel
 from attnlab.models.bert_interop import HF_LAYER_NORM_EPS, HF_PREFIX, from_hf_state_dict
 from attnlab.models.legacy_config import upgrade_encoder_config, upgrade_net_config

@@ -24,7 +24,7 @@ from attnlab.data.pairs import TranslationBatch
 from attnlab.lit import plots
 from attnlab.lit.figures import publish_figure
 from attnlab.lit.scores import TRANSLATIONS_DIR, MetricScore, corpus_scores, d2l_bleu, write_translations
-from attnlab.lit.strategies import gather_objects
+from attnlab.training.strategies import gather_objects
 from attnlab.lit.task import StepOutput, TaskModule
 from attnlab.models.decoding import Hypotheses, SearchConfig, Seq2SeqNet
 

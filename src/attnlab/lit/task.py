@@ -14,8 +14,8 @@ import pytorch_lightning as pl
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from attnlab.lit.budget import TimeBudgetHorizon, budget_timer
-from attnlab.lit.optim import scheduler_for_run, weight_decay_groups
+from attnlab.training.budget import TimeBudgetHorizon, budget_timer
+from attnlab.training.optim import scheduler_for_run, weight_decay_groups
 
 STAGES = ("train", "val", "test")
 
@@ -32,9 +32,9 @@ class TaskModule(pl.LightningModule):
         net: the model; the only module holding parameters.
         optimizer: partial optimizer, called with ``params`` (the groups of :meth:`parameter_groups`); None:
             nothing to optimise (e.g. a nonparametric kernel).
-        scheduler: partial LR schedule (``attnlab.lit.optim``), stepped after every optimizer step; a missing
+        scheduler: partial LR schedule (``attnlab.training.optim``), stepped after every optimizer step; a missing
             ``total_steps`` is filled with the trainer's estimate of the run length, and in a time-boxed run
-            (``trainer.max_time``) re-estimated at every step (:mod:`attnlab.lit.budget`).
+            (``trainer.max_time``) re-estimated at every step (:mod:`attnlab.training.budget`).
         weight_decay: with a value, the default groups decay matrices only (never biases or norm gains);
             None: one group, and the optimizer's own setting applies.
         compile: ``torch.compile`` the net in place (state-dict keys unchanged: checkpoints load either way).

@@ -2,7 +2,7 @@
 
 Each trial is one Hydra job with its own run dir (``<sweep dir>/<trial number>``): its overrides are the
 fixed ones, the sampled values and ``+callbacks.optuna_pruning={...}``, an
-:class:`attnlab.lit.pruning.OptunaPruning` that reopens the trial from storage in whatever process runs
+:class:`attnlab.training.pruning.OptunaPruning` that reopens the trial from storage in whatever process runs
 the job and reports the monitored metric after each validation. The study lives in storage (a journal
 file in the sweep dir unless ``storage`` names one), so several sweepers can share it (SLURM array jobs,
 resumed searches) and the launcher may run jobs anywhere that sees the file.
@@ -22,13 +22,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from attnlab import TrainingDiverged
-from attnlab.lit.studies import (
+from attnlab.training.studies import (
     PRUNING_OVERRIDE, TRIAL_RECORD, absolute_storage, open_storage, trial_record, write_yaml_atomically,
 )
 
 log = logging.getLogger(__name__)
 
-PRUNING_CALLBACK = "attnlab.lit.pruning.OptunaPruning"
+PRUNING_CALLBACK = "attnlab.training.pruning.OptunaPruning"
 RESULTS = "optimization_results.yaml"
 
 

@@ -11,8 +11,8 @@ from torch import nn
 
 from attnlab.cli.train import apply_budget
 from attnlab.cli.validate import ConfigError
-from attnlab.lit.budget import TimeBudgetHorizon
-from attnlab.lit.optim import PROVISIONAL_STEPS, HorizonLR, cosine_warmup, linear_warmup_decay
+from attnlab.training.budget import TimeBudgetHorizon
+from attnlab.training.optim import PROVISIONAL_STEPS, HorizonLR, cosine_warmup, linear_warmup_decay
 from attnlab.lit.task import StepOutput, TaskModule
 
 
@@ -160,7 +160,7 @@ def test_budget_sets_max_time_and_lifts_the_epoch_limit(compose):
 def test_a_warmup_in_steps_never_shrinks_when_the_horizon_drops_under_it(monkeypatch, caplog):
     # 1 s a step for 15 steps, then 20 s: the 60 s budget ends near step 17, inside the 20-step warm-up
     steps = functools.partial(linear_warmup_decay, warmup_steps=20)
-    with caplog.at_level("WARNING", logger="attnlab.lit.optim"):
+    with caplog.at_level("WARNING", logger="attnlab.training.optim"):
         module = fit_on_the_clock(monkeypatch, lambda step: 1.0 if step < 15 else 20.0, max_time="00:00:01:00",
                                   scheduler=steps)
     assert module.horizons[-1] < 20  # the estimate fell under the warm-up ...
@@ -189,7 +189,7 @@ def test_the_rate_never_moves_backwards_when_the_horizon_is_revised():
 
 def test_a_warmup_longer_than_a_known_run_is_cut_at_the_start_with_a_warning(caplog):
     optimizer = torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=1.0)
-    with caplog.at_level("WARNING", logger="attnlab.lit.optim"):
+    with caplog.at_level("WARNING", logger="attnlab.training.optim"):
         schedule = linear_warmup_decay(optimizer, warmup_steps=50, total_steps=40)
     assert "warmup_steps=50 >= total_steps=40 of this run: warming up for 4 steps instead" in caplog.text
     schedule.set_total_steps(400)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import pytorch_lightning as pl
 import torch
-from lit_support import LineFit, line_data
+from training_support import LineFit, line_data
 
-from attnlab.lit.divergence import StopOnNonFinite, TrainingDiverged
+from attnlab.training.divergence import StopOnNonFinite, TrainingDiverged
 
 
 class InfiniteAt(LineFit):

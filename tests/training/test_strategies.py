@@ -11,7 +11,7 @@ from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import Checkpoi
 
 from attnlab.cli.validate import fill_missing
 from attnlab.layers.blocks import PostNormBlock, PreNormBlock, TransformerBlock
-from attnlab.lit.strategies import module_classes
+from attnlab.training.strategies import module_classes
 
 
 def test_names_become_the_classes():
@@ -20,7 +20,7 @@ def test_names_become_the_classes():
 
 @pytest.mark.parametrize("path, message", [("attnlab.layers.blocks.Nope", "cannot import module class"),
                                            ("nope.Block", "cannot import module class"),
-                                           ("attnlab.lit.strategies.module_classes", "not a torch.nn.Module")])
+                                           ("attnlab.training.strategies.module_classes", "not a torch.nn.Module")])
 def test_bad_names_are_rejected(path: str, message: str):
     with pytest.raises(ValueError, match=message):
         module_classes([path])

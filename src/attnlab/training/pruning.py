@@ -10,7 +10,7 @@ import optuna
 import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
 
-from attnlab.lit.studies import reopen_trial
+from attnlab.training.studies import reopen_trial
 
 
 class OptunaPruning(pl.Callback):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from attnlab.lit.loggers import has_wandb_api_key, wandb_logger
+from attnlab.training.loggers import has_wandb_api_key, wandb_logger
 
 
 @pytest.fixture

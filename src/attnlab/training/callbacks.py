@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import EarlyStopping
 
 from attnlab.data.resumable import ResumableDataLoader
-from attnlab.lit.checkpoint import CONFIG_KEY
+from attnlab.training.checkpoint import CONFIG_KEY
 
 
 class EmbedConfig(pl.Callback):

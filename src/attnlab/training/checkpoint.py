@@ -9,7 +9,7 @@ import torch
 
 from attnlab import BadFileError, MissingFileError
 
-CONFIG_KEY = "attnlab_config"  # the resolved run config, embedded by attnlab.lit.callbacks.EmbedConfig
+CONFIG_KEY = "attnlab_config"  # the resolved run config, embedded by attnlab.training.callbacks.EmbedConfig
 
 
 def load_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:

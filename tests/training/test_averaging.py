@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from lit_support import LineFit, line_data
+from training_support import LineFit, line_data
 from pytorch_lightning.loggers import CSVLogger
 
 from attnlab.cli.average import main as average_main
-from attnlab.lit.averaging import (
+from attnlab.training.averaging import (
     AverageCheckpoints, average_checkpoints, choose_weights, latest_checkpoints, on_snapshot_grid, selected_checkpoint,
     write_averaged_checkpoint,
 )
-from attnlab.lit.checkpoint import load_checkpoint
+from attnlab.training.checkpoint import load_checkpoint
 
 
 def save(path, weight: float, step: int):

@@ -3,7 +3,7 @@
 Lightning's :class:`~pytorch_lightning.callbacks.Timer` (which ``max_time`` adds) stops the run once the budget is
 spent. :class:`TimeBudgetHorizon` makes the schedule end there too: after every optimizer step it estimates how many
 steps the run will make in all (the steps done, plus the time left over the recent time per step) and hands that
-horizon to every :class:`~attnlab.lit.optim.HorizonLR`, so a warm-up and a decay given as fractions of the run
+horizon to every :class:`~attnlab.training.optim.HorizonLR`, so a warm-up and a decay given as fractions of the run
 stretch to 15 minutes or to 10 hours alike. Validation runs inside the measured wall time, so it counts.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Timer
 
-from attnlab.lit.optim import HorizonLR
+from attnlab.training.optim import HorizonLR
 
 MAX_MARKS = 1024  # (step, time) marks kept; when full every other one is dropped (the window stays ~half the run)
 

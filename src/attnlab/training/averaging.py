@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from attnlab import MissingFileError
-from attnlab.lit.checkpoint import load_checkpoint
+from attnlab.training.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 SELECTION_FILE = "selected.json"  # beside averaged.ckpt: which weights the run tests and attnlab-eval picks

@@ -8,8 +8,8 @@ import pytorch_lightning as pl
 import torch
 
 from attnlab.cli.train import resolve_auto_precision
-from attnlab.lit import precision
-from attnlab.lit.precision import BF16, FP32, choose_cpu_precision, choose_precision, read_cpu_flags, resolve_precision
+from attnlab.training import precision
+from attnlab.training.precision import BF16, FP32, choose_cpu_precision, choose_precision, read_cpu_flags, resolve_precision
 
 
 def no_timing():
@@ -53,7 +53,7 @@ def test_cpu_flags_are_read_from_cpuinfo_on_x86_and_arm(tmp_path):
 
 def test_an_explicit_precision_is_kept_and_auto_is_logged(caplog):
     assert resolve_precision("32-true", "cpu", cpu_flags=no_timing) == "32-true"
-    with caplog.at_level(logging.INFO, logger="attnlab.lit.precision"):
+    with caplog.at_level(logging.INFO, logger="attnlab.training.precision"):
         assert resolve_precision("auto", "cpu", cpu_flags=lambda: {"avx2"}) == FP32
     assert "trainer.precision=auto: 32-true (CPU has no bf16 instructions" in caplog.text
 

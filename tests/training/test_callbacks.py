@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import pytorch_lightning as pl
-from lit_support import LineFit, line_data
+from training_support import LineFit, line_data
 from pytorch_lightning.callbacks import EarlyStopping
 
 from attnlab.cli.train import instantiate_all
-from attnlab.lit.callbacks import early_stopping
+from attnlab.training.callbacks import early_stopping
 
 
 def test_early_stopping_is_off_by_default_and_follows_the_monitor_when_on(compose):

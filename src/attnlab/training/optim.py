@@ -2,7 +2,7 @@
 
 Every schedule is a :class:`HorizonLR`: a warm-up, given in steps or as a fraction of the run, then a decay shape
 over the rest of the run. The run's length (the horizon, ``total_steps``) may change while it runs: a time-boxed
-run (``trainer.max_time``) re-estimates it from the measured step time (:mod:`attnlab.lit.budget`), so the
+run (``trainer.max_time``) re-estimates it from the measured step time (:mod:`attnlab.training.budget`), so the
 schedule ends where the run ends, whether that is after 15 minutes or 10 hours.
 """
 from __future__ import annotations
@@ -188,7 +188,7 @@ def cosine_warmup(
 def scheduler_for_run(factory: Callable, optimizer: Optimizer, estimated_steps: float, *, time_boxed: bool = False):
     """Call a scheduler factory whose ``total_steps`` the config left unset (null) with this run's step count
     (the trainer's ``estimated_stepping_batches``). A time-boxed run with no other bound starts from
-    :data:`PROVISIONAL_STEPS`, and :class:`attnlab.lit.budget.TimeBudgetHorizon` revises it as it runs. A factory
+    :data:`PROVISIONAL_STEPS`, and :class:`attnlab.training.budget.TimeBudgetHorizon` revises it as it runs. A factory
     without ``total_steps``, or with it set, is called as it is (a set horizon stays fixed).
 
     Raises ValueError when the schedule needs the run's length and the run is open-ended (no max_steps,
