@@ -4,7 +4,7 @@
 ``import attnlab`` stays cheap.
 """
 __version__ = "0.1.0"
-__all__ = ["BadFileError", "MissingFileError", "TrainingDiverged", "UserError", "load"]
+__all__ = ["BadFileError", "ConfigError", "MissingFileError", "TrainingDiverged", "UserError", "load"]
 
 
 class UserError(Exception):
@@ -18,6 +18,10 @@ class MissingFileError(UserError, FileNotFoundError):
 
 class BadFileError(UserError, ValueError):
     """A file that was named holds something attnlab cannot use (corrupt, foreign, or the wrong kind)."""
+
+
+class ConfigError(UserError, ValueError):
+    """A config value that cannot work, found before training starts."""
 
 
 class TrainingDiverged(RuntimeError):

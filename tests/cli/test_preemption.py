@@ -15,7 +15,7 @@ import torch
 from hydra.utils import instantiate
 from lightning_fabric.plugins.environments import SLURMEnvironment
 
-from attnlab.cli.requeue import requeued_checkpoint
+from attnlab.training.requeue import requeued_checkpoint
 from attnlab.cli.validate import ConfigError
 from attnlab.training.preemption import JOB_KEY, slurm_requeue
 from cli_support import BIN, cli_env, metric_history, run_attnlab, tiny_transformer_args, write_pairs

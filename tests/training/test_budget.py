@@ -9,10 +9,10 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from attnlab.cli.train import apply_budget
+from attnlab.cli.build import apply_budget
 from attnlab.cli.validate import ConfigError
-from attnlab.training.budget import TimeBudgetHorizon
-from attnlab.training.optim import PROVISIONAL_STEPS, HorizonLR, cosine_warmup, linear_warmup_decay
+from attnlab.training.horizon import PROVISIONAL_STEPS, ScheduleHorizon
+from attnlab.training.optim import HorizonLR, cosine_warmup, linear_warmup_decay
 from attnlab.lit.task import StepOutput, TaskModule
 
 
@@ -143,7 +143,7 @@ def test_a_revised_horizon_is_checkpointed_as_plain_numbers():
 
 def test_every_task_module_brings_the_horizon_callback():
     module = TimedSquares(FakeClock(), lambda step: 1.0, None)
-    assert any(isinstance(callback, TimeBudgetHorizon) for callback in module.configure_callbacks())
+    assert any(isinstance(callback, ScheduleHorizon) for callback in module.configure_callbacks())
 
 
 def test_budget_sets_max_time_and_lifts_the_epoch_limit(compose):

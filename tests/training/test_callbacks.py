@@ -7,7 +7,7 @@ import pytorch_lightning as pl
 from training_support import LineFit, line_data
 from pytorch_lightning.callbacks import EarlyStopping
 
-from attnlab.cli.train import instantiate_all
+from attnlab.cli.build import instantiate_all
 from attnlab.training.callbacks import early_stopping
 
 

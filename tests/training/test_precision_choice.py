@@ -7,7 +7,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from attnlab.cli.train import resolve_auto_precision
+from attnlab.cli.build import resolve_auto_precision
 from attnlab.training import precision
 from attnlab.training.precision import BF16, FP32, choose_cpu_precision, choose_precision, read_cpu_flags, resolve_precision
 

@@ -9,8 +9,8 @@ import hydra
 from omegaconf import DictConfig
 
 from attnlab.inference.restore import restore_run
-from attnlab.cli.summary import print_summary
-from attnlab.cli.train import instantiate_all, resolve_auto_precision
+from attnlab.training.summary import print_summary
+from attnlab.cli.build import instantiate_all, resolve_auto_precision
 from attnlab.cli.validate import check_no_missing
 from attnlab.training.averaging import selected_checkpoint
 from attnlab.lit.scores import format_scores

@@ -17,7 +17,7 @@ from typing import Iterable
 import yaml
 
 from attnlab.cli.directions import metric_mode
-from attnlab.training.studies import PRUNING_OVERRIDE, read_trial_state
+from attnlab.training.studies import PRUNING_NODE, read_trial_state
 from hydra_plugins.attnlab_parallel_launcher.parallel_launcher import read_launch_record
 
 METRICS_CSV = Path("csv") / "metrics.csv"
@@ -65,7 +65,7 @@ def read_metrics(path: Path) -> dict[str, list[tuple[int, float]]]:
 
 def _parse_overrides(lines: Iterable[str]) -> dict[str, str]:
     pairs = (line.split("=", 1) if "=" in line else (line, "") for line in lines)  # `~key` deletes: no value
-    return {key: value for key, value in pairs if key != PRUNING_OVERRIDE}
+    return {key: value for key, value in pairs if not key.startswith(PRUNING_NODE + ".")}
 
 
 def _wall_time_s(run_dir: Path) -> float:

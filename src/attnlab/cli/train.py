@@ -3,74 +3,26 @@ return the metric."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any
 
 import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
-from attnlab import MissingFileError
+from attnlab.cli.build import (
+    apply_budget, build_callbacks, ckpt_path_of, instantiate_all, resolve_auto_precision, run_plan,
+)
 from attnlab.cli.distributed import job_relaunchable_by_ddp
-from attnlab.cli.requeue import final_weights_checkpoint, requeued_checkpoint
-from attnlab.cli.summary import print_summary
 from attnlab.cli.plugins import in_search
 from attnlab.cli.tracking import assign_wandb_run_id
 from attnlab.cli.validate import ConfigError, check_no_missing, fill_missing, validate_targets
-from attnlab.training.averaging import AverageCheckpoints
-from attnlab.training.callbacks import EmbedConfig, ResumeTrainLoader, Throughput
 from attnlab.training.checkpoint import load_checkpoint
 from attnlab.training.loggers import finish_loggers
-from attnlab.training.precision import resolve_precision
-from attnlab.training.preemption import RecordSlurmJob
+from attnlab.training.run import fit_and_test
+from attnlab.training.summary import print_summary
 from attnlab.lit.pretrained import PretrainedEncoder, encoder_config, load_encoder, read_pretrained
-from attnlab.training.pruning import pruned_trial
 
 log = logging.getLogger(__name__)
-
-
-def resolve_ckpt_path(cfg: DictConfig) -> str | None:
-    """``ckpt_path=last``: this run dir's last.ckpt, else the newest last.ckpt of this task; else a path.
-    None: the checkpoint of a requeued SLURM job, if this is one."""
-    if cfg.ckpt_path is None:
-        return requeued_checkpoint(cfg.paths.output_dir)
-    if cfg.ckpt_path != "last":
-        if not Path(cfg.ckpt_path).is_file():
-            raise MissingFileError(f"ckpt_path={cfg.ckpt_path} does not exist")
-        return str(cfg.ckpt_path)
-    own = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    if own.is_file():
-        return str(own)
-    task_root = Path(cfg.paths.log_root) / cfg.task_name
-    candidates = sorted(task_root.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not candidates:
-        raise MissingFileError(f"ckpt_path=last: no last.ckpt under {own.parent} or {task_root}")
-    return str(candidates[-1])
-
-
-def apply_budget(cfg: DictConfig) -> None:
-    """``budget=<minutes>``: the run's length is that time (``trainer.max_time``, no epoch limit)."""
-    if cfg.budget is None:
-        return
-    if not cfg.budget > 0:
-        raise ConfigError(f"budget must be a positive number of minutes, got {cfg.budget}")
-    seconds = max(1, round(cfg.budget * 60))
-    with open_dict(cfg):
-        cfg.trainer.max_time = f"{seconds // 86400:02d}:{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-        cfg.trainer.max_epochs = -1
-
-
-def resolve_auto_precision(trainer: DictConfig) -> None:
-    """``trainer.precision=auto`` (the default) becomes this machine's choice, logged (:mod:`attnlab.training.precision`)."""
-    with open_dict(trainer):
-        trainer.precision = resolve_precision(trainer.get("precision", "32-true"), trainer.get("accelerator", "auto"))
-
-
-def instantiate_all(nodes: DictConfig | None) -> list[Any]:
-    """The built nodes, leaving out null nodes and those whose builder returns None (a callback switched off)."""
-    built = [hydra.utils.instantiate(node) for node in (nodes or {}).values() if node is not None]
-    return [item for item in built if item is not None]
 
 
 def read_model_pretrained(cfg: DictConfig) -> PretrainedEncoder | None:
@@ -83,33 +35,6 @@ def read_model_pretrained(cfg: DictConfig) -> PretrainedEncoder | None:
             "BERT state dict with tokenizer.json and config.json beside it), or null to train from scratch"
         ) from error
     return None if path is None else read_pretrained(path, cfg.pretrained_encoder)
-
-
-def fit_and_test(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule,
-                 datamodule: pl.LightningDataModule, ckpt_path: str | None) -> dict[str, float]:
-    metrics: dict[str, float] = {}
-    tested = ckpt_path or ""  # evaluate-only: the given checkpoint; after fit the best, or the averaging's choice
-    if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-        if (pruned := pruned_trial(trainer)) is not None:  # an Optuna trial stopped early: no test
-            if trainer.is_global_zero:
-                raise pruned  # the sweeper records the trial as pruned
-            return metrics  # other DDP ranks end cleanly (a failed child makes Lightning kill every rank)
-        tested = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        averaging = next((c for c in trainer.callbacks if isinstance(c, AverageCheckpoints) and c.candidates), None)
-        if averaging is not None:  # averaged vs last weights on validation: the better is tested
-            choice = averaging.choose(trainer, model, datamodule, monitor=cfg.monitor, mode=cfg.monitor_mode)
-            # the chosen weights were validated last: their val/* metrics, and each candidate's score
-            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-            metrics.update({f"{cfg.monitor}_{name}": score for name, score in choice.scores.items()})
-            tested = str(choice.path)
-        if cfg.test and not tested:  # the final weights, never a stale hpc checkpoint
-            tested = final_weights_checkpoint(trainer) or ""
-    if cfg.test:
-        trainer.test(model, datamodule=datamodule, ckpt_path=tested or None, weights_only=True)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-    return metrics
 
 
 def objective(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
@@ -132,7 +57,7 @@ def train(cfg: DictConfig) -> float | None:
     apply_budget(cfg)
     resolve_auto_precision(cfg.trainer)
     pl.seed_everything(cfg.seed, workers=True)
-    ckpt_path = resolve_ckpt_path(cfg)
+    ckpt_path = ckpt_path_of(cfg)
     resumed = load_checkpoint(ckpt_path) if ckpt_path is not None else None
     pretrained = read_model_pretrained(cfg)  # its parts go to the data, the model config and the built encoder
 
@@ -156,8 +81,7 @@ def train(cfg: DictConfig) -> float | None:
     assign_wandb_run_id(cfg, resumed)  # a resumed run continues its W&B run
     del resumed  # free its tensors before Lightning loads the checkpoint again
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    callbacks = instantiate_all(cfg.get("callbacks")) + [EmbedConfig(resolved), Throughput(), ResumeTrainLoader(),
-                                                     RecordSlurmJob()]
+    callbacks = build_callbacks(cfg.get("callbacks"), resolved)
     loggers = instantiate_all(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
@@ -165,7 +89,7 @@ def train(cfg: DictConfig) -> float | None:
 
     with job_relaunchable_by_ddp():  # DDP ranks re-run this one job, also inside a multirun
         try:
-            metrics = fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
+            metrics = fit_and_test(run_plan(cfg), trainer, model, datamodule, ckpt_path)
         finally:
             finish_loggers(loggers)
 

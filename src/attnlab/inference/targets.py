@@ -15,14 +15,10 @@ from typing import Any
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from attnlab import UserError
+from attnlab import ConfigError
 
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 _PRIMITIVES = (bool, int, float, str)
-
-
-class ConfigError(UserError, ValueError):
-    """A config value that cannot work, found before training starts."""
 
 
 def _accepted_types(annotation: Any) -> tuple[type, ...] | None:

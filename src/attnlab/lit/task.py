@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from attnlab.training.budget import TimeBudgetHorizon, budget_timer
+from attnlab.training.horizon import ScheduleHorizon, horizon_steps
 from attnlab.training.optim import scheduler_for_run, weight_decay_groups
 
 STAGES = ("train", "val", "test")
@@ -33,8 +33,8 @@ class TaskModule(pl.LightningModule):
         optimizer: partial optimizer, called with ``params`` (the groups of :meth:`parameter_groups`); None:
             nothing to optimise (e.g. a nonparametric kernel).
         scheduler: partial LR schedule (``attnlab.training.optim``), stepped after every optimizer step; a missing
-            ``total_steps`` is filled with the trainer's estimate of the run length, and in a time-boxed run
-            (``trainer.max_time``) re-estimated at every step (:mod:`attnlab.training.budget`).
+            ``total_steps`` is filled with the run's horizon, and in a time-boxed run (``trainer.max_time``)
+            re-estimated at every step (:mod:`attnlab.training.horizon`).
         weight_decay: with a value, the default groups decay matrices only (never biases or norm gains);
             None: one group, and the optimizer's own setting applies.
         compile: ``torch.compile`` the net in place (state-dict keys unchanged: checkpoints load either way).
@@ -104,9 +104,10 @@ class TaskModule(pl.LightningModule):
             self._net_compiled = True
 
     def configure_callbacks(self) -> list[pl.Callback]:
-        """The horizon of a time-boxed run's schedule (idle otherwise), added once per trainer."""
-        present = self._trainer is not None and any(isinstance(c, TimeBudgetHorizon) for c in self.trainer.callbacks)
-        return [] if present else [TimeBudgetHorizon()]
+        """The horizon of a time-boxed run's schedule (idle otherwise), for a trainer built without it; the training
+        CLI lists it in the config (``run_callbacks.schedule_horizon``), so there this adds nothing."""
+        present = self._trainer is not None and any(isinstance(c, ScheduleHorizon) for c in self.trainer.callbacks)
+        return [] if present else [ScheduleHorizon()]
 
     def configure_optimizers(self):
         groups = [group for group in self.parameter_groups() if group["params"]]  # frozen parts leave empty groups
@@ -117,8 +118,7 @@ class TaskModule(pl.LightningModule):
             group["lr"] = group["lr"] * group.get("lr_scale", 1.0)
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = scheduler_for_run(self.scheduler_factory, optimizer, self.trainer.estimated_stepping_batches,
-                                      time_boxed=budget_timer(self.trainer) is not None)
+        scheduler = scheduler_for_run(self.scheduler_factory, optimizer, horizon_steps(self.trainer))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ---- metrics ---------------------------------------------------------------------------------------------

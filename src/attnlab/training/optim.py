@@ -2,8 +2,9 @@
 
 Every schedule is a :class:`HorizonLR`: a warm-up, given in steps or as a fraction of the run, then a decay shape
 over the rest of the run. The run's length (the horizon, ``total_steps``) may change while it runs: a time-boxed
-run (``trainer.max_time``) re-estimates it from the measured step time (:mod:`attnlab.training.budget`), so the
-schedule ends where the run ends, whether that is after 15 minutes or 10 hours.
+run (``trainer.max_time``) re-estimates it from the measured step time (:mod:`attnlab.training.horizon`), so the
+schedule ends where the run ends, whether that is after 15 minutes or 10 hours. The shapes are the pure functions
+of :mod:`attnlab.training.schedules`.
 """
 from __future__ import annotations
 
@@ -17,13 +18,10 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from attnlab.training import schedules
+from attnlab.training.schedules import Schedule
+
 log = logging.getLogger(__name__)
-
-# The horizon a time-boxed run starts from before its first step is timed (only the first step's LR depends on it:
-# a warm-up fraction of it is long, so that step learns at a small rate).
-PROVISIONAL_STEPS = 10_000
-
-Decay = Callable[[int, int, int], float]  # (step, warm-up length, total steps) -> factor of the peak rate
 
 
 class HorizonRequired(ValueError):
@@ -40,7 +38,7 @@ def weight_decay_groups(module: nn.Module, weight_decay: float) -> list[dict]:
 
 
 class HorizonLR(LRScheduler):
-    """The peak rate times ``factor(step)``: a linear warm-up, then ``decay(step, warmup, total_steps)``.
+    """The peak rate times ``schedule(step, total_steps, warmup=...)`` (:mod:`attnlab.training.schedules`).
 
     The warm-up lasts ``warmup_steps``, or ``warmup_fraction`` of ``total_steps`` (give one). A warm-up in steps
     that the run is too short for when the schedule is built (``warmup_steps >= total_steps``) is cut to a tenth
@@ -57,7 +55,7 @@ class HorizonLR(LRScheduler):
     def __init__(
         self,
         optimizer: Optimizer,
-        decay: Decay,
+        schedule: Schedule,
         *,
         warmup_steps: int | None = None,
         warmup_fraction: float | None = None,
@@ -70,7 +68,7 @@ class HorizonLR(LRScheduler):
             raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
         if warmup_fraction is not None and not 0 <= warmup_fraction < 1:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
-        self.decay = decay
+        self.schedule = schedule
         self.warmup_steps, self.warmup_fraction, self.needs_total = warmup_steps, warmup_fraction, needs_total
         self.total_steps: int | None = None
         self._warned_long_warmup = False
@@ -103,15 +101,13 @@ class HorizonLR(LRScheduler):
 
     def factor(self, step: int) -> float:
         """The multiplier of the peak rate at optimizer step ``step`` (0-based) under the current horizon."""
-        warmup = self.warmup_length()
-        if step < warmup:
-            return (step + 1) / warmup
-        return self.decay(step, warmup, self.total_steps)
+        return self.schedule(step, self.total_steps, warmup=self.warmup_length())
 
     def get_lr(self) -> list[float]:
         step, factor = self.last_epoch, self.factor(self.last_epoch)
         if self._warmed_up:  # after the warm-up, whatever the horizon now says: the decay, never rising
-            factor = min(self.decay(step, min(step, self.warmup_length()), self.total_steps), self._last_factor)
+            factor = min(self.schedule(step, self.total_steps, warmup=min(step, self.warmup_length())),
+                         self._last_factor)
         elif step < self.warmup_length():  # in the warm-up: never falling
             factor = max(factor, self._last_factor or 0.0)
         else:
@@ -120,25 +116,7 @@ class HorizonLR(LRScheduler):
         return [base_lr * factor for base_lr in self.base_lrs]
 
     def state_dict(self) -> dict[str, Any]:
-        return {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "decay")}
-
-
-def _progress(step: int, warmup: int, total: int) -> float:
-    """How far ``step`` is through the part of the run after the warm-up, in [0, 1]."""
-    return min(1.0, max(0.0, (step - warmup) / max(1, total - warmup)))
-
-
-def _linear(step: int, warmup: int, total: int, *, min_ratio: float, decay_fraction: float | None) -> float:
-    start = warmup if decay_fraction is None else max(warmup, total - round(decay_fraction * total))
-    return 1.0 - (1.0 - min_ratio) * _progress(step, start, total)
-
-
-def _cosine(step: int, warmup: int, total: int, *, min_ratio: float) -> float:
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * _progress(step, warmup, total)))
-
-
-def _inverse_sqrt(step: int, warmup: int, total: int | None) -> float:
-    return math.sqrt(max(1, warmup) / (step + 1))
+        return {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "schedule")}
 
 
 def _check_ratio(min_ratio: float) -> None:
@@ -156,7 +134,7 @@ def inverse_sqrt(
     warm-up in steps that the run is too short for."""
     if warmup_steps is not None and warmup_steps < 1:
         raise ValueError(f"warmup_steps must be >= 1, got {warmup_steps}")
-    return HorizonLR(optimizer, _inverse_sqrt, warmup_steps=warmup_steps, warmup_fraction=warmup_fraction,
+    return HorizonLR(optimizer, schedules.inverse_sqrt, warmup_steps=warmup_steps, warmup_fraction=warmup_fraction,
                      total_steps=total_steps, needs_total=False)
 
 
@@ -171,7 +149,7 @@ def linear_warmup_decay(
     _check_ratio(min_ratio)
     if decay_fraction is not None and not 0 < decay_fraction <= 1:
         raise ValueError(f"decay_fraction must be in (0, 1], got {decay_fraction}")
-    return HorizonLR(optimizer, partial(_linear, min_ratio=min_ratio, decay_fraction=decay_fraction),
+    return HorizonLR(optimizer, partial(schedules.linear, min_ratio=min_ratio, decay_fraction=decay_fraction),
                      warmup_steps=warmup_steps, warmup_fraction=warmup_fraction, total_steps=total_steps)
 
 
@@ -181,15 +159,14 @@ def cosine_warmup(
 ) -> HorizonLR:
     """Linear warm-up, then half a cosine down to ``min_ratio`` of the peak at ``total_steps``."""
     _check_ratio(min_ratio)
-    return HorizonLR(optimizer, partial(_cosine, min_ratio=min_ratio), warmup_steps=warmup_steps,
+    return HorizonLR(optimizer, partial(schedules.cosine, min_ratio=min_ratio), warmup_steps=warmup_steps,
                      warmup_fraction=warmup_fraction, total_steps=total_steps)
 
 
-def scheduler_for_run(factory: Callable, optimizer: Optimizer, estimated_steps: float, *, time_boxed: bool = False):
-    """Call a scheduler factory whose ``total_steps`` the config left unset (null) with this run's step count
-    (the trainer's ``estimated_stepping_batches``). A time-boxed run with no other bound starts from
-    :data:`PROVISIONAL_STEPS`, and :class:`attnlab.training.budget.TimeBudgetHorizon` revises it as it runs. A factory
-    without ``total_steps``, or with it set, is called as it is (a set horizon stays fixed).
+def scheduler_for_run(factory: Callable, optimizer: Optimizer, horizon: float):
+    """Call a scheduler factory whose ``total_steps`` the config left unset (null) with this run's ``horizon`` in
+    steps (:func:`attnlab.training.horizon.horizon_steps`). A factory without ``total_steps``, or with it set, is
+    called as it is (a set horizon stays fixed).
 
     Raises ValueError when the schedule needs the run's length and the run is open-ended (no max_steps,
     max_epochs or max_time).
@@ -200,14 +177,12 @@ def scheduler_for_run(factory: Callable, optimizer: Optimizer, estimated_steps: 
         if isinstance(scheduler, HorizonLR) and total is not None:
             scheduler.follows_run = False  # the config fixed total_steps
         return scheduler
-    if math.isfinite(estimated_steps):
-        return factory(optimizer=optimizer, total_steps=max(1, int(estimated_steps)))
-    if time_boxed:
-        return factory(optimizer=optimizer, total_steps=PROVISIONAL_STEPS)
+    if math.isfinite(horizon):
+        return factory(optimizer=optimizer, total_steps=max(1, int(horizon)))
     try:
         return factory(optimizer=optimizer)
     except HorizonRequired as error:
         raise ValueError(
-            f"the run length is open (estimated {estimated_steps} steps) but the LR schedule needs it; set "
+            f"the run length is open (estimated {horizon} steps) but the LR schedule needs it; set "
             f"trainer.max_steps, trainer.max_epochs or trainer.max_time (budget=), or the schedule's total_steps"
         ) from error

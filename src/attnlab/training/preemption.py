@@ -4,7 +4,7 @@ SLURM sends ``signal`` shortly before a job's time limit (``sbatch --signal=USR1
 submitit launcher config asks for it). Lightning's SLURM environment then writes
 ``<default_root_dir>/hpc_ckpt_<n>.ckpt`` from every rank (rank 0 writes the file) and rank 0 runs
 ``scontrol requeue <job id>``; the requeued job runs the same command in the same run dir and resumes from
-that checkpoint (``attnlab.cli.requeue``), if the checkpoint holds this job's id (:class:`RecordSlurmJob`).
+that checkpoint (:mod:`attnlab.training.requeue`), if the checkpoint holds this job's id (:class:`RecordSlurmJob`).
 submitit's own handler listens on USR2, which is then never sent.
 """
 from __future__ import annotations

@@ -17,7 +17,8 @@ if TYPE_CHECKING:  # optuna is imported lazily: attnlab-report and Hydra's plugi
     import optuna
 
 TRIAL_RECORD = "optuna_trial.yaml"  # in a trial's run dir: study, number, state, value, params, last step
-PRUNING_OVERRIDE = "+callbacks.optuna_pruning"  # the sweeper's per-trial plumbing, not a hyper-parameter
+PRUNING_NODE = "callbacks.optuna_pruning"  # conf/callbacks/optuna_pruning: the sweeper fills in each trial's fields
+PRUNING_FIELDS = ("study_name", "storage", "trial_number", "pruner")  # per-trial plumbing, not hyper-parameters
 
 
 def absolute_storage(spec: str) -> str:

@@ -1,9 +1,10 @@
 """A Hydra sweeper that runs an Optuna study (Optuna >= 4) whose trials can be pruned while they train.
 
 Each trial is one Hydra job with its own run dir (``<sweep dir>/<trial number>``): its overrides are the
-fixed ones, the sampled values and ``+callbacks.optuna_pruning={...}``, an
-:class:`attnlab.training.pruning.OptunaPruning` that reopens the trial from storage in whatever process runs
-the job and reports the monitored metric after each validation. The study lives in storage (a journal
+fixed ones, the sampled values and the fields of the config's ``callbacks.optuna_pruning`` node (which the
+search config adds: ``conf/callbacks/optuna_pruning``), an :class:`attnlab.training.pruning.OptunaPruning` that
+reopens the trial from storage in whatever process runs the job and reports the monitored metric after each
+validation. The study lives in storage (a journal
 file in the sweep dir unless ``storage`` names one), so several sweepers can share it (SLURM array jobs,
 resumed searches) and the launcher may run jobs anywhere that sees the file.
 """
@@ -23,12 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from attnlab import TrainingDiverged
 from attnlab.training.studies import (
-    PRUNING_OVERRIDE, TRIAL_RECORD, absolute_storage, open_storage, trial_record, write_yaml_atomically,
+    PRUNING_FIELDS, PRUNING_NODE, TRIAL_RECORD, absolute_storage, open_storage, trial_record, write_yaml_atomically,
 )
 
 log = logging.getLogger(__name__)
 
-PRUNING_CALLBACK = "attnlab.training.pruning.OptunaPruning"
 RESULTS = "optimization_results.yaml"
 
 
@@ -75,6 +75,10 @@ class OptunaSweeper(Sweeper):
 
         from ._search_space import parse_search_space
 
+        if OmegaConf.select(self.config, PRUNING_NODE) is None:
+            raise ValueError(f"the trials have no {PRUNING_NODE} node to report to their study: add "
+                             "`- /callbacks/optuna_pruning: trial` to the search config's defaults (as "
+                             "conf/hparams_search/*_optuna.yaml do)")
         space = parse_search_space(OmegaConf.to_container(self.params) if self.params else {}, arguments)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -117,11 +121,8 @@ class OptunaSweeper(Sweeper):
         return instantiate(self.sampler, seed=int(np.random.SeedSequence([seed, trials_so_far]).generate_state(1)[0]))
 
     def _job_overrides(self, space, trial, storage: str, pruner: dict | None) -> list[str]:
-        callback = {
-            "_target_": PRUNING_CALLBACK, "study_name": self.study_name, "storage": storage,
-            "trial_number": trial.number, "monitor": "${optimized_metric}", "pruner": pruner,
-        }
-        return [*space.overrides(trial.params), f"{PRUNING_OVERRIDE}={grammar(callback)}",
+        fields = zip(PRUNING_FIELDS, (self.study_name, storage, trial.number, pruner))
+        return [*space.overrides(trial.params), *(f"{PRUNING_NODE}.{key}={grammar(value)}" for key, value in fields),
                 f"hydra.sweep.subdir={trial.number}"]  # unique across workers and resumed searches
 
     def _tell(self, study, trial, job: JobReturn) -> None:

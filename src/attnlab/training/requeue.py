@@ -15,7 +15,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from lightning_fabric.plugins.environments import SLURMEnvironment
 
-from attnlab.cli.validate import ConfigError
+from attnlab import ConfigError
 from attnlab.training.checkpoint import load_checkpoint
 from attnlab.training.preemption import JOB_KEY
 

@@ -1,10 +1,14 @@
-"""Time-budgeted training: a run bounded by ``trainer.max_time`` whose LR schedule spans that budget.
+"""The run's horizon: how many optimizer steps its LR schedule spans (``total``), and the time budget.
 
-Lightning's :class:`~pytorch_lightning.callbacks.Timer` (which ``max_time`` adds) stops the run once the budget is
-spent. :class:`TimeBudgetHorizon` makes the schedule end there too: after every optimizer step it estimates how many
-steps the run will make in all (the steps done, plus the time left over the recent time per step) and hands that
-horizon to every :class:`~attnlab.training.optim.HorizonLR`, so a warm-up and a decay given as fractions of the run
-stretch to 15 minutes or to 10 hours alike. Validation runs inside the measured wall time, so it counts.
+One place says what ``total`` is (:func:`horizon_steps`): the trainer's bound from ``max_steps``/``max_epochs``
+where it has one; a time-boxed run (``trainer.max_time``, which ``budget=<minutes>`` sets through
+:func:`budget_limits`) with no other bound starts from :data:`PROVISIONAL_STEPS`. In a time-boxed run
+:class:`ScheduleHorizon` then re-estimates it after every optimizer step (the steps done, plus the time left over
+the recent time per step) and hands it to every :class:`~attnlab.training.optim.HorizonLR`, so a warm-up and a
+decay given as fractions of the run stretch to 15 minutes or to 10 hours alike. Lightning's
+:class:`~pytorch_lightning.callbacks.Timer` (which ``max_time`` adds) stops the run once the budget is spent;
+validation runs inside the measured wall time, so it counts. The schedules themselves are pure functions of
+``(step, total)`` (:mod:`attnlab.training.schedules`).
 """
 from __future__ import annotations
 
@@ -13,14 +17,36 @@ import math
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Timer
 
+from attnlab import ConfigError
 from attnlab.training.optim import HorizonLR
 
+# The horizon a time-boxed run starts from before its first step is timed (only the first step's LR depends on it:
+# a warm-up fraction of it is long, so that step learns at a small rate).
+PROVISIONAL_STEPS = 10_000
 MAX_MARKS = 1024  # (step, time) marks kept; when full every other one is dropped (the window stays ~half the run)
+
+
+def budget_limits(minutes: float) -> dict[str, str | int]:
+    """The trainer arguments of a run of ``minutes``: ``max_time`` (DD:HH:MM:SS) and no epoch limit."""
+    if not minutes > 0:
+        raise ConfigError(f"budget must be a positive number of minutes, got {minutes}")
+    seconds = max(1, round(minutes * 60))
+    days, hours, mins = seconds // 86400, seconds // 3600 % 24, seconds // 60 % 60
+    return {"max_time": f"{days:02d}:{hours:02d}:{mins:02d}:{seconds % 60:02d}", "max_epochs": -1}
 
 
 def budget_timer(trainer: pl.Trainer) -> Timer | None:
     """The trainer's Timer when it has a time limit (``trainer.max_time``), else None."""
-    return next((c for c in trainer.callbacks if isinstance(c, Timer) and c._duration is not None), None)
+    return next((c for c in trainer.callbacks if isinstance(c, Timer) and c.time_remaining() is not None), None)
+
+
+def horizon_steps(trainer: pl.Trainer) -> float:
+    """The run's length in optimizer steps as the schedule starts: the trainer's bound; in a time-boxed run with no
+    other bound :data:`PROVISIONAL_STEPS` (revised as it runs); ``math.inf`` for an open-ended run."""
+    bound = trainer.estimated_stepping_batches
+    if math.isfinite(bound) or budget_timer(trainer) is None:
+        return bound
+    return PROVISIONAL_STEPS
 
 
 def horizon_schedulers(trainer: pl.Trainer) -> list[HorizonLR]:
@@ -29,7 +55,7 @@ def horizon_schedulers(trainer: pl.Trainer) -> list[HorizonLR]:
             if isinstance(config.scheduler, HorizonLR) and config.scheduler.follows_run]
 
 
-class TimeBudgetHorizon(pl.Callback):
+class ScheduleHorizon(pl.Callback):
     """Re-estimates the schedule's horizon of a time-boxed run at every optimizer step; does nothing otherwise.
 
     Seconds per step are measured over the recent half of the run (from this process's second step on: the first
