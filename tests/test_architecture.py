@@ -50,3 +50,28 @@ def test_every_module_sits_in_a_layer():
     floating = sorted(path.name for path in PACKAGE.glob("*.py") if path.name != "__init__.py")
     assert not floating, f"modules beside the layers: {floating}"
     assert sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").is_file()) == sorted(LAYERS)
+
+
+def test_every_callback_of_the_run_machinery_is_a_config_node():
+    """A callback class in attnlab.training reaches a run only through a node under conf/callbacks (shown by
+    ``--cfg job``), never added in code by the entry point or a task."""
+    import yaml
+
+    import attnlab.conf
+
+    conf = Path(attnlab.conf.__file__).parent / "callbacks"
+    listed = set()
+    for path in conf.rglob("*.yaml"):
+        stack = [yaml.safe_load(path.read_text()) or {}]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                listed.add(node.get("_target_"))
+                stack.extend(node.values())
+    defined = {
+        f"attnlab.training.{path.stem}.{node.name}"
+        for path in sorted((PACKAGE / "training").glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef) and any(ast.unparse(base).endswith("Callback") for base in node.bases)
+    }
+    assert defined and not defined - listed, f"callbacks with no node under conf/callbacks: {sorted(defined - listed)}"
