@@ -20,7 +20,7 @@ from attnlab.cli.runs import load_runs, table
 from attnlab.training.studies import open_storage
 from cli_support import BIN, cli_env, find_run_dirs, metric_history, run_attnlab
 from hydra_plugins.attnlab_optuna_sweeper._search_space import parse_search_space
-from hydra_plugins.attnlab_optuna_sweeper.optuna_sweeper import RESULTS, grammar
+from hydra_plugins.attnlab_optuna_sweeper.optuna_sweeper import RESULTS, OptunaSweeper, grammar
 
 
 SWEEPER = "hydra_plugins.attnlab_optuna_sweeper.optuna_sweeper.OptunaSweeper"
@@ -232,3 +232,13 @@ def test_a_diverged_trial_fails_alone_and_the_search_goes_on(tmp_path: Path):
     outcomes = {(record["params"]["model.optimizer.lr"], record["state"]) for record in records.values()}
     assert sorted(records) == list(range(4)) and outcomes == {(1e30, "FAIL"), (0.5, "COMPLETE")}
     assert yaml.safe_load((sweep / RESULTS).read_text())["best_params"]["model.optimizer.lr"] == 0.5
+
+
+def test_the_sweeper_needs_the_pruning_node_its_trials_report_through(compose):
+    sweeper = OptunaSweeper(study_name="s", storage=None, direction="minimize", n_trials=1, n_jobs=1,
+                            sampler=OmegaConf.create({}), pruner=None, params=None)
+    sweeper.config = compose("experiment=nw_parametric", hydra_node=True)  # no hparams_search: no such node
+    with pytest.raises(ValueError, match="no callbacks.optuna_pruning node .* `- /callbacks/optuna_pruning: trial`"):
+        sweeper.sweep(["kernel.init_w=interval(0.1, 5.0)"])
+    sweeper.config = compose("experiment=nw_parametric", "hparams_search=nw_optuna", hydra_node=True)
+    assert sweeper.config.callbacks.optuna_pruning.monitor == "val/mse"  # the search config brings it
