@@ -202,8 +202,11 @@ def datamodule(tmp_path) -> TranslationDataModule:
 
 
 def make_module(datamodule, **kwargs) -> Seq2SeqModule:
-    net = tiny_transformer(**datamodule.net_kwargs(), d_model=32, d_ff=64, num_encoder_layers=1, num_decoder_layers=1)
-    return Seq2SeqModule(net, partial(torch.optim.Adam, lr=5e-3), **kwargs)
+    """The module as attnlab-train wires it: sized by the data's spec, evaluating through its text."""
+    net = tiny_transformer(**datamodule.spec().as_dict(), d_model=32, d_ff=64, num_encoder_layers=1, num_decoder_layers=1)
+    module = Seq2SeqModule(net, partial(torch.optim.Adam, lr=5e-3), **kwargs)
+    module.text = datamodule.task_text()
+    return module
 
 
 def quiet_trainer(tmp_path, **kwargs) -> pl.Trainer:
