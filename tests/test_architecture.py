@@ -50,3 +50,47 @@ def test_every_module_sits_in_a_layer():
     floating = sorted(path.name for path in PACKAGE.glob("*.py") if path.name != "__init__.py")
     assert not floating, f"modules beside the layers: {floating}"
     assert sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").is_file()) == sorted(LAYERS)
+
+
+# ---- data and tasks meet through attnlab.data.spec, never through each other's methods --------------------------
+def parsed(subpackage: str) -> dict[str, ast.Module]:
+    return {str(path.relative_to(PACKAGE)): ast.parse(path.read_text()) for path in sorted((PACKAGE / subpackage).rglob("*.py"))}
+
+
+def methods_of(subpackage: str, only_bases: tuple[str, ...] = ()) -> set[str]:
+    """Names of the methods defined by the classes of ``subpackage`` (those naming one of ``only_bases`` among their
+    bases, where given), less the names every LightningModule has (Lightning's hooks, nn.Module's methods)."""
+    import pytorch_lightning as pl
+
+    names = set()
+    for tree in parsed(subpackage).values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and (not only_bases or any(ast.unparse(b).endswith(only_bases) for b in node.bases)):
+                names.update(item.name for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    return names - set(dir(pl.LightningModule)) - set(dir(pl.LightningDataModule))
+
+
+def attribute_uses(subpackage: str, names: set[str], calls_only: bool = False) -> list[str]:
+    offenders = []
+    for where, tree in parsed(subpackage).items():
+        for node in ast.walk(tree):
+            target = node.func if calls_only and isinstance(node, ast.Call) else None if calls_only else node
+            if isinstance(target, ast.Attribute) and target.attr in names:
+                offenders.append(f"{where}:{target.lineno} {ast.unparse(target)}")
+    return offenders
+
+
+def test_tasks_never_reach_the_datamodule():
+    """A task reads its data through the ``text`` handed to it (attnlab.data.spec), never ``trainer.datamodule``
+    nor a DataModule's own methods."""
+    datamodule_methods = methods_of("data", only_bases=("LightningDataModule",))
+    assert {"spec", "task_text", "decode_target", "texts"} <= datamodule_methods  # the check sees the DataModules
+    offenders = attribute_uses("lit", {"datamodule"}) + attribute_uses("lit", datamodule_methods, calls_only=True)
+    assert not offenders, "\n".join(offenders)
+
+
+def test_data_never_names_a_task_method():
+    task_methods = methods_of("lit")
+    assert {"compute_loss", "finish_evaluation", "translate"} <= task_methods
+    offenders = attribute_uses("data", task_methods)
+    assert not offenders, "\n".join(offenders)
