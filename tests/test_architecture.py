@@ -54,7 +54,8 @@ def test_every_module_sits_in_a_layer():
 
 # ---- data and tasks meet through attnlab.data.spec, never through each other's methods --------------------------
 def parsed(subpackage: str) -> dict[str, ast.Module]:
-    return {str(path.relative_to(PACKAGE)): ast.parse(path.read_text()) for path in sorted((PACKAGE / subpackage).rglob("*.py"))}
+    paths = sorted((PACKAGE / subpackage).rglob("*.py"))
+    return {str(path.relative_to(PACKAGE)): ast.parse(path.read_text()) for path in paths}
 
 
 def methods_of(subpackage: str, only_bases: tuple[str, ...] = ()) -> set[str]:
@@ -64,9 +65,10 @@ def methods_of(subpackage: str, only_bases: tuple[str, ...] = ()) -> set[str]:
 
     names = set()
     for tree in parsed(subpackage).values():
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ClassDef) and (not only_bases or any(ast.unparse(b).endswith(only_bases) for b in node.bases)):
-                names.update(item.name for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)))
+        classes = [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
+        for node in classes:
+            if not only_bases or any(ast.unparse(base).endswith(only_bases) for base in node.bases):
+                names.update(item.name for item in node.body if isinstance(item, ast.FunctionDef))
     return names - set(dir(pl.LightningModule)) - set(dir(pl.LightningDataModule))
 
 

@@ -203,7 +203,8 @@ def datamodule(tmp_path) -> TranslationDataModule:
 
 def make_module(datamodule, **kwargs) -> Seq2SeqModule:
     """The module as attnlab-train wires it: sized by the data's spec, evaluating through its text."""
-    net = tiny_transformer(**datamodule.spec().as_dict(), d_model=32, d_ff=64, num_encoder_layers=1, num_decoder_layers=1)
+    sizes = datamodule.spec().as_dict()
+    net = tiny_transformer(**sizes, d_model=32, d_ff=64, num_encoder_layers=1, num_decoder_layers=1)
     module = Seq2SeqModule(net, partial(torch.optim.Adam, lr=5e-3), **kwargs)
     module.text = datamodule.task_text()
     return module

@@ -55,11 +55,11 @@ def real_targets(batch: TranslationBatch) -> Tensor:
     return torch.arange(batch.tgt_out.shape[1], device=batch.tgt_out.device) < batch.tgt_lens[:, None]
 
 
-def masked_cross_entropy(logits: Tensor, targets: Tensor, pad_id: int, label_smoothing: float = 0.0) -> Tensor:
-    """Mean cross-entropy over the targets other than ``pad_id``; with smoothing eps the target distribution is
-    ``(1 - eps) one_hot + eps / V`` (Szegedy et al., 2016; Vaswani et al., 2017, sec. 5.4)."""
+def masked_cross_entropy(logits: Tensor, targets: Tensor, ignore_id: int, label_smoothing: float = 0.0) -> Tensor:
+    """Mean cross-entropy over the targets other than ``ignore_id`` (the padding); with smoothing eps the target
+    distribution is ``(1 - eps) one_hot + eps / V`` (Szegedy et al., 2016; Vaswani et al., 2017, sec. 5.4)."""
     return F.cross_entropy(
-        logits.flatten(0, 1).float(), targets.flatten(), ignore_index=pad_id, label_smoothing=label_smoothing
+        logits.flatten(0, 1).float(), targets.flatten(), ignore_index=ignore_id, label_smoothing=label_smoothing
     )
 
 
