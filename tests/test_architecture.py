@@ -75,3 +75,49 @@ def test_every_callback_of_the_run_machinery_is_a_config_node():
         if isinstance(node, ast.ClassDef) and any(ast.unparse(base).endswith("Callback") for base in node.bases)
     }
     assert defined and not defined - listed, f"callbacks with no node under conf/callbacks: {sorted(defined - listed)}"
+
+
+# ---- data and tasks meet through attnlab.data.spec, never through each other's methods --------------------------
+def parsed(subpackage: str) -> dict[str, ast.Module]:
+    paths = sorted((PACKAGE / subpackage).rglob("*.py"))
+    return {str(path.relative_to(PACKAGE)): ast.parse(path.read_text()) for path in paths}
+
+
+def methods_of(subpackage: str, only_bases: tuple[str, ...] = ()) -> set[str]:
+    """Names of the methods defined by the classes of ``subpackage`` (those naming one of ``only_bases`` among their
+    bases, where given), less the names every LightningModule has (Lightning's hooks, nn.Module's methods)."""
+    import pytorch_lightning as pl
+
+    names = set()
+    for tree in parsed(subpackage).values():
+        classes = [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
+        for node in classes:
+            if not only_bases or any(ast.unparse(base).endswith(only_bases) for base in node.bases):
+                names.update(item.name for item in node.body if isinstance(item, ast.FunctionDef))
+    return names - set(dir(pl.LightningModule)) - set(dir(pl.LightningDataModule))
+
+
+def attribute_uses(subpackage: str, names: set[str], calls_only: bool = False) -> list[str]:
+    offenders = []
+    for where, tree in parsed(subpackage).items():
+        for node in ast.walk(tree):
+            target = node.func if calls_only and isinstance(node, ast.Call) else None if calls_only else node
+            if isinstance(target, ast.Attribute) and target.attr in names:
+                offenders.append(f"{where}:{target.lineno} {ast.unparse(target)}")
+    return offenders
+
+
+def test_tasks_never_reach_the_datamodule():
+    """A task reads its data through the ``text`` handed to it (attnlab.data.spec), never ``trainer.datamodule``
+    nor a DataModule's own methods."""
+    datamodule_methods = methods_of("data", only_bases=("LightningDataModule",))
+    assert {"spec", "task_text", "decode_target", "texts"} <= datamodule_methods  # the check sees the DataModules
+    offenders = attribute_uses("lit", {"datamodule"}) + attribute_uses("lit", datamodule_methods, calls_only=True)
+    assert not offenders, "\n".join(offenders)
+
+
+def test_data_never_names_a_task_method():
+    task_methods = methods_of("lit")
+    assert {"compute_loss", "finish_evaluation", "translate"} <= task_methods
+    offenders = attribute_uses("data", task_methods)
+    assert not offenders, "\n".join(offenders)

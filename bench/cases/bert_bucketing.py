@@ -44,7 +44,7 @@ def run(ctx: Context) -> CaseResult:
     for size in sizes(ctx):
         cfg = compose_train(ctx, "experiment=bert_pretrain", f"model={size}")
         torch.manual_seed(ctx.seed)
-        net = build_net(cfg, **data.net_kwargs())
+        net = build_net(cfg, **data.spec().as_dict())
         contenders = []
         for name, batches in served.items():
             model = copy.deepcopy(net).train()

@@ -106,7 +106,7 @@ def contestants(ctx: Context, size: str, ids: dict):
 def run(ctx: Context) -> CaseResult:
     result = CaseResult("bert_train", "BERT pretraining step (MLM + NSP)")
     data = ctx.wikitext
-    ids = data.net_kwargs()
+    ids = data.spec().as_dict()
     num_batches, rows = (2, 16) if ctx.quick else (6, ROWS)
     epoch = data.examples("train", epoch=0)
     real = [type(epoch)(*(field[i * rows:(i + 1) * rows] for field in epoch)) for i in range(num_batches)]

@@ -26,7 +26,7 @@ def run(ctx: Context) -> CaseResult:
 
     result = CaseResult("decoding", "greedy and beam-4 decoding, KV cache vs recomputation")
     data = ctx.fra_eng
-    ids = data.net_kwargs()
+    ids = data.spec().as_dict()
     sentences, batch_rows = (16, 8) if ctx.quick else (1000, 125)
     pairs = data.datasets["test"]
     sources = [pairs.src[i] for i in range(min(sentences, len(pairs)))]

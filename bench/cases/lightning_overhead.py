@@ -88,7 +88,7 @@ def _mt(ctx: Context, num_batches: int):
     from attnlab.lit.seq2seq import masked_cross_entropy
 
     data = ctx.fra_eng
-    ids = data.net_kwargs()
+    ids = data.spec().as_dict()
     cfg = compose_train(ctx, "experiment=transformer_mt")
     torch.manual_seed(ctx.seed)
     net = build_net(cfg, **ids)
@@ -116,7 +116,7 @@ def _bert(ctx: Context, num_batches: int, rows: int):
     data = ctx.wikitext
     cfg = compose_train(ctx, "experiment=bert_pretrain")
     torch.manual_seed(ctx.seed)
-    net = build_net(cfg, **data.net_kwargs())
+    net = build_net(cfg, **data.spec().as_dict())
     epoch = data.examples("train", epoch=0)
     batches = [type(epoch)(*(field[i * rows:(i + 1) * rows] for field in epoch)) for i in range(num_batches)]
     loader = DataLoader(batches, batch_size=None)

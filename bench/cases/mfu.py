@@ -32,7 +32,7 @@ def _row(name: str, setting: str, measured: dict, flops_per_token: float, peak: 
 
 
 def _transformer(ctx: Context, result: CaseResult, size: str, rows: int, peak: float, goal: bool) -> None:
-    ids = ctx.fra_eng.net_kwargs()
+    ids = ctx.fra_eng.spec().as_dict()
     models, loss_of, optimizer_for, dims = transformer_train.contestants(ctx, size, ids)
     batches = transformer_train.synthetic_batches(2, rows, FIXED_LEN, ids["src_vocab_size"], ids["tgt_vocab_size"],
                                                   ids["bos_id"], 4, ctx.seed)
@@ -53,7 +53,7 @@ def _transformer(ctx: Context, result: CaseResult, size: str, rows: int, peak: f
 
 def _bert(ctx: Context, result: CaseResult, size: str, rows: int, peak: float) -> None:
     data = ctx.wikitext
-    ids = data.net_kwargs()
+    ids = data.spec().as_dict()
     runs, optimizers, dims = bert_train.contestants(ctx, size, ids)
     del runs[bert_train.HF_STANDARD]  # its extra FLOPs (logits at every position) are not model FLOPs
     slots = data.examples("valid").mlm_positions.shape[1]

@@ -109,7 +109,7 @@ def contestants(ctx: Context, size: str, ids: dict):
 def run(ctx: Context) -> CaseResult:
     result = CaseResult("transformer_train", "Transformer MT training step")
     data = ctx.fra_eng
-    ids = data.net_kwargs()
+    ids = data.spec().as_dict()
     pad_id = ids["pad_id"]
     num_batches, per_sample, rows = (2, 1, 32) if ctx.quick else (12, 3, MT_BATCH)
     real = [shrink(b, rows) for b in first(data.train_dataloader(), num_batches)]

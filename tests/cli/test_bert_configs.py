@@ -8,7 +8,7 @@ from attnlab.data.pretraining_examples import PretrainingBatch
 from attnlab.lit.pretraining import PretrainingModule, pretraining_losses
 from attnlab.models.bert import BertForPretraining
 
-NET_KWARGS = {"vocab_size": 50, "pad_id": 0, "max_len": 16}  # what WikiText2DataModule.net_kwargs() supplies
+NET_KWARGS = {"vocab_size": 50, "pad_id": 0, "max_len": 16}  # what WikiText2DataModule.spec() supplies
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_wikitext_pairs_of_up_to_128_tokens_train(compose, tmp_path):
                   "data.batch_size=8", "data.cache_dir=null", "model.net.bert.d_model=16", "model.net.bert.block.d_ff=32")
     data = instantiate(cfg.data)
     data.setup("fit")
-    fill_missing(cfg.model, data.net_kwargs())
+    fill_missing(cfg.model, data.spec().as_dict())
     module: PretrainingModule = instantiate(cfg.model)
     assert module.net.bert.embeddings.position.embedding.num_embeddings == 128
     batch = max(data.train_dataloader(), key=lambda b: b.tokens.shape[1])

@@ -47,12 +47,15 @@ def _module(wiki_dir, tokenizer=functools.partial(word, min_freq=1), **kwargs):
     return WikiText2DataModule(tokenizer, wiki_dir, **{"batch_size": 16, "max_len": 24, **kwargs})
 
 
-def test_datamodule_batches_and_net_kwargs(wiki_dir):
+def test_datamodule_batches_and_spec(wiki_dir):
     dm = _module(wiki_dir)
-    with pytest.raises(RuntimeError, match="setup"):
-        dm.net_kwargs()
+    with pytest.raises(RuntimeError, match="spec"):
+        dm.task_text()
+    spec = dm.spec()  # trains the tokenizer and encodes the corpus, once: setup finds it done
+    corpora = dm.corpora
     dm.setup("fit")
-    assert dm.net_kwargs() == {"vocab_size": dm.tokenizer.vocab_size, "pad_id": 0, "max_len": 24}
+    assert dm.corpora is corpora and dm.spec() == spec
+    assert spec.as_dict() == {"vocab_size": dm.tokenizer.vocab_size, "pad_id": 0, "max_len": 24}
     assert dm.tokenizer.specials == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     batch = next(iter(dm.train_dataloader()))
     assert isinstance(batch, PretrainingBatch)
@@ -80,7 +83,7 @@ def test_tokenizer_is_trained_on_the_training_split_only(wiki_dir):
 def test_wordpiece_option(wiki_dir):
     dm = _module(wiki_dir, tokenizer=functools.partial(wordpiece, vocab_size=80))
     dm.setup()
-    assert dm.net_kwargs()["vocab_size"] <= 80 and dm.tokenizer.config["kind"] == "wordpiece"
+    assert dm.spec().vocab_size <= 80 and dm.tokenizer.config["kind"] == "wordpiece"
     assert len(dm.examples("train")) == 7
 
 
@@ -169,7 +172,7 @@ def test_state_dict_restores_the_tokenizer_before_or_after_setup(wiki_dir):
     after.load_state_dict(state)
     for restored in (before, after):
         assert restored.tokenizer == trained.tokenizer and _corpora_equal(restored.corpora, trained.corpora)
-        assert restored.net_kwargs() == trained.net_kwargs()
+        assert restored.spec() == trained.spec()
 
 
 def test_datamodule_rejects_bad_config(wiki_dir):

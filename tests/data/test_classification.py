@@ -11,6 +11,7 @@ from attnlab.data.classification import (
     encode_texts,
     normalize,
 )
+from attnlab.data.spec import TextSpec
 from attnlab.data.text_io import read_labelled_tsv
 from attnlab.data.tokenizers import word
 
@@ -112,7 +113,7 @@ def test_validation_is_a_seeded_slice_of_train_and_the_tokenizer_sees_train_only
     # each sentence has its own word w<i>: those of the validation slice are unknown to the tokenizer
     val_words = module.splits["val"].tokens[:, 3]  # [CLS] film number w<i> ...
     assert (val_words == UNK).all() and not (module.splits["train"].tokens[:, 3] == UNK).any()
-    assert module.net_kwargs() == {"vocab_size": module.tokenizer.vocab_size, "pad_id": PAD, "max_len": 16, "num_classes": 2}
+    assert module.spec() == TextSpec(vocab_size=module.tokenizer.vocab_size, pad_id=PAD, max_len=16, num_classes=2)
 
 
 def test_batches_are_cut_to_their_longest_row(tmp_path):
@@ -186,8 +187,7 @@ def test_a_handed_in_tokenizer_is_used_as_it_is(tmp_path):
     module = sst2_module(tmp_path, tokenizer=pretrained_tokenizer)
     module.setup("fit")
     assert module.tokenizer is pretrained_tokenizer  # not retrained on the fine-tuning data
-    assert module.net_kwargs() == {"vocab_size": pretrained_tokenizer.vocab_size, "pad_id": PAD, "max_len": 16,
-                                   "num_classes": 2}
+    assert module.spec() == TextSpec(vocab_size=pretrained_tokenizer.vocab_size, pad_id=PAD, max_len=16, num_classes=2)
     with pytest.raises(ValueError, match="tokenizer must be a trained tokenizer .* or a factory of one to train"):
         sst2_module(tmp_path, tokenizer=word(min_freq=1))  # an untrained one
 

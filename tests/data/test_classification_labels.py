@@ -39,7 +39,7 @@ def test_labels_are_inferred_sorted_logged_and_saved_with_the_state(tmp_path, ca
     assert f"sorted: {sorted(CLASSES)}" in caplog.text
     test = module.splits["test"]
     assert [module.label_names[i] for i in test.labels.tolist()] == CLASSES  # test file rows, one per class
-    assert module.net_kwargs()["num_classes"] == 6
+    assert module.spec().num_classes == 6
     state = module.state_dict()
     assert state["labels"] == state["label_names"] == sorted(CLASSES)
     restored = ClassificationDataModule(tmp_path / "gone.tsv", tmp_path / "gone.tsv", ["sentence"], None, tokenizer=word,
@@ -96,10 +96,10 @@ def test_custom_dataset_without_the_cli_trains_and_its_checkpoint_names_the_clas
             return torch.optim.SGD(self.parameters(), lr=0.5)
 
     module.setup("fit")
-    kwargs = module.net_kwargs()
+    spec = module.spec()
     trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False,
                          enable_model_summary=False, default_root_dir=tmp_path, limit_val_batches=0)
-    trainer.fit(BagOfWords(kwargs["vocab_size"], kwargs["num_classes"]), datamodule=module)
+    trainer.fit(BagOfWords(spec.vocab_size, spec.num_classes), datamodule=module)
     checkpoint = torch.load(trainer.checkpoint_callback.best_model_path, weights_only=True)
     restored = ClassificationDataModule(tmp_path / "gone.tsv", tmp_path / "gone.tsv", ["sentence"], tokenizer=word)
     restored.load_state_dict(checkpoint["ClassificationDataModule"])

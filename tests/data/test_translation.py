@@ -136,12 +136,12 @@ def test_default_tokenizer_is_d2l_word_vocabulary_with_min_freq_two(tmp_path):
 def test_joint_vocab(fra_txt, tmp_path, joint):
     dm = make_dm(fra_txt, tmp_path, joint_vocab=joint)
     dm.setup("fit")
-    kwargs = dm.net_kwargs()
+    spec = dm.spec()
     assert (dm.src_tokenizer is dm.tgt_tokenizer) == joint
-    assert (kwargs["src_vocab_size"] == kwargs["tgt_vocab_size"]) == joint
-    assert (kwargs["pad_id"], kwargs["bos_id"], kwargs["eos_id"]) == (1, 2, 3)
+    assert (spec.src_vocab_size == spec.tgt_vocab_size) == joint
+    assert (spec.pad_id, spec.bos_id, spec.eos_id) == (1, 2, 3)
     if joint:
-        assert {"cat", "chat"} <= {dm.src_tokenizer.id_to_token(i) for i in range(kwargs["src_vocab_size"])}
+        assert {"cat", "chat"} <= {dm.src_tokenizer.id_to_token(i) for i in range(spec.src_vocab_size)}
 
 
 # ---- round trips and batches ------------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ def test_lightning_fit_uses_batches_and_checkpoints_tokenizers(fra_txt, tmp_path
 
     dm = make_dm(fra_txt, tmp_path, batch_size=32)
     dm.setup("fit")
-    model = TinyLM(dm.net_kwargs()["tgt_vocab_size"])
+    model = TinyLM(dm.spec().tgt_vocab_size)
     trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False,
                          enable_model_summary=False, default_root_dir=tmp_path, limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
@@ -293,7 +293,7 @@ def test_state_dict_restores_tokenizers_without_retraining(fra_txt, tmp_path, mo
     restored = make_dm(fra_txt, tmp_path, num_train=20)  # a smaller corpus would give another vocabulary
     restored.load_state_dict(state)
     restored.setup("fit")
-    assert restored.src_tokenizer == trained.src_tokenizer and restored.net_kwargs() == trained.net_kwargs()
+    assert restored.src_tokenizer == trained.src_tokenizer and restored.spec() == trained.spec()
     monkeypatch.undo()
     # loading after setup (Lightning's resume order) re-encodes with the checkpoint's tokenizers
     late = make_dm(fra_txt, tmp_path, num_train=20)
@@ -319,7 +319,7 @@ def test_restored_tokenizers_translate_without_reading_the_corpus(fra_txt, tmp_p
     src, src_lens = restored.encode_source(sources)
     expected_src, expected_lens = trained.encode_source(sources)
     assert torch.equal(src, expected_src) and torch.equal(src_lens, expected_lens) and src.shape[1] == 8
-    assert restored.net_kwargs() == trained.net_kwargs()
+    assert restored.spec() == trained.spec()
     ids = trained.tgt_tokenizer.encode_batch(["le chat rouge !"])[0]
     assert restored.decode_target([[2] + ids + [3, 1, 1]]) == ["le chat rouge !"]
     with pytest.raises(ValueError, match="setup"):
@@ -402,7 +402,7 @@ def test_bad_arguments_fail_early(tmp_path, kwargs, match):
 
 def test_helpers_need_setup(fra_txt, tmp_path):
     with pytest.raises(ValueError, match="setup"):
-        make_dm(fra_txt, tmp_path).net_kwargs()
+        make_dm(fra_txt, tmp_path).task_text()
 
 
 # ---- configs ----------------------------------------------------------------------------------------------------

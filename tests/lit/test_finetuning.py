@@ -56,9 +56,9 @@ def data(tmp_path):
 def module_for(data, pretrained=None, freeze=False, lr=1e-2, scale=0.1, scheduler=None, pooling=None):
     """The module as attnlab-train builds it; with ``pretrained`` its encoder is filled from that file first."""
     torch.manual_seed(0)
-    sizes = data.net_kwargs()
-    encoder = tiny_bert(sizes["vocab_size"], pad_id=sizes["pad_id"], max_len=sizes["max_len"], **SIZES)
-    net = BertClassifier(encoder, num_classes=sizes["num_classes"], dropout=0.0, pooling=pooling)
+    spec = data.spec()
+    encoder = tiny_bert(spec.vocab_size, pad_id=spec.pad_id, max_len=spec.max_len, **SIZES)
+    net = BertClassifier(encoder, num_classes=spec.num_classes, dropout=0.0, pooling=pooling)
     if pretrained is not None:
         load_encoder(net.bert, read_pretrained(pretrained), data.tokenizer)
     optimizer = functools.partial(torch.optim.AdamW, lr=lr)

@@ -45,7 +45,7 @@ def datamodule(tmp_path):
 
 
 def module_for(data, lr=1e-2, scheduler=None):
-    net = BertForPretraining(tiny_bert(**data.net_kwargs(), d_model=32, num_layers=1, d_ff=64))
+    net = BertForPretraining(tiny_bert(**data.spec().as_dict(), d_model=32, num_layers=1, d_ff=64))
     return PretrainingModule(net, functools.partial(torch.optim.AdamW, lr=lr), scheduler, weight_decay=0.01,
                              plot_attention=False)  # no run dir here: plots would land in the working directory
 
@@ -230,7 +230,7 @@ def test_nsp_alone_learns_pairs_whose_answer_the_text_gives_away(tmp_path):
     data = WikiText2DataModule(functools.partial(word, min_freq=1), write_two_sentence_corpus(tmp_path / "wikitext-2"),
                                batch_size=16, max_len=16, seed=0)
     data.setup("fit")
-    net = BertForPretraining(tiny_bert(**data.net_kwargs(), d_model=32, num_layers=2, d_ff=64))
+    net = BertForPretraining(tiny_bert(**data.spec().as_dict(), d_model=32, num_layers=2, d_ff=64))
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
     net.train()
     for epoch in range(15):

@@ -202,8 +202,12 @@ def datamodule(tmp_path) -> TranslationDataModule:
 
 
 def make_module(datamodule, **kwargs) -> Seq2SeqModule:
-    net = tiny_transformer(**datamodule.net_kwargs(), d_model=32, d_ff=64, num_encoder_layers=1, num_decoder_layers=1)
-    return Seq2SeqModule(net, partial(torch.optim.Adam, lr=5e-3), **kwargs)
+    """The module as attnlab-train wires it: sized by the data's spec, evaluating through its text."""
+    sizes = datamodule.spec().as_dict()
+    net = tiny_transformer(**sizes, d_model=32, d_ff=64, num_encoder_layers=1, num_decoder_layers=1)
+    module = Seq2SeqModule(net, partial(torch.optim.Adam, lr=5e-3), **kwargs)
+    module.text = datamodule.task_text()
+    return module
 
 
 def quiet_trainer(tmp_path, **kwargs) -> pl.Trainer:
@@ -322,3 +326,29 @@ def test_checkpoint_hyperparameters_are_plain_data():
         "label_smoothing": 0.0, "decode": {"strategy": "beam"}, "examples": [["go .", "va !"]],
         "plot_attention": True, "compile": False, "weight_decay": None,
     }
+
+
+def test_evaluation_reads_its_text_and_no_datamodule(datamodule, tmp_path):
+    """Given plain loaders (no datamodule), the module scores, writes and plots through the text handed to it."""
+    module = make_module(datamodule, decode={"max_steps": 8})
+    trainer = quiet_trainer(tmp_path)
+    trainer.validate(module, dataloaders=datamodule.val_dataloader(), verbose=False)
+    assert {"val/loss", "val/token_acc", "val/bleu", "val/chrf", "val/ter"} <= set(trainer.callback_metrics)
+    assert read_lines(tmp_path / "translations" / "val.ref") == datamodule.texts("val")[1]
+    assert (tmp_path / "plots" / "attention_cross.png").is_file()
+    module.text = None
+    with pytest.raises(ValueError, match=r"module.text = datamodule.task_text\(\)"):
+        trainer.validate(module, dataloaders=datamodule.val_dataloader(), verbose=False)
+
+
+def test_the_loss_counts_the_target_tokens_collation_counted(datamodule):
+    """Whatever sits past a pair's ``tgt_lens`` is padding: the loss and its token count ignore it."""
+    module = make_module(datamodule).eval()
+    batch = next(iter(datamodule.train_dataloader()))
+    past = torch.arange(batch.tgt_out.shape[1]) >= batch.tgt_lens[:, None]  # (B, T)
+    assert past.any()
+    scrambled = batch._replace(tgt_out=batch.tgt_out.masked_fill(past, EOS))
+    with torch.no_grad():
+        plain, other = module.compute_loss(batch), module.compute_loss(scrambled)
+    torch.testing.assert_close(other.loss, plain.loss)
+    assert int(other.num_tokens) == int(batch.tgt_lens.sum())

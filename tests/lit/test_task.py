@@ -94,3 +94,38 @@ def test_a_run_steps_the_schedule_per_step_and_logs_stage_metrics_as_stage_slash
 def test_a_task_without_step_says_so():
     with pytest.raises(NotImplementedError, match="TaskModule must define step"):
         TaskModule(net()).step(torch.zeros(1, 3), "train")
+
+
+class CorpusMean(MeanSquares):
+    """Scores a whole split at once, as corpus BLEU does: the mean over every evaluated row, logged at the end."""
+
+    def __init__(self, net):
+        super().__init__(net)
+        self.rows: dict[str, list[float]] = {}
+        self.calls: list[tuple[str, str]] = []
+
+    def step(self, batch, stage):
+        self.rows.setdefault(stage, []).extend(self.net(batch).pow(2).mean(1).tolist())
+        return super().step(batch, stage)
+
+    def start_evaluation(self, stage):
+        self.calls.append(("start", stage))
+        self.rows.pop(stage, None)
+
+    def finish_evaluation(self, stage):
+        self.calls.append(("finish", stage))
+        rows = self.rows.pop(stage)
+        self.log(f"{stage}/corpus_mean", sum(rows) / len(rows))
+
+
+def test_corpus_evaluation_runs_after_every_batch_of_each_validation_and_test():
+    module = CorpusMean(net())
+    data = torch.utils.data.DataLoader(torch.randn(8, 3), batch_size=3)
+    run = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, num_sanity_val_steps=0)
+    run.fit(module, data, data)
+    run.test(module, data, verbose=False)
+    assert module.calls == [("start", "val"), ("finish", "val")] * 2 + [("start", "test"), ("finish", "test")]
+    with torch.no_grad():
+        expected = module.net(torch.cat(list(data))).pow(2).mean()  # all 8 rows, not a mean of batch means
+    assert float(run.callback_metrics["test/corpus_mean"]) == pytest.approx(float(expected), rel=1e-5)

@@ -23,6 +23,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if path.is_dir():
         path = selected_checkpoint(path)
     run = restore_run(path, data_overrides=cfg.data)
+    run.module.text = run.datamodule.task_text()  # what the task decodes and scores with
     loggers = instantiate_all(cfg.get("logger"))
     # a datamodule that shards its own batches across ranks (translation) ran with use_distributed_sampler=false
     own_sharding = {"use_distributed_sampler": run.config.trainer.get("use_distributed_sampler", True)}

@@ -21,6 +21,7 @@ from attnlab.training.loggers import finish_loggers
 from attnlab.training.run import fit_and_test
 from attnlab.training.summary import print_summary
 from attnlab.lit.pretrained import PretrainedEncoder, encoder_config, load_encoder, read_pretrained
+from attnlab.lit.task import TaskModule
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,30 @@ def read_model_pretrained(cfg: DictConfig) -> PretrainedEncoder | None:
             "BERT state dict with tokenizer.json and config.json beside it), or null to train from scratch"
         ) from error
     return None if path is None else read_pretrained(path, cfg.pretrained_encoder)
+
+
+def build_data_and_model(cfg: DictConfig, resumed: dict | None) -> tuple[pl.LightningDataModule, TaskModule]:
+    """The data (with a resumed run's tokenizers), the model config's ``???`` leaves filled from the data's spec
+    and a pretrained file's architecture (in ``cfg``: every checkpoint's embedded config rebuilds the model without
+    either), the model (with the pretrained weights), and the task's view of the data."""
+    pretrained = read_model_pretrained(cfg)  # its tokenizer goes to the data, its architecture and weights to the model
+    check_no_missing(cfg.data)  # the files of experiment=bert_finetune: named, not a traceback
+    given = {} if pretrained is None else {"tokenizer": pretrained.tokenizer}
+    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data, **given)
+    if resumed is not None:  # resume with the checkpoint's tokenizer/vocabulary, never a retrained one
+        datamodule.load_state_dict(resumed.get(type(datamodule).__qualname__, {}))
+    spec = datamodule.spec()  # learns the vocabulary where no checkpoint gave it; Lightning's setup finds it done
+    with open_dict(cfg):
+        if pretrained is not None:
+            encoder_config(cfg.model, cfg.pretrained_encoder).update(pretrained.architecture)
+        fill_missing(cfg.model, spec.as_dict())  # the `???` leaves the data decides (vocabulary, ids, ...)
+    check_no_missing(cfg.model)
+    validate_targets(cfg.model, "model")
+    model: TaskModule = hydra.utils.instantiate(cfg.model)
+    model.text = datamodule.task_text()  # what the task decodes, scores and shows with
+    if pretrained is not None:  # before fit: a resumed checkpoint, restored by fit, still wins
+        load_encoder(model.get_submodule(cfg.pretrained_encoder), pretrained, datamodule.tokenizer)
+    return datamodule, model
 
 
 def objective(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
@@ -59,25 +84,7 @@ def train(cfg: DictConfig) -> float | None:
     pl.seed_everything(cfg.seed, workers=True)
     ckpt_path = ckpt_path_of(cfg)
     resumed = load_checkpoint(ckpt_path) if ckpt_path is not None else None
-    pretrained = read_model_pretrained(cfg)  # its parts go to the data, the model config and the built encoder
-
-    given = {} if pretrained is None else {"tokenizer": pretrained.tokenizer}
-    check_no_missing(cfg.data)  # the files of experiment=bert_finetune: named, not a traceback
-    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data, **given)
-    if resumed is not None:  # resume with the checkpoint's tokenizer/vocabulary, never a retrained one
-        datamodule.load_state_dict(resumed.get(type(datamodule).__qualname__, {}))
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    with open_dict(cfg):
-        if pretrained is not None:  # in the run's config, so its checkpoints rebuild the model without the file
-            encoder_config(cfg.model, cfg.pretrained_encoder).update(pretrained.architecture)
-        fill_missing(cfg.model, datamodule.net_kwargs())  # the `???` leaves the data decides (vocabulary, ids, ...)
-    check_no_missing(cfg.model)
-    validate_targets(cfg.model, "model")
-
-    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
-    if pretrained is not None:  # before fit: a resumed checkpoint, restored by fit, still wins
-        load_encoder(model.get_submodule(cfg.pretrained_encoder), pretrained, datamodule.tokenizer)
+    datamodule, model = build_data_and_model(cfg, resumed)
     assign_wandb_run_id(cfg, resumed)  # a resumed run continues its W&B run
     del resumed  # free its tensors before Lightning loads the checkpoint again
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)

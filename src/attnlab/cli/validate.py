@@ -15,10 +15,10 @@ __all__ = ["ConfigError", "check_no_missing", "fill_missing", "validate_targets"
 
 
 def fill_missing(cfg: DictConfig | ListConfig, values: Mapping[str, Any]) -> list[str]:
-    """Set every ``???`` leaf of ``cfg`` whose key is in ``values`` (e.g. a DataModule's ``net_kwargs()``: vocabulary
-    sizes, special ids, ...), wherever it sits in the tree; returns the filled keys' paths. Values for keys that are
-    not ``???`` are ignored, and a ``???`` with no value stays missing for :func:`check_no_missing` to report.
-    Interpolations (``${attention}``) point outside the tree and are left alone."""
+    """Set every ``???`` leaf of ``cfg`` whose key is in ``values`` (e.g. a DataModule's ``spec().as_dict()``:
+    vocabulary sizes, special ids, ...), wherever it sits in the tree; returns the filled keys' paths. Values for
+    keys that are not ``???`` are ignored, and a ``???`` with no value stays missing for :func:`check_no_missing` to
+    report. Interpolations (``${attention}``) point outside the tree and are left alone."""
     filled = []
     keys = cfg.keys() if isinstance(cfg, DictConfig) else range(len(cfg))
     for key in keys:

@@ -23,6 +23,7 @@ from attnlab.data.pretraining_examples import (
 from attnlab.data.resumable import ResumableDataLoader
 from attnlab.data.samplers import BucketBatchSampler, SeededPermutation
 from attnlab.data.shards import Shards, ShardStore, ShardWriter
+from attnlab.data.spec import EncoderText, TextSpec
 from attnlab.data.tokenizer_state import TokenizerState
 from attnlab.data.tokenizers import TextTokenizer
 from attnlab.data.text_io import text_files
@@ -165,11 +166,21 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
             tokenizer = TextTokenizer.from_str(shards.meta["tokenizer"])
         return tokenizer, {split: read_corpus(shards, split) for split in WIKITEXT2_SPLITS}
 
-    def net_kwargs(self) -> dict:
-        """Model sizes known only from the data; valid after ``setup``."""
-        if self.corpora is None:
-            raise RuntimeError("net_kwargs() needs the trained tokenizer: call setup() first")
-        return {"vocab_size": self.tokenizer.vocab_size, "pad_id": self.special_ids.pad, "max_len": self.max_len}
+    def spec(self) -> TextSpec:
+        """Vocabulary, padding id and positions. A checkpoint's tokenizer (:meth:`load_state_dict`) gives it at
+        once; otherwise the corpus is prepared first (the tokenizer is trained on it), once: Lightning's own
+        ``prepare_data``/``setup`` then find the work done."""
+        if self.tokenizer is None:
+            self.prepare_data()
+            self.setup()
+        pad = SpecialIds.from_tokenizer(self.tokenizer).pad
+        return TextSpec(vocab_size=self.tokenizer.vocab_size, pad_id=pad, max_len=self.max_len)
+
+    def task_text(self) -> EncoderText:
+        """The tokenizer and a fixed validation input (:meth:`val_example`), for the task's attention plots."""
+        if self.tokenizer is None:
+            raise RuntimeError("task_text() needs the tokenizer: call spec() first")
+        return EncoderText(self.tokenizer, self.val_example)
 
     # ---- examples -------------------------------------------------------------------------------------------
     def examples(self, split: str, epoch: int = 0, rank: int = 0) -> PretrainingBatch:

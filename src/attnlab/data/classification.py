@@ -39,6 +39,7 @@ from attnlab.data.corpora import split_indices
 from attnlab.data.examples import TensorExamples, already_batched
 from attnlab.data.resumable import ResumableDataLoader
 from attnlab.data.samplers import SeededPermutation
+from attnlab.data.spec import EncoderText, TextSpec
 from attnlab.data.text_io import LabelledTexts, read_labelled_tsv
 from attnlab.data.tokenizer_state import TokenizerState
 from attnlab.data.tokenizers import TextTokenizer
@@ -243,13 +244,22 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
     def _normalize(self, text: str) -> str:
         return normalize(text, self.lowercase, self.split_punctuation)
 
-    def net_kwargs(self) -> dict:
-        """Vocabulary, padding id, positions and classes. Valid after ``setup``."""
-        if self.splits is None:
-            raise RuntimeError("net_kwargs() needs the tokenizer: call setup() first")
-        ids = SpecialIds.from_tokenizer(self.tokenizer)
-        return {"vocab_size": self.tokenizer.vocab_size, "pad_id": ids.pad, "max_len": self.max_len,
-                "num_classes": self.num_classes}
+    def spec(self) -> TextSpec:
+        """Vocabulary, padding id, positions and classes. A given or checkpointed tokenizer with known labels gives
+        it at once; otherwise the files are read first (labels, a tokenizer to train), once: Lightning's own
+        ``prepare_data``/``setup`` then find the work done."""
+        if self.tokenizer is None or self.label_values is None:
+            self.prepare_data()
+            self.setup()
+        pad = SpecialIds.from_tokenizer(self.tokenizer).pad
+        return TextSpec(vocab_size=self.tokenizer.vocab_size, pad_id=pad, max_len=self.max_len,
+                        num_classes=self.num_classes)
+
+    def task_text(self) -> EncoderText:
+        """The tokenizer and a fixed validation input (:meth:`val_example`), for the task's attention plots."""
+        if self.tokenizer is None:
+            raise RuntimeError("task_text() needs the tokenizer: call spec() first")
+        return EncoderText(self.tokenizer, self.val_example)
 
     # ---- loaders --------------------------------------------------------------------------------------------
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

@@ -8,6 +8,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from attnlab.data.spec import TextSpec
+
 
 def true_function(x: Tensor) -> Tensor:
     return 2 * torch.sin(x) + x**0.8
@@ -64,8 +66,13 @@ class NWSyntheticDataModule(pl.LightningDataModule):
         self.x_test = torch.arange(self.num_test, dtype=torch.float32) * (self.x_max / self.num_test)
         self.y_test = true_function(self.x_test)
 
-    def net_kwargs(self) -> dict:
-        return {}
+    def spec(self) -> TextSpec:
+        """Nothing for the model to learn from the data: an empty spec."""
+        return TextSpec()
+
+    def task_text(self) -> None:
+        """Nothing for the task to read of the data: every batch holds all it needs."""
+        return None
 
     def _loader(self, queries: Tensor, targets: Tensor, leave_one_out: bool) -> DataLoader:
         batch = RegressionBatch(queries[None], targets[None], self.x_train[None], self.y_train[None], leave_one_out)

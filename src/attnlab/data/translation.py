@@ -33,10 +33,16 @@ from attnlab.data.pairs import PairDataset, collate_pairs
 from attnlab.data.resumable import ResumableDataLoader
 from attnlab.data.samplers import BucketBatchSampler, SeededPermutation
 from attnlab.data.shards import ShardStore
+from attnlab.data.spec import TextSpec, TranslationText
 from attnlab.data.tokenizers import TextTokenizer, word
 from attnlab.data.translation_prep import PairPreparation, PreparedPairs, Tokenizers
 
 log = logging.getLogger(__name__)
+
+
+def special_ids(tokenizer: TextTokenizer) -> dict[str, int]:
+    """``pad_id``, ``bos_id``, ``eos_id`` of a target tokenizer: what collation pads and wraps with, and the model's."""
+    return {f"{name}_id": tokenizer.token_to_id(f"<{name}>") for name in ("pad", "bos", "eos")}
 
 
 class TranslationDataModule(pl.LightningDataModule):
@@ -173,15 +179,22 @@ class TranslationDataModule(pl.LightningDataModule):
     def datasets(self) -> dict[str, PairDataset]:
         return self._ready().datasets
 
-    def net_kwargs(self) -> dict[str, int]:
-        src, tgt = self.src_tokenizer, self.tgt_tokenizer
-        return {
-            "src_vocab_size": src.vocab_size,
-            "tgt_vocab_size": tgt.vocab_size,
-            "pad_id": tgt.token_to_id("<pad>"),
-            "bos_id": tgt.token_to_id("<bos>"),
-            "eos_id": tgt.token_to_id("<eos>"),
-        }
+    def spec(self) -> TextSpec:
+        """Vocabulary sizes and the target's special ids. A checkpoint's tokenizers (:meth:`load_state_dict`)
+        give it at once; otherwise the data is prepared first (the tokenizers are trained on it), once: Lightning's
+        own ``prepare_data``/``setup`` then find the work done."""
+        if self._prepared is None and self._loaded is None:
+            self.prepare_data()
+            self.setup()
+        src, tgt = self._tokenizers()
+        return TextSpec(src_vocab_size=src.vocab_size, tgt_vocab_size=tgt.vocab_size, **special_ids(tgt))
+
+    def task_text(self) -> TranslationText:
+        """What the translation task reads of this data (:class:`~attnlab.data.spec.TranslationText`); after
+        :meth:`spec`."""
+        src, tgt = self._tokenizers()
+        return TranslationText(src, tgt, source_ids=self.encode_source, detokenize=self.decode_target,
+                               references=self.texts, examples=tuple(map(tuple, self.examples)))
 
     def encode_source(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
         """Source sentences as the model sees them: ``(src (B, S), src_lens (B,))``, truncated to max_len."""
@@ -231,8 +244,7 @@ class TranslationDataModule(pl.LightningDataModule):
         return 0, 1
 
     def _collate(self) -> Callable[[Sequence[tuple[Tensor, Tensor]]], Any]:
-        ids = self.net_kwargs()
-        return partial(collate_pairs, pad_id=ids["pad_id"], bos_id=ids["bos_id"], eos_id=ids["eos_id"])
+        return partial(collate_pairs, **special_ids(self.tgt_tokenizer))
 
     def _loader(self, split: str, shuffle: bool, equal_shards: bool) -> DataLoader:
         dataset = self.datasets[split]

@@ -61,8 +61,8 @@ class LoadedTranslator(LoadedModel):
         return self.data.preparation.max_len  # tokens + <eos>, as the training pairs were cut
 
     def details(self) -> dict[str, Any]:
-        data = self.data
-        return {"src_vocab_size": data.src_tokenizer.vocab_size, "tgt_vocab_size": data.tgt_tokenizer.vocab_size,
+        spec = self.data.spec()  # the checkpoint's tokenizers: nothing is read
+        return {"src_vocab_size": spec.src_vocab_size, "tgt_vocab_size": spec.tgt_vocab_size,
                 "decode": asdict(self.search_config), "attention": [*self.self_kinds(), self.cross_kind]}
 
     def self_kinds(self) -> list[str]:

@@ -92,10 +92,15 @@ class ClassificationModule(PlotsSelfAttention, TaskModule):
         self.log_metrics(stage, len(batch.labels), loss=loss.detach())
         return StepOutput(loss, int(batch.valid_lens.sum()))
 
-    def on_test_epoch_start(self) -> None:
-        self._test_rows = []
+    def start_evaluation(self, stage: str) -> None:
+        super().start_evaluation(stage)
+        if stage == "test":
+            self._test_rows = []
 
-    def on_test_epoch_end(self) -> None:
+    def finish_evaluation(self, stage: str) -> None:
+        super().finish_evaluation(stage)
+        if stage != "test":
+            return
         if self.trainer.world_size > 1:  # each rank holds a sampler-interleaved share: no file in test order
             log.warning("predictions/test.tsv is written by single-process runs only (world size %d)",
                         self.trainer.world_size)

@@ -2,11 +2,12 @@
 
 Trains with teacher forcing on a padding-masked (optionally label-smoothed) cross-entropy. Evaluation decodes
 every sentence with the configured search and scores the whole split at once, in corpus order, against the raw
-references of ``datamodule.texts(split)`` (never the tokenized, ``<unk>``-ed or truncated target ids): corpus BLEU,
+references its ``text`` gives (never the tokenized, ``<unk>``-ed or truncated target ids): corpus BLEU,
 chrF and TER as sacrebleu computes them, the per-token loss and the token accuracy. Under DDP each rank evaluates
 its own share of the sentences and the results are gathered, so the figures equal a single process's exactly.
 Every evaluation leaves ``translations/<split>.{src,hyp,ref}`` and ``<split>.scores.json`` in the run dir. The net
-follows ``attnlab.models.decoding.Seq2SeqNet``; the datamodule ``TranslationData`` (below).
+follows ``attnlab.models.decoding.Seq2SeqNet``; what it reads of the data (tokenizers, source encoding,
+detokenizing, references) is its ``text``, a :class:`~attnlab.data.spec.TranslationText` handed over by the wiring.
 
 Shape legend: B batch, S source length, T target length, V target vocabulary.
 """
@@ -14,35 +15,20 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.data.pairs import TranslationBatch
+from attnlab.data.spec import TranslationText
 from attnlab.lit import plots
 from attnlab.lit.figures import publish_figure
 from attnlab.lit.scores import TRANSLATIONS_DIR, MetricScore, corpus_scores, d2l_bleu, write_translations
 from attnlab.training.strategies import gather_objects
 from attnlab.lit.task import StepOutput, TaskModule
 from attnlab.models.decoding import Hypotheses, SearchConfig, Seq2SeqNet
-
-
-class TranslationData(Protocol):
-    """What the module asks of its datamodule (``attnlab.data.translation.TranslationDataModule``)."""
-
-    src_tokenizer: Any  # TextTokenizer: id_to_token (heatmap labels)
-    tgt_tokenizer: Any  # TextTokenizer: encode_batch, id_to_token
-    examples: list[list[str]]  # the corpus's own (source, reference) pairs shown after testing (fra-eng: d2l's)
-
-    def encode_source(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]: ...  # (B, S), (B,)
-
-    def decode_target(self, ids: Tensor) -> list[str]: ...  # detokenized text, cut at <eos>
-
-    def val_examples(self, n: int) -> list[tuple[str, str]]: ...  # fixed (source, target) validation pairs
-
-    def texts(self, split: str) -> tuple[list[str], list[str]]: ...  # raw (sources, references), corpus order
 
 
 class LossOutput(NamedTuple):
@@ -54,18 +40,26 @@ class LossOutput(NamedTuple):
 class SentenceResult(NamedTuple):
     """One evaluated sentence: what a rank hands over to be scored with all the others."""
 
-    index: int  # the pair's position in datamodule.texts(split)
+    index: int  # the pair's position in the split's references (TranslationText.references)
     hypothesis: str  # the decoded, detokenized translation
     loss: float  # summed cross-entropy of its target tokens (teacher-forced, no smoothing)
     tokens: int  # its real target tokens (+ <eos>)
     correct: int  # of them, predicted right under teacher forcing
 
 
-def masked_cross_entropy(logits: Tensor, targets: Tensor, pad_id: int, label_smoothing: float = 0.0) -> Tensor:
-    """Mean cross-entropy over the non-padding targets; with smoothing eps the target distribution is
-    ``(1 - eps) one_hot + eps / V`` (Szegedy et al., 2016; Vaswani et al., 2017, sec. 5.4)."""
+IGNORED = -100  # the target id cross-entropy skips (PyTorch's ignore_index)
+
+
+def real_targets(batch: TranslationBatch) -> Tensor:
+    """``(B, T)`` True at each pair's real target tokens (y and its <eos>), from the lengths collation counted."""
+    return torch.arange(batch.tgt_out.shape[1], device=batch.tgt_out.device) < batch.tgt_lens[:, None]
+
+
+def masked_cross_entropy(logits: Tensor, targets: Tensor, ignore_id: int, label_smoothing: float = 0.0) -> Tensor:
+    """Mean cross-entropy over the targets other than ``ignore_id`` (the padding); with smoothing eps the target
+    distribution is ``(1 - eps) one_hot + eps / V`` (Szegedy et al., 2016; Vaswani et al., 2017, sec. 5.4)."""
     return F.cross_entropy(
-        logits.flatten(0, 1).float(), targets.flatten(), ignore_index=pad_id, label_smoothing=label_smoothing
+        logits.flatten(0, 1).float(), targets.flatten(), ignore_index=ignore_id, label_smoothing=label_smoothing
     )
 
 
@@ -80,10 +74,12 @@ class Seq2SeqModule(TaskModule):
         examples: (source, reference) pairs translated and scored with d2l's BLEU at the end of a test; None: the
             data's own (fra-eng: d2l's four sentences; none for another corpus).
         plot_attention: save every head's attention of the first validation pair after each validation/test.
+
+    Evaluation needs ``text`` (:class:`~attnlab.data.spec.TranslationText`, the DataModule's ``task_text()``).
     """
 
     net: Seq2SeqNet
-    metric_stages = ()  # evaluation is scored over the gathered split at the epoch's end, not by metric objects
+    text: TranslationText | None
     progress_bar = ("loss", "bleu")
 
     def __init__(
@@ -117,8 +113,9 @@ class Seq2SeqModule(TaskModule):
     def compute_loss(self, batch: TranslationBatch, label_smoothing: float | None = None) -> LossOutput:
         output = self.net(batch.src, batch.src_lens, batch.tgt_in)
         smoothing = self.label_smoothing if label_smoothing is None else label_smoothing
-        loss = masked_cross_entropy(output.logits, batch.tgt_out, self.net.pad_id, smoothing)
-        return LossOutput(loss, output.logits, (batch.tgt_out != self.net.pad_id).sum())
+        real = real_targets(batch)  # (B, T)
+        loss = masked_cross_entropy(output.logits, batch.tgt_out.masked_fill(~real, IGNORED), IGNORED, smoothing)
+        return LossOutput(loss, output.logits, real.sum())
 
     def step(self, batch: TranslationBatch, stage: str) -> StepOutput:
         if stage == "train":
@@ -136,12 +133,12 @@ class Seq2SeqModule(TaskModule):
     def _evaluate(self, batch: TranslationBatch, stage: str) -> LossOutput:
         """Teacher-forced loss and accuracy and the decoded translation of each sentence, kept for the epoch's end."""
         logits = self.net(batch.src, batch.src_lens, batch.tgt_in).logits  # (B, T, V)
-        real = batch.tgt_out != self.net.pad_id  # (B, T)
+        real = real_targets(batch)  # (B, T)
         token_loss = F.cross_entropy(  # (B, T), 0 at padding
-            logits.transpose(1, 2).float(), batch.tgt_out, ignore_index=self.net.pad_id, reduction="none"
+            logits.transpose(1, 2).float(), batch.tgt_out.masked_fill(~real, IGNORED), reduction="none"
         )
         correct = (logits.argmax(-1) == batch.tgt_out) & real  # (B, T)
-        hypotheses = self._data().decode_target(self.translate(batch.src, batch.src_lens).tokens.cpu())
+        hypotheses = self._text().detokenize(self.translate(batch.src, batch.src_lens).tokens.cpu())
         self._results.setdefault(stage, []).extend(
             SentenceResult(*row) for row in zip(
                 batch.index.tolist(), hypotheses, token_loss.double().sum(1).tolist(), real.sum(1).tolist(),
@@ -150,7 +147,7 @@ class Seq2SeqModule(TaskModule):
         )
         return LossOutput(token_loss.sum() / real.sum(), logits, real.sum())
 
-    def _finish_evaluation(self, stage: str) -> None:
+    def _score_split(self, stage: str) -> None:
         """Gather every rank's sentences, score the split in corpus order against its raw references, log the
         scores (the same on every rank) and, on rank 0, write them with the sentences they come from."""
         results = sorted(gather_objects(self._results.pop(stage, [])), key=lambda result: result.index)
@@ -159,7 +156,7 @@ class Seq2SeqModule(TaskModule):
         indexes = [result.index for result in results]
         if len(set(indexes)) != len(indexes):
             raise RuntimeError(f"{stage}: {len(indexes) - len(set(indexes))} sentences were evaluated twice")
-        sources, references = self._data().texts(stage)
+        sources, references = self._text().references(stage)
         hypotheses = [result.hypothesis for result in results]
         sources, references = [sources[i] for i in indexes], [references[i] for i in indexes]
         self.scores[stage] = scores = corpus_scores(hypotheses, references)
@@ -176,47 +173,39 @@ class Seq2SeqModule(TaskModule):
             directory = Path(self.trainer.default_root_dir) / TRANSLATIONS_DIR
             write_translations(directory, stage, sources, hypotheses, references, scores)
 
-    def on_validation_epoch_start(self) -> None:
-        self._results.pop("val", None)
+    def start_evaluation(self, stage: str) -> None:
+        self._results.pop(stage, None)
 
-    def on_test_epoch_start(self) -> None:
-        self._results.pop("test", None)
-
-    def on_validation_epoch_end(self) -> None:
-        self._finish_evaluation("val")
+    def finish_evaluation(self, stage: str) -> None:
+        """Corpus scores of the split; then the attention plot (not in the sanity check) and, after a test, the
+        fixed examples."""
+        self._score_split(stage)
         if self.plot_attention and not self.trainer.sanity_checking and self.trainer.is_global_zero:
             self._plot_attention()
-
-    def on_test_epoch_end(self) -> None:
-        self._finish_evaluation("test")
-        if self.plot_attention and self.trainer.is_global_zero:
-            self._plot_attention()
-        self._score_examples()
+        if stage == "test":
+            self._score_examples()
 
     # ---- reports ---------------------------------------------------------------------------------------------
-    def _data(self) -> TranslationData:
-        data = self.trainer.datamodule
-        if data is None or not hasattr(data, "decode_target"):
-            raise ValueError(
-                "Seq2SeqModule evaluates through a translation datamodule (encode_source/decode_target); "
-                f"got {type(data).__name__}: pass datamodule= to trainer.fit/validate/test"
-            )
-        return data
+    def _text(self) -> TranslationText:
+        if self.text is None:
+            raise ValueError("Seq2SeqModule evaluates through its data's text (tokenizers, references): set "
+                             "module.text = datamodule.task_text() before trainer.fit/validate/test")
+        return self.text
 
     @torch.no_grad()
     def _plot_attention(self) -> None:
         """Each head of every layer's encoder self-, decoder self- and cross-attention for the first
         validation pair, teacher-forced with its reference."""
-        data = self._data()
-        pairs = data.val_examples(1)
-        if not pairs:
+        text = self._text()
+        sources, targets = text.references("val")
+        if not sources:
             return
-        source, target = pairs[0]
-        src, src_lens = data.encode_source([source])
-        tgt_in = torch.tensor([[self.net.bos_id, *data.tgt_tokenizer.encode_batch([target])[0]]], device=self.device)
+        source, target = sources[0], targets[0]
+        src, src_lens = text.source_ids([source])
+        tgt_in = torch.tensor([[self.net.bos_id, *text.tgt_tokenizer.encode_batch([target])[0]]], device=self.device)
         output = self.net(src.to(self.device), src_lens.to(self.device), tgt_in, need_weights=True)
-        src_tokens = [data.src_tokenizer.id_to_token(i) for i in src[0, : int(src_lens[0])].tolist()]
-        tgt_tokens = [data.tgt_tokenizer.id_to_token(i) for i in tgt_in[0].tolist()]
+        src_tokens = [text.src_tokenizer.id_to_token(i) for i in src[0, : int(src_lens[0])].tolist()]
+        tgt_tokens = [text.tgt_tokenizer.id_to_token(i) for i in tgt_in[0].tolist()]
         views = {  # name: (weights per layer, query tokens, key tokens)
             "encoder_self": (output.encoder_self_weights, src_tokens, src_tokens),
             "decoder_self": (output.decoder_self_weights, tgt_tokens, tgt_tokens),
@@ -236,13 +225,13 @@ class Seq2SeqModule(TaskModule):
     def _score_examples(self) -> None:
         """Translate the fixed examples (the module's, else the data's) and print them with d2l's sentence BLEU
         (k = 2), as d2l does."""
-        data = self._data()
-        examples = data.examples if self.examples is None else self.examples
+        text = self._text()
+        examples = text.examples if self.examples is None else self.examples
         if not examples:
             return
         sources = [source for source, _ in examples]
-        src, src_lens = data.encode_source(sources)
-        predictions = data.decode_target(self.translate(src, src_lens).tokens.cpu())
+        src, src_lens = text.source_ids(sources)
+        predictions = text.detokenize(self.translate(src, src_lens).tokens.cpu())
         scores = []
         for (source, reference), prediction in zip(examples, predictions):
             scores.append(d2l_bleu(prediction, reference, k=2))

@@ -1,7 +1,9 @@
 """The one training base of the task modules (the Lightning-Hydra template's single ``model_step``).
 
 A task module subclasses :class:`TaskModule` and adds only its loss and evaluation (``step``), its metrics
-(``stage_metrics``) and, where the optimizer needs more than weight-decay groups, ``parameter_groups``.
+(``stage_metrics``), where it scores a whole split at once (corpus BLEU) its ``finish_evaluation`` and, where the
+optimizer needs more than weight-decay groups, ``parameter_groups``. What a task reads of its data (to decode,
+score, show) is handed to it as ``text`` (:mod:`attnlab.data.spec`), never asked of the DataModule.
 Everything else is here, once: the saved hyperparameters, the ``compile`` switch, the optimizer and its
 per-step schedule (spanning a time budget where the run has one), the guard against a schedule over an open-ended
 run, and the metric convention.
@@ -39,12 +41,16 @@ class TaskModule(pl.LightningModule):
             None: one group, and the optimizer's own setting applies.
         compile: ``torch.compile`` the net in place (state-dict keys unchanged: checkpoints load either way).
 
+    ``text``: what the task reads of its data (a :mod:`attnlab.data.spec` contract, from the DataModule's
+    ``task_text()``), set by whoever wires data and task (``attnlab-train``, ``attnlab-eval``); None: nothing.
+
     Metrics: ``metrics_of(stage)`` holds the stage's torchmetrics objects by name (one fresh set per stage in
     ``metric_stages``, from :meth:`stage_metrics`); :meth:`log_metrics` logs them and a batch's values, each
     as ``stage/name``.
     """
 
     metric_stages: tuple[str, ...] = STAGES
+    text: Any = None  # a subclass names the contract it reads
     progress_bar: tuple[str, ...] = ("loss",)  # names shown in the progress bar
 
     def __init__(
@@ -78,6 +84,13 @@ class TaskModule(pl.LightningModule):
         """A fresh set of one stage's metrics, by name (none by default)."""
         return {}
 
+    def start_evaluation(self, stage: str) -> None:
+        """Before the first batch of a val/test epoch: drop what an interrupted one left (nothing by default)."""
+
+    def finish_evaluation(self, stage: str) -> None:
+        """After the last batch of a val/test epoch (every ``step`` done): what is scored over the whole split, e.g.
+        corpus BLEU of the gathered sentences, logged as ``stage/name`` (nothing by default)."""
+
     def parameter_groups(self) -> list[dict]:
         """The optimizer's parameter groups: dicts with ``params`` and optional settings; an ``lr_scale`` entry
         multiplies the group's learning rate. Default: the net's trainable weights, split by weight decay."""
@@ -95,6 +108,18 @@ class TaskModule(pl.LightningModule):
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self.step(batch, "test")
+
+    def on_validation_epoch_start(self) -> None:
+        self.start_evaluation("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.start_evaluation("test")
+
+    def on_validation_epoch_end(self) -> None:
+        self.finish_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.finish_evaluation("test")
 
     def configure_model(self) -> None:
         """Lightning calls this before every fit/validate/test, on the device and inside the strategy; only the
