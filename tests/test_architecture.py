@@ -50,3 +50,11 @@ def test_every_module_sits_in_a_layer():
     floating = sorted(path.name for path in PACKAGE.glob("*.py") if path.name != "__init__.py")
     assert not floating, f"modules beside the layers: {floating}"
     assert sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").is_file()) == sorted(LAYERS)
+
+
+def test_checkpoint_files_are_read_and_written_by_their_owner_only():
+    """attnlab.training.checkpoint reads (weights only, migrated) and writes checkpoints; nothing else opens them."""
+    owner = PACKAGE / "training" / "checkpoint.py"
+    readers = [str(path.relative_to(PACKAGE)) for path in sorted(PACKAGE.rglob("*.py"))
+               if path != owner and "torch.load(" in path.read_text()]
+    assert not readers, f"torch.load outside attnlab.training.checkpoint: {readers}"

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 import attnlab
 from attnlab import BadFileError
+from attnlab.lit.regression import KernelRegressionModule
 from attnlab.training import checkpoint as owner
 from attnlab.training.callbacks import EmbedConfig
 from attnlab.training.checkpoint import (
@@ -123,6 +124,15 @@ def test_a_migration_may_rename_state_dict_keys(monkeypatch, tmp_path):
         checkpoint, lambda key: key.replace("net.old.", "net.new."))])
     checkpoint = load_checkpoint(tmp_path / "a.ckpt")
     assert list(checkpoint["state_dict"]) == ["net.new.weight"] and checkpoint[FORMAT_KEY] == format_version()
+
+
+def test_a_resumed_checkpoint_is_migrated_before_lightning_restores_it(monkeypatch):
+    task = KernelRegressionModule(attnlab.load(FIXTURES / "nadaraya_watson.ckpt").net)
+    checkpoint = torch.load(FIXTURES / "nadaraya_watson.ckpt", weights_only=True)  # as Lightning reads it
+    monkeypatch.setattr(owner, "MIGRATIONS", [*owner.MIGRATIONS, lambda checkpoint: rename_state_dict(
+        checkpoint, lambda key: "moved." + key)])
+    task.on_load_checkpoint(checkpoint)
+    assert checkpoint[FORMAT_KEY] == 2 and all(key.startswith("moved.net.") for key in checkpoint["state_dict"])
 
 
 def test_a_checkpoint_newer_than_the_code_is_an_error_naming_the_file_and_both_versions(tmp_path):
