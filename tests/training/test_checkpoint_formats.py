@@ -144,6 +144,16 @@ def test_a_checkpoint_newer_than_the_code_is_an_error_naming_the_file_and_both_v
         attnlab.load(tmp_path / "future.ckpt")
 
 
+def test_a_migration_that_fails_names_the_file_and_the_versions(monkeypatch):
+    def needs_a_key(checkpoint: dict) -> dict:
+        return checkpoint["absent"]
+
+    monkeypatch.setattr(owner, "MIGRATIONS", [*owner.MIGRATIONS, needs_a_key])
+    with pytest.raises(BadFileError, match=r"bahdanau.ckpt: migrating it from checkpoint format version 1 to 2 "
+                                           r"\(needs_a_key\) failed: KeyError\('absent'\)"):
+        load_checkpoint(FIXTURES / "bahdanau.ckpt")
+
+
 def test_a_corrupt_or_foreign_file_is_an_error_naming_it(tmp_path):
     (tmp_path / "cut.ckpt").write_bytes((FIXTURES / "bahdanau.ckpt").read_bytes()[:5000])
     with pytest.raises(BadFileError, match="cut.ckpt is not a loadable checkpoint"):

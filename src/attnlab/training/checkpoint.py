@@ -6,9 +6,11 @@ of its ``_target_`` nodes, and its format version (``attnlab_format``; none: ver
 before versions). Reading an older one brings it to today's format (as Lightning's migration index does):
 
 - ``MIGRATIONS[n]`` takes a version-``n`` checkpoint dict to version ``n + 1``, a pure function that may change the
-  config's layout and the state dict's keys; they run in order, and a file newer than the code is an error;
+  config's layout and the state dict's keys (it sees the class paths as the file wrote them); they run in order,
+  and a file newer than the code is an error;
 - ``RENAMES``: one table, old dotted path -> new dotted path (a module or a class), applied to every ``_target_`` of
-  the config whatever its version, so a moved class needs one line here and no alias left behind at its old path.
+  the config after the migrations, whatever its version, so a moved class needs one line here and no alias left
+  behind at its old path.
 """
 from __future__ import annotations
 
@@ -135,8 +137,12 @@ def migrate(checkpoint: Checkpoint, source: str | Path = "checkpoint") -> Checkp
             f"{source} has checkpoint format version {version!r}, but this attnlab reads versions 0 to {current}: "
             f"it was written by a newer attnlab (update attnlab to read it)"
         )
-    for migration in MIGRATIONS[version:]:
-        checkpoint = migration(checkpoint)
+    for step, migration in enumerate(MIGRATIONS[version:], start=version):
+        try:
+            checkpoint = migration(checkpoint)
+        except (KeyError, TypeError, ValueError) as error:
+            raise BadFileError(f"{source}: migrating it from checkpoint format version {step} to {step + 1} "
+                               f"({getattr(migration, '__name__', migration)}) failed: {error!r}") from error
     return {**checkpoint, CONFIG_KEY: rename_targets(checkpoint[CONFIG_KEY]), FORMAT_KEY: current}
 
 
