@@ -121,3 +121,11 @@ def test_data_never_names_a_task_method():
     assert {"compute_loss", "finish_evaluation", "translate"} <= task_methods
     offenders = attribute_uses("data", task_methods)
     assert not offenders, "\n".join(offenders)
+
+
+def test_checkpoint_files_are_read_and_written_by_their_owner_only():
+    """attnlab.training.checkpoint reads (weights only, migrated) and writes checkpoints; nothing else opens them."""
+    owner = PACKAGE / "training" / "checkpoint.py"
+    readers = [str(path.relative_to(PACKAGE)) for path in sorted(PACKAGE.rglob("*.py"))
+               if path != owner and "torch.load(" in path.read_text()]
+    assert not readers, f"torch.load outside attnlab.training.checkpoint: {readers}"

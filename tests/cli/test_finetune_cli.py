@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import random
 
 import hydra
 import pytest
 import torch
 from conftest import run_dirs
 from omegaconf import OmegaConf
+from review_data import write_data
 
 from attnlab.cli.predict import predict
 from attnlab.inference.restore import restore_run
@@ -24,32 +24,9 @@ from attnlab.lit.predictions import read_predictions
 from attnlab.lit.pretrained import encoder_config
 from attnlab.models.bert_interop import to_hf_state_dict
 
-WORDS = "the a film movie story actor plot scene music long short old new".split()
-POSITIVE, NEGATIVE = ["good", "great", "funny"], ["bad", "dull", "boring"]
 TINY_BERT = ["model.net.bert.d_model=16", "model.net.bert.num_heads=2", "model.net.bert.block.d_ff=32",
              "model.net.bert.num_layers=1"]
 RUN = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false"]
-
-
-def sentence(rng: random.Random) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 6)))
-
-
-def write_data(root, seed=0):
-    """``wikitext-2/`` for pretraining and ``sst2/`` with a word that gives the label away."""
-    rng = random.Random(seed)
-    (root / "wikitext-2").mkdir(parents=True)
-    for split, paragraphs in (("train", 40), ("valid", 6), ("test", 6)):
-        lines = [" " + " . ".join(sentence(rng) for _ in range(3)) + " . \n" for _ in range(paragraphs)]
-        (root / "wikitext-2" / f"wiki.{split}.tokens").write_text("".join(lines))
-    (root / "sst2").mkdir()
-    for split, size in (("train", 120), ("dev", 24)):
-        rows = ["sentence\tlabel"]
-        for i in range(size):
-            label = i % 2
-            rows.append(f"{sentence(rng)} {rng.choice(POSITIVE if label else NEGATIVE)} {sentence(rng)} \t{label}")
-        with gzip.open(root / "sst2" / f"{split}.tsv.gz", "wt", encoding="utf-8") as f:
-            f.write("\n".join(rows) + "\n")
 
 
 def last_value(run_dir, metric):

@@ -20,6 +20,7 @@ from attnlab.data.text_io import read_tab_pairs
 from attnlab.data.tokenizers import TextTokenizer, bpe, word
 from attnlab.data.translation import TranslationDataModule
 from attnlab.data.translation_prep import preprocess, preprocess_lines
+from attnlab.training.checkpoint import rename_targets
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 EN = "i you he she we they see like want take the a big small red cat dog house car book".split()
@@ -430,15 +431,16 @@ def test_data_configs_instantiate(name, fra_txt, tmp_path):
 
 
 def test_configs_inside_older_checkpoints_still_name_the_corpora(fra_txt, tmp_path):
-    """Checkpoints written before the data package was split name the corpora as attnlab.data.translation.*."""
+    """Checkpoints written before the data package was split name the corpora as attnlab.data.translation.*: the
+    checkpoint owner's rename table points them at attnlab.data.corpora."""
     old = OmegaConf.create({
         "_target_": "attnlab.data.translation.TranslationDataModule", "output_dir": str(tmp_path / "run"),
         "corpus": {"_target_": "attnlab.data.translation.FraEngCorpus", "path": str(fra_txt)},
     })
-    dm = instantiate(old)
+    dm = instantiate(rename_targets(OmegaConf.to_container(old)))
     assert isinstance(dm.preparation.corpus, FraEngCorpus) and dm.preparation.corpus.path == fra_txt
-    parallel = instantiate({"_target_": "attnlab.data.translation.ParallelCorpus", "train": "t", "src_lang": "en",
-                            "tgt_lang": "fr"})
+    parallel = instantiate(rename_targets({"_target_": "attnlab.data.translation.ParallelCorpus", "train": "t",
+                                           "src_lang": "en", "tgt_lang": "fr"}))
     assert isinstance(parallel, ParallelCorpus)
 
 

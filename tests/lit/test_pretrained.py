@@ -12,7 +12,7 @@ from attnlab.data.tokenizers import word
 from attnlab.lit.pretrained import encoder_config, load_encoder, read_pretrained
 from attnlab.models.bert import BertForPretraining, BertModel
 from attnlab.models.bert_interop import to_hf_state_dict
-from attnlab.models.legacy_config import upgrade_encoder_config
+from attnlab.training.checkpoint import nest_flat_net
 from tiny_models import tiny_bert
 
 SIZES = dict(d_model=16, num_heads=2, num_layers=2, d_ff=32)
@@ -45,7 +45,7 @@ def save_run(path, tokenizer, max_len=12, nested: bool = True, **sizes) -> tuple
     model = pretrained_model(tokenizer, max_len, **sizes)
     flat = {"vocab_size": tokenizer.vocab_size, "pad_id": 0, "max_len": max_len, **SIZES, **sizes, "dropout": 0.2, **PARTS}
     net = {"_target_": "attnlab.models.bert.BertForPretraining"}
-    net |= {"bert": upgrade_encoder_config(flat)} if nested else flat
+    net = nest_flat_net(net | flat) if nested else net | flat
     torch.save({
         "state_dict": {f"net.{key}": value for key, value in model.state_dict().items()},
         "attnlab_config": {"model": {"_target_": "attnlab.lit.pretraining.PretrainingModule", "net": net}},

@@ -5,7 +5,6 @@ import torch
 from attnlab.attention.kernels import (
     BoxcarKernel,
     ConstantKernel,
-    EpanechikovKernel,
     EpanechnikovKernel,
     GaussianKernel,
     LearnedGaussianKernel,
@@ -47,15 +46,6 @@ def test_compact_kernels_equal_numpy(kernel, formula):
     expected = np.divide(weights, sums, out=np.zeros_like(weights), where=sums > 0)
     np.testing.assert_allclose(out.weights[0].numpy(), expected, atol=1e-6)
     assert not torch.isnan(out.prediction).any()
-
-
-def test_misspelt_epanechnikov_name_still_works_and_says_it_is_deprecated(caplog):
-    queries, keys = torch.rand(1, 4), torch.rand(1, 6)
-    with caplog.at_level("WARNING"):
-        old = EpanechikovKernel(0.5)
-    assert "deprecated" in caplog.text and "kernel=epanechnikov" in caplog.text
-    for got, expected in zip(old(queries, keys), EpanechnikovKernel(0.5)(queries, keys)):
-        torch.testing.assert_close(got, expected)
 
 
 def test_data_is_seeded_and_sorted():

@@ -7,13 +7,11 @@ the support. Every kernel is built as ``Kernel(bandwidth)`` and maps queries ``(
 """
 from __future__ import annotations
 
-import logging
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-log = logging.getLogger(__name__)
 
 
 class KernelScores(NamedTuple):
@@ -64,14 +62,6 @@ class EpanechnikovKernel(_Kernel):
         support = u.abs() < 1.0
         kernel = 0.75 * (1.0 - u**2)
         return KernelScores(torch.log(kernel.clamp_min(torch.finfo(u.dtype).tiny)), support)
-
-
-class EpanechikovKernel(EpanechnikovKernel):
-    """The earlier, misspelt name (``kernel=epanechikov``, and the configs saved in older checkpoints)."""
-
-    def __init__(self, bandwidth: float = 1.0):
-        log.warning("kernel=epanechikov (EpanechikovKernel) is deprecated: use kernel=epanechnikov (EpanechnikovKernel)")
-        super().__init__(bandwidth)
 
 
 class LearnedGaussianKernel(nn.Module):

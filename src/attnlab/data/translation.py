@@ -26,9 +26,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-# FraEngCorpus and ParallelCorpus lived in this module before the data package was split by concept; the configs
-# embedded in checkpoints of that time name them attnlab.data.translation.*, so they stay importable from here.
-from attnlab.data.corpora import SPLITS, Corpus, FraEngCorpus, ParallelCorpus  # noqa: F401
+from attnlab.data.corpora import SPLITS, Corpus
 from attnlab.data.pairs import PairDataset, collate_pairs
 from attnlab.data.resumable import ResumableDataLoader
 from attnlab.data.samplers import BucketBatchSampler, SeededPermutation

@@ -2,8 +2,8 @@
 
 A checkpoint written by ``attnlab-train`` embeds the resolved run config (``attnlab_config``, data-dependent
 sizes filled in) and the datamodule's state (tokenizers), so ``attnlab.load``, ``attnlab-eval`` and the tools on
-``attnlab.load`` need nothing else. Loading is weights-only (``attnlab.training.checkpoint``), once; the model config
-of an older run is first brought to today's layout (``attnlab.models.legacy_config``). A run dir stands for the
+``attnlab.load`` need nothing else. The file is read once by its owner, ``attnlab.training.checkpoint`` (weights only,
+an older run's checkpoint migrated to today's format and class paths). A run dir stands for the
 checkpoint its ``checkpoints/selected.json`` names (:func:`attnlab.training.averaging.selected_checkpoint`).
 """
 from __future__ import annotations
@@ -19,7 +19,6 @@ from omegaconf import DictConfig, OmegaConf
 from attnlab.inference.targets import validate_targets
 from attnlab.training.averaging import selected_checkpoint
 from attnlab.training.checkpoint import CONFIG_KEY, load_run_checkpoint
-from attnlab.models.legacy_config import upgrade_net_config
 
 
 class RestoredRun(NamedTuple):
@@ -55,8 +54,6 @@ def restore_run(path: str | Path, data_overrides: Mapping[str, Any] | None = Non
     ckpt_path = checkpoint_file(path)
     checkpoint = load_run_checkpoint(ckpt_path)
     config = OmegaConf.create(checkpoint[CONFIG_KEY])
-    if "net" in config.get("model", {}):
-        config.model.net = upgrade_net_config(OmegaConf.to_container(config.model.net))
     if data_overrides:
         config.data = OmegaConf.merge(config.data, OmegaConf.create(dict(data_overrides)))
     for part in ("model", "data"):  # a config an older attnlab wrote fails here, naming the key that no longer fits

@@ -29,11 +29,11 @@ from attnlab import MissingFileError
 from attnlab.attention.scorers import ScaledDotProductScorer
 from attnlab.data.tokenizer_state import TOKENIZER_KEY
 from attnlab.data.tokenizers import TextTokenizer
+from attnlab.layers.blocks import PostNormBlock
 from attnlab.layers.positional import LearnedPositionalEncoding
-from attnlab.training.checkpoint import CONFIG_KEY, load_checkpoint
 from attnlab.models.bert import BertForPretraining, BertModel
 from attnlab.models.bert_interop import HF_LAYER_NORM_EPS, HF_PREFIX, from_hf_state_dict
-from attnlab.models.legacy_config import upgrade_encoder_config, upgrade_net_config
+from attnlab.training.checkpoint import CONFIG_KEY, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,7 @@ def read_pretrained(path: str | os.PathLike, encoder: str = "net.bert") -> Pretr
 
 
 def _from_run_checkpoint(path: Path, checkpoint: dict, encoder: str) -> PretrainedEncoder:
-    model = dict(checkpoint[CONFIG_KEY].get("model", {}))
-    if "net" in model:  # a run of an older attnlab kept the encoder's arguments flat in net
-        model["net"] = upgrade_net_config(model["net"])
-    model_config = encoder_config(model, encoder)
+    model_config = encoder_config(checkpoint[CONFIG_KEY].get("model", {}), encoder)  # read in today's format
     prefix = encoder + "."
     state = {key[len(prefix) :]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
     if not state:
@@ -144,13 +141,13 @@ def _from_hf_directory(path: Path, checkpoint: dict) -> PretrainedEncoder:
     except (ValueError, RuntimeError) as error:
         raise ValueError(f"{path}: cannot read it as a Hugging Face BERT state dict: {error}") from error
     bert = model.bert if isinstance(model, BertForPretraining) else model
-    parts = {  # what from_hf_state_dict builds: BERT's own parts
-        "scorer": _partial(ScaledDotProductScorer), "pos_encoding": _partial(LearnedPositionalEncoding),
-        "norm": _partial(nn.LayerNorm, eps=eps), "placement": "post", "activation": "gelu",
+    norm = _partial(nn.LayerNorm, eps=eps)
+    block = _partial(PostNormBlock, d_ff=sizes.pop("d_ff"), scorer=_partial(ScaledDotProductScorer), norm=norm,
+                     dropout="${..dropout}", activation="gelu")  # the blocks follow the fine-tuning's dropout
+    architecture = sizes | {  # what from_hf_state_dict builds: BERT's own parts with the sizes of config.json
+        "activation": "gelu", "pos_encoding": _partial(LearnedPositionalEncoding), "norm": norm, "block": block,
     }
-    tokenizer = TextTokenizer.load(files[0])
-    node = upgrade_encoder_config(parts | sizes)
-    return PretrainedEncoder(tokenizer, _architecture(node), bert.state_dict(), str(path))
+    return PretrainedEncoder(TextTokenizer.load(files[0]), architecture, bert.state_dict(), str(path))
 
 
 def load_encoder(encoder: BertModel, pretrained: PretrainedEncoder, tokenizer: TextTokenizer | None = None) -> None:

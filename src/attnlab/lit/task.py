@@ -16,6 +16,7 @@ import pytorch_lightning as pl
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from attnlab.training.checkpoint import CONFIG_KEY, migrate
 from attnlab.training.horizon import ScheduleHorizon, horizon_steps
 from attnlab.training.optim import scheduler_for_run, weight_decay_groups
 
@@ -127,6 +128,12 @@ class TaskModule(pl.LightningModule):
         if self.hparams.compile and not self._net_compiled:
             self.net.compile()
             self._net_compiled = True
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A resumed run checkpoint of an older format, brought to today's in place (Lightning reads the file
+        itself, and restores the weights after this hook)."""
+        if CONFIG_KEY in checkpoint:
+            checkpoint.update(migrate(checkpoint))
 
     def configure_callbacks(self) -> list[pl.Callback]:
         """The horizon of a time-boxed run's schedule (idle otherwise), for a trainer built without it; the training

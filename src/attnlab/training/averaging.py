@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytorch_lightning as pl
-import torch
 from torch import Tensor
 
 from attnlab import MissingFileError
-from attnlab.training.checkpoint import load_checkpoint
+from attnlab.training.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 SELECTION_FILE = "selected.json"  # beside averaged.ckpt: which weights the run tests and attnlab-eval picks
@@ -86,10 +85,7 @@ def write_averaged_checkpoint(paths: Sequence[str | Path], output: str | Path) -
         checkpoint["averaged_from"] = [str(p) for p in paths]
     else:
         checkpoint = averaged
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(checkpoint, output)
-    return output
+    return save_checkpoint(checkpoint, output)
 
 
 def on_snapshot_grid(step: int, gap: float, anchor: int) -> bool:

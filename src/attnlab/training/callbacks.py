@@ -8,17 +8,18 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import EarlyStopping
 
 from attnlab.data.resumable import ResumableDataLoader
-from attnlab.training.checkpoint import CONFIG_KEY
+from attnlab.training.checkpoint import stamp
 
 
 class EmbedConfig(pl.Callback):
-    """Stores the resolved run config (plain dict) in every checkpoint, so a checkpoint rebuilds its model."""
+    """Stores the resolved run config (plain dict) and the format version in every checkpoint, so a checkpoint
+    rebuilds its model (:mod:`attnlab.training.checkpoint` reads it back)."""
 
     def __init__(self, config: dict[str, Any]):
         self.config = config
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CONFIG_KEY] = self.config
+        stamp(checkpoint, self.config)
 
 
 def early_stopping(monitor: str, mode: Any, patience: int | None = None, min_delta: float = 0.0) -> EarlyStopping | None:

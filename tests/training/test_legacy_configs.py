@@ -1,5 +1,5 @@
-"""Run configs of the earlier flat layout (BERT's and the Transformer's arguments all in ``model.net``) upgrade to
-today's nested one, which builds the same architecture under the same state-dict names."""
+"""Run configs of the earlier flat layout (BERT's and the Transformer's arguments all in ``model.net``, attnlab's
+own norms) are migrated to today's nested one, which builds the same architecture under the same state-dict names."""
 from __future__ import annotations
 
 import pytest
@@ -11,7 +11,7 @@ from torch import nn
 from attnlab.layers.norm import MaskedBatchNorm
 from attnlab.models.bert import BertForPretraining
 from attnlab.models.bert_classifier import BertClassifier
-from attnlab.models.legacy_config import upgrade_net_config
+from attnlab.training.checkpoint import nest_flat_net, rename_targets
 
 
 def partial_node(target: str, **arguments) -> dict:
@@ -34,6 +34,11 @@ def legacy_bert(target: str, norm: str, placement: str, **extra) -> dict:
         "pos_encoding": partial_node("attnlab.layers.positional.LearnedPositionalEncoding"), "norm": NORMS[norm][0],
         **extra,
     }
+
+
+def upgrade_net_config(net: dict) -> dict:
+    """What loading a checkpoint does to its ``model.net``: the version 0 -> 1 migration, then the rename table."""
+    return rename_targets(nest_flat_net(net))
 
 
 def assert_same_weights(ours: nn.Module, reference: nn.Module):
