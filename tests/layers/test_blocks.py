@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from attnlab.attention import ScaledDotProductScorer
-from attnlab.layers import BlockInputs, MaskedBatchNorm, PostNormBlock, PreNormBlock, placement_block
+from attnlab.layers import BlockInputs, MaskedBatchNorm, PostNormBlock, PreNormBlock, placement_block, real_tokens
 from attnlab.layers.blocks import BlockCache
 from attnlab.layers.stack import TransformerStack
 
@@ -25,20 +25,21 @@ def test_block_padding_does_not_leak(norm, block):
     padding = torch.tensor([[True, True, True, False, False], [True] * 5])
     y = x.clone()
     y[0, 3:] = 50 * torch.randn(2, 16)
-    inputs = BlockInputs(padding_mask=padding, norm_mask=padding)
-    torch.testing.assert_close(layer(x, inputs).hidden[padding], layer(y, inputs).hidden[padding])
+    inputs = BlockInputs(padding_mask=padding)
+    with real_tokens(padding):
+        torch.testing.assert_close(layer(x, inputs).hidden[padding], layer(y, inputs).hidden[padding])
 
 
 def test_post_norm_block_is_norm_of_sum_and_pre_norm_block_sum_of_normed_sublayers():
     post, pre = make_block(PostNormBlock), make_block(PreNormBlock)
     pre.load_state_dict(post.state_dict())  # the same sublayers under the same names
     x = torch.randn(2, 4, 16)
-    h = post.self_residual.norm(x + post.self_attention(x, x, x).output)
-    expected_post = post.ffn_residual.norm(h + post.feed_forward(h))
+    h = post.self_norm(x + post.self_attention(x, x, x).output)
+    expected_post = post.ffn_norm(h + post.feed_forward(h))
     torch.testing.assert_close(post(x).hidden, expected_post)
-    n = pre.self_residual.norm(x)
+    n = pre.self_norm(x)
     h = x + pre.self_attention(n, n, n).output
-    torch.testing.assert_close(pre(x).hidden, h + pre.feed_forward(pre.ffn_residual.norm(h)))
+    torch.testing.assert_close(pre(x).hidden, h + pre.feed_forward(pre.ffn_norm(h)))
 
 
 def test_pre_norm_stack_has_final_norm_and_post_norm_stack_none():

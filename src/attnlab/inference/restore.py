@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from attnlab.inference.targets import validate_targets
 from attnlab.training.averaging import selected_checkpoint
 from attnlab.training.checkpoint import CONFIG_KEY, load_run_checkpoint
+from attnlab.models.bert_interop import rename_residual_keys
 from attnlab.models.legacy_config import upgrade_net_config
 
 
@@ -39,7 +40,7 @@ def restore_datamodule(config: DictConfig, checkpoint: Mapping[str, Any]) -> pl.
 def restore_module(config: DictConfig, checkpoint: Mapping[str, Any]) -> pl.LightningModule:
     """Instantiate ``config.model`` (sizes already resolved) and load the checkpoint's weights strictly."""
     module = instantiate(config.model)
-    module.load_state_dict(checkpoint["state_dict"])
+    module.load_state_dict(rename_residual_keys(checkpoint["state_dict"]))
     return module.eval()
 
 

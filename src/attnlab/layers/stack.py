@@ -9,7 +9,6 @@ from typing import Callable, NamedTuple
 from torch import Tensor, nn
 
 from attnlab.layers.blocks import BlockCache, BlockInputs, TransformerBlock
-from attnlab.layers.norm import normalize
 
 
 class StackOutput(NamedTuple):
@@ -40,4 +39,4 @@ class TransformerStack(nn.Module):
             x = out.hidden
             self_weights.append(out.self_weights)
             cross_weights.append(out.cross_weights)
-        return StackOutput(normalize(self.final_norm, x, inputs.norm_mask), self_weights, cross_weights)
+        return StackOutput(self.final_norm(x), self_weights, cross_weights)

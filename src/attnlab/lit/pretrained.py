@@ -32,7 +32,7 @@ from attnlab.data.tokenizers import TextTokenizer
 from attnlab.layers.positional import LearnedPositionalEncoding
 from attnlab.training.checkpoint import CONFIG_KEY, load_checkpoint
 from attnlab.models.bert import BertForPretraining, BertModel
-from attnlab.models.bert_interop import HF_LAYER_NORM_EPS, HF_PREFIX, from_hf_state_dict
+from attnlab.models.bert_interop import HF_LAYER_NORM_EPS, HF_PREFIX, from_hf_state_dict, rename_residual_keys
 from attnlab.models.legacy_config import upgrade_encoder_config, upgrade_net_config
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,8 @@ def _from_run_checkpoint(path: Path, checkpoint: dict, encoder: str) -> Pretrain
         model["net"] = upgrade_net_config(model["net"])
     model_config = encoder_config(model, encoder)
     prefix = encoder + "."
-    state = {key[len(prefix) :]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
+    weights = rename_residual_keys(checkpoint["state_dict"])
+    state = {key[len(prefix) :]: value for key, value in weights.items() if key.startswith(prefix)}
     if not state:
         raise ValueError(
             f"{path} is an attnlab checkpoint without BERT encoder weights ({prefix}*); "

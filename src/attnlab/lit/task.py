@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from attnlab.models.bert_interop import rename_residual_keys
 from attnlab.training.budget import TimeBudgetHorizon, budget_timer
 from attnlab.training.optim import scheduler_for_run, weight_decay_groups
 
@@ -102,6 +103,10 @@ class TaskModule(pl.LightningModule):
         if self.hparams.compile and not self._net_compiled:
             self.net.compile()
             self._net_compiled = True
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Older checkpoints (resumed, validated, loaded by Lightning) get today's parameter names first."""
+        checkpoint["state_dict"] = rename_residual_keys(checkpoint["state_dict"])
 
     def configure_callbacks(self) -> list[pl.Callback]:
         """The horizon of a time-boxed run's schedule (idle otherwise), added once per trainer."""

@@ -1,4 +1,5 @@
-"""Hugging Face interop: our BERT <-> the ``transformers`` ``BertForPreTraining`` / ``BertModel`` state-dict layout.
+"""State-dict interop: our BERT <-> the ``transformers`` ``BertForPreTraining`` / ``BertModel`` layout, and the
+renames of attnlab's own older layouts (:func:`rename_residual_keys`, for BERT and the Transformer alike).
 
 Plain tensors in, plain tensors out: ``transformers`` is never imported. Only BERT's own architecture has a
 Hugging Face layout, so export insists on learned positions, post-norm LayerNorm, scaled dot-product attention
@@ -24,6 +25,22 @@ HF_TIED_BIAS = "cls.predictions.decoder.bias"  # Hugging Face's alias of cls.pre
 HF_BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")  # non-weights some versions save
 NSP_KEY = "nsp_head.classifier."
 
+# attnlab's renames, old -> new key part after ``blocks.<i>.``: the forward-less ``Residual`` holder of each
+# sublayer's norm and dropout was dropped (issue 23); its norm moved up into the block.
+RESIDUAL_RENAMES = {
+    "self_residual.norm.": "self_norm.",
+    "cross_residual.norm.": "cross_norm.",
+    "ffn_residual.norm.": "ffn_norm.",
+}
+_RESIDUAL_KEY = re.compile(r"((?:^|\.)blocks\.\d+\.)(" + "|".join(map(re.escape, RESIDUAL_RENAMES)) + ")")
+
+
+def rename_residual_keys(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A state dict (of any attnlab model or task module with Transformer blocks) under today's block keys: keys
+    written before the ``Residual`` holder was dropped are renamed, every other key is kept. A new dict."""
+    return {_RESIDUAL_KEY.sub(lambda m: m[1] + RESIDUAL_RENAMES[m[2]], key, count=1): value
+            for key, value in state_dict.items()}
+
 # (our name, Hugging Face name) for the encoder, relative to BertModel; applied in order, first match wins.
 _ENCODER_RULES = [
     (r"embeddings\.token_embedding\.", "embeddings.word_embeddings."),
@@ -34,10 +51,10 @@ _ENCODER_RULES = [
     (r"encoder\.blocks\.(\d+)\.self_attention\.key_proj\.", r"encoder.layer.\1.attention.self.key."),
     (r"encoder\.blocks\.(\d+)\.self_attention\.value_proj\.", r"encoder.layer.\1.attention.self.value."),
     (r"encoder\.blocks\.(\d+)\.self_attention\.out_proj\.", r"encoder.layer.\1.attention.output.dense."),
-    (r"encoder\.blocks\.(\d+)\.self_residual\.norm\.", r"encoder.layer.\1.attention.output.LayerNorm."),
+    (r"encoder\.blocks\.(\d+)\.self_norm\.", r"encoder.layer.\1.attention.output.LayerNorm."),
     (r"encoder\.blocks\.(\d+)\.feed_forward\.inner\.", r"encoder.layer.\1.intermediate.dense."),
     (r"encoder\.blocks\.(\d+)\.feed_forward\.outer\.", r"encoder.layer.\1.output.dense."),
-    (r"encoder\.blocks\.(\d+)\.ffn_residual\.norm\.", r"encoder.layer.\1.output.LayerNorm."),
+    (r"encoder\.blocks\.(\d+)\.ffn_norm\.", r"encoder.layer.\1.output.LayerNorm."),
     (r"pooler\.dense\.", "pooler.dense."),
 ]
 _HEAD_RULES = [
@@ -69,10 +86,11 @@ def _check_hf_compatible(model: BertModel) -> None:
     problems = []
     if not isinstance(model.embeddings.position, LearnedPositionalEncoding):
         problems.append(f"positional encoding is {type(model.embeddings.position).__name__}, needs learned")
-    norms = [m for m in model.modules() if hasattr(m, "norm") and isinstance(m.norm, nn.Module)]
-    if any(not isinstance(m.norm, nn.LayerNorm) or m.norm.bias is None for m in norms):
+    blocks = model.encoder.blocks
+    norms = [model.embeddings.norm, *(norm for block in blocks for norm in (block.self_norm, block.ffn_norm))]
+    if any(not isinstance(norm, nn.LayerNorm) or norm.bias is None for norm in norms):
         problems.append("norms must be LayerNorm with a bias (norm=layernorm)")
-    for block in model.encoder.blocks:
+    for block in blocks:
         attention = block.self_attention
         if type(block) is not PostNormBlock:
             problems.append(f"block is {type(block).__name__}, needs post-norm (PostNormBlock)")
