@@ -3,7 +3,7 @@
 ``PostNormBlock`` is ``x = norm(x + dropout(sublayer(x)))`` (Vaswani et al., 2017; BERT; d2l's AddNorm),
 ``PreNormBlock`` is ``x = x + dropout(sublayer(norm(x)))`` (Xiong et al., 2020): one line per sublayer each. Both
 hold the same sublayers under the same names, so a state dict fits either placement. Norms are called as
-``norm(x)``; batch norm finds the real tokens in the model's :func:`attnlab.layers.norm.real_tokens`.
+``norm(x)``; batch norm finds the real tokens in the model's ``attnlab.layers.norm.real_tokens``.
 
 Shape legend: B batch, T target/self length, S source (memory) length, D model dim, H heads.
 """

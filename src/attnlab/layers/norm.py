@@ -2,19 +2,17 @@
 
 Layer norm and RMS norm are torch's own ``nn.LayerNorm`` and ``nn.RMSNorm`` (``conf/norm/*.yaml`` targets them).
 Batch norm is the ablation: its statistics pool over tokens, so padding must stay out of them. A model marks its
-real tokens once per forward with :func:`real_tokens`; :class:`MaskedBatchNorm` reads that mark, so every norm
+real tokens once per forward with ``real_tokens``; :class:`MaskedBatchNorm` reads that mark, so every norm
 keeps the one call signature ``norm(x)``.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Protocol
 
 import torch
 from torch import Tensor, nn
 
-_REAL_TOKENS: ContextVar[Tensor | None] = ContextVar("real_tokens", default=None)
+_REAL_TOKENS: list[Tensor | None] = []  # the marks of the enclosing real_tokens blocks, innermost last
 
 
 class Norm(Protocol):
@@ -26,18 +24,24 @@ class Norm(Protocol):
 NormFactory = Callable[[int], Norm]  # norm(d_model), e.g. partial(nn.LayerNorm, eps=1e-5)
 
 
-@contextmanager
-def real_tokens(mask: Tensor | None) -> Iterator[None]:
-    """Within the block, norms pooling over tokens count only those where ``mask`` (B, T) is True (None: all)."""
-    token = _REAL_TOKENS.set(mask)
-    try:
-        yield
-    finally:
-        _REAL_TOKENS.reset(token)
+class real_tokens:  # lower case, as torch.no_grad: used as ``with real_tokens(mask):``
+    """Within the block, norms pooling over tokens count only those where ``mask`` (B, T) is True (None: all).
+
+    A plain stack rather than a ``ContextVar``, so ``torch.compile`` traces it without a graph break; it is read in
+    training only, where one forward runs at a time."""
+
+    def __init__(self, mask: Tensor | None):
+        self.mask = mask
+
+    def __enter__(self) -> None:
+        _REAL_TOKENS.append(self.mask)
+
+    def __exit__(self, *exc_info) -> None:
+        _REAL_TOKENS.pop()
 
 
 class MaskedBatchNorm(nn.Module):
-    """Batch norm per feature over batch x time (Ioffe & Szegedy, 2015), counting only the :func:`real_tokens`."""
+    """Batch norm per feature over batch x time (Ioffe & Szegedy, 2015), counting only the ``real_tokens``."""
 
     def __init__(self, normalized_shape: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
@@ -49,9 +53,9 @@ class MaskedBatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(normalized_shape))
 
     def forward(self, x: Tensor) -> Tensor:
-        """``x`` (..., D); in training the statistics pool over the real tokens of the enclosing :func:`real_tokens`."""
+        """``x`` (..., D); in training the statistics pool over the real tokens of the enclosing ``real_tokens``."""
         if self.training:
-            mask = _REAL_TOKENS.get()
+            mask = _REAL_TOKENS[-1] if _REAL_TOKENS else None
             if mask is not None and mask.shape != x.shape[:-1]:
                 raise ValueError(f"real-token mask {tuple(mask.shape)} does not match x {tuple(x.shape)} (..., D)")
             tokens = x.reshape(-1, x.shape[-1]) if mask is None else x[mask]  # (N_real, D)
