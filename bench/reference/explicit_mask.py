@@ -10,7 +10,6 @@ from __future__ import annotations
 from torch import Tensor
 
 from attnlab.layers.blocks import BlockInputs
-from attnlab.layers.norm import real_tokens
 from attnlab.models.transformer import Transformer
 
 
@@ -20,7 +19,6 @@ def explicit_mask_logits(net: Transformer, src: Tensor, src_lens: Tensor, tgt_in
     target_mask = tgt_in != net.pad_id  # (B, T)
     inputs = BlockInputs(
         padding_mask=target_mask, causal=True, memory=encoded.memory, memory_padding_mask=encoded.padding_mask,
-        rotate=net.tgt_embed.positions.rotate,
+        rotate=net.tgt_embed.positions.rotate, norm_mask=target_mask,
     )
-    with real_tokens(target_mask):
-        return net.output_proj(net.decoder(net.tgt_embed(tgt_in), inputs).hidden)
+    return net.output_proj(net.decoder(net.tgt_embed(tgt_in), inputs).hidden)

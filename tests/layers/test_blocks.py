@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from attnlab.attention import ScaledDotProductScorer
-from attnlab.layers import BlockInputs, MaskedBatchNorm, PostNormBlock, PreNormBlock, placement_block, real_tokens
+from attnlab.layers import BlockInputs, MaskedBatchNorm, PostNormBlock, PreNormBlock, placement_block
 from attnlab.layers.blocks import BlockCache
 from attnlab.layers.stack import TransformerStack
 
@@ -25,9 +25,8 @@ def test_block_padding_does_not_leak(norm, block):
     padding = torch.tensor([[True, True, True, False, False], [True] * 5])
     y = x.clone()
     y[0, 3:] = 50 * torch.randn(2, 16)
-    inputs = BlockInputs(padding_mask=padding)
-    with real_tokens(padding):
-        torch.testing.assert_close(layer(x, inputs).hidden[padding], layer(y, inputs).hidden[padding])
+    inputs = BlockInputs(padding_mask=padding, norm_mask=padding)
+    torch.testing.assert_close(layer(x, inputs).hidden[padding], layer(y, inputs).hidden[padding])
 
 
 def test_post_norm_block_is_norm_of_sum_and_pre_norm_block_sum_of_normed_sublayers():
@@ -84,3 +83,17 @@ def test_decoder_block_cached_steps_equal_full_pass(block):
 def test_ffn_activation_choice_is_validated():
     with pytest.raises(ValueError, match="activation='swish'"):
         make_block(activation="swish")
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_batch_norm_block_recomputed_by_activation_checkpointing_gives_the_same_gradients(block):
+    """The block marks its real tokens itself, so the backward pass's recomputation counts the same tokens."""
+    torch.manual_seed(0)
+    layer = make_block(block, MaskedBatchNorm).train()
+    x = torch.randn(2, 5, 16, requires_grad=True)
+    padding = torch.tensor([[True, True, True, False, False], [True] * 5])
+    inputs = BlockInputs(padding_mask=padding, norm_mask=padding)
+    (expected,) = torch.autograd.grad(layer(x, inputs).hidden[padding].square().sum(), x)
+    recomputed = torch.utils.checkpoint.checkpoint(layer, x, inputs, use_reentrant=False).hidden
+    (got,) = torch.autograd.grad(recomputed[padding].square().sum(), x)
+    torch.testing.assert_close(got, expected)

@@ -3,7 +3,8 @@
 ``PostNormBlock`` is ``x = norm(x + dropout(sublayer(x)))`` (Vaswani et al., 2017; BERT; d2l's AddNorm),
 ``PreNormBlock`` is ``x = x + dropout(sublayer(norm(x)))`` (Xiong et al., 2020): one line per sublayer each. Both
 hold the same sublayers under the same names, so a state dict fits either placement. Norms are called as
-``norm(x)``; batch norm finds the real tokens in the model's ``attnlab.layers.norm.real_tokens``.
+``norm(x)``: a block marks ``inputs.norm_mask`` as the real tokens (``attnlab.layers.norm.real_tokens``) for batch
+norm around its sublayers, so a block recomputed by activation checkpointing sees the same mark.
 
 Shape legend: B batch, T target/self length, S source (memory) length, D model dim, H heads.
 """
@@ -18,7 +19,7 @@ from attnlab.attention.attention import AttentionOutput
 from attnlab.attention.multihead import KVCache, MultiHeadAttention, Rotation
 from attnlab.attention.scorers import Scorer
 from attnlab.layers.feedforward import PositionwiseFeedForward
-from attnlab.layers.norm import NormFactory
+from attnlab.layers.norm import NormFactory, real_tokens
 
 
 @dataclass
@@ -42,6 +43,7 @@ class BlockInputs:
     memory: Tensor | None = None  # (B, S, D) what cross-attention reads (the encoder output)
     memory_padding_mask: Tensor | None = None  # (B, S) True = real source token
     rotate: Rotation | None = None  # rotary positions for self-attention queries/keys
+    norm_mask: Tensor | None = None  # (B, T) real tokens, read only by a norm pooling over tokens (batch norm)
     need_weights: bool = False  # return attention weights (takes the explicit, unfused path)
 
 
@@ -56,7 +58,7 @@ class TransformerBlock(nn.Module):
 
     Built as ``block(d_model, num_heads, cross_attention=...)`` by a stack's model from a ``partial`` holding the
     rest; ``scorer`` and ``norm`` are factories (``scorer(Dh, Dh)``, ``norm(D)``), so every sublayer gets its own.
-    Subclasses write ``forward`` for one norm placement.
+    Subclasses write ``sublayers`` for one norm placement.
     """
 
     def __init__(
@@ -88,6 +90,14 @@ class TransformerBlock(nn.Module):
         """What a stack of these blocks applies to its output."""
         raise NotImplementedError
 
+    def forward(self, x: Tensor, inputs: BlockInputs = BlockInputs(), cache: BlockCache | None = None) -> BlockOutput:
+        with real_tokens(inputs.norm_mask):
+            return self.sublayers(x, inputs, cache)
+
+    def sublayers(self, x: Tensor, inputs: BlockInputs, cache: BlockCache | None) -> BlockOutput:
+        """The residual branches in this placement's order: one line each."""
+        raise NotImplementedError
+
     def attend_self(self, h: Tensor, inputs: BlockInputs, cache: BlockCache | None) -> AttentionOutput:
         return self.self_attention(
             h, h, h, key_padding_mask=inputs.padding_mask, is_causal=inputs.causal, need_weights=inputs.need_weights,
@@ -112,7 +122,7 @@ class PostNormBlock(TransformerBlock):
     def final_norm(self) -> nn.Module:
         return nn.Identity()  # the last sublayer already normalised the output
 
-    def forward(self, x: Tensor, inputs: BlockInputs = BlockInputs(), cache: BlockCache | None = None) -> BlockOutput:
+    def sublayers(self, x: Tensor, inputs: BlockInputs, cache: BlockCache | None) -> BlockOutput:
         attended = self.attend_self(x, inputs, cache)
         x = self.self_norm(x + self.dropout(attended.output))
         crossed = self.attend_memory(x, inputs, cache)
@@ -127,7 +137,7 @@ class PreNormBlock(TransformerBlock):
     def final_norm(self) -> nn.Module:
         return self.norm_factory(self.d_model)
 
-    def forward(self, x: Tensor, inputs: BlockInputs = BlockInputs(), cache: BlockCache | None = None) -> BlockOutput:
+    def sublayers(self, x: Tensor, inputs: BlockInputs, cache: BlockCache | None) -> BlockOutput:
         attended = self.attend_self(self.self_norm(x), inputs, cache)
         x = x + self.dropout(attended.output)
         crossed = self.attend_memory(self.cross_norm(x), inputs, cache)

@@ -152,10 +152,13 @@ class BertModel(nn.Module):
             padding_mask = tokens != self.pad_id  # (B, T) True = real token
         else:
             padding_mask = sequence_mask(valid_lens, tokens.shape[1])  # (B, T)
-        rotate = self.embeddings.position.rotate
-        inputs = BlockInputs(padding_mask=padding_mask, rotate=rotate, need_weights=need_weights)
         with real_tokens(padding_mask):  # batch norm's statistics (the ablation) count real tokens only
-            encoded = self.encoder(self.embeddings(tokens, segments), inputs)  # (B, T, D)
+            x = self.embeddings(tokens, segments)  # (B, T, D)
+        inputs = BlockInputs(
+            padding_mask=padding_mask, rotate=self.embeddings.position.rotate, norm_mask=padding_mask,
+            need_weights=need_weights,
+        )
+        encoded = self.encoder(x, inputs)
         return BertOutput(encoded.hidden, self.pooler(encoded.hidden), encoded.self_weights, padding_mask)
 
 

@@ -18,7 +18,6 @@ from torch import Tensor, nn
 
 from attnlab.attention.functional import sequence_mask
 from attnlab.layers.blocks import BlockCache, BlockFactory, BlockInputs
-from attnlab.layers.norm import real_tokens
 from attnlab.layers.positional import PositionalEncoding, PositionalEncodingFactory
 from attnlab.layers.stack import TransformerStack
 from attnlab.models.decoding import DecoderStep, Seq2SeqOutput, check_special_ids
@@ -135,10 +134,11 @@ class Transformer(nn.Module):
                 f"expected src (B, S) and src_lens (B,), got {tuple(src.shape)} and {tuple(src_lens.shape)}"
             )
         padding_mask = sequence_mask(src_lens, src.shape[1])  # (B, S), built once for every layer
-        rotate = self.src_embed.positions.rotate
-        inputs = BlockInputs(padding_mask=padding_mask, rotate=rotate, need_weights=need_weights)
-        with real_tokens(padding_mask):
-            encoded = self.encoder(self.src_embed(src), inputs)
+        inputs = BlockInputs(
+            padding_mask=padding_mask, rotate=self.src_embed.positions.rotate, norm_mask=padding_mask,
+            need_weights=need_weights,
+        )
+        encoded = self.encoder(self.src_embed(src), inputs)
         return EncoderOutput(encoded.hidden, padding_mask, encoded.self_weights)
 
     # ---- teacher forcing -------------------------------------------------------------------------------------
@@ -150,10 +150,9 @@ class Transformer(nn.Module):
         encoded = self.encode(src, src_lens, need_weights)
         inputs = BlockInputs(
             causal=True, memory=encoded.memory, memory_padding_mask=encoded.padding_mask,
-            rotate=self.tgt_embed.positions.rotate, need_weights=need_weights,
+            rotate=self.tgt_embed.positions.rotate, norm_mask=tgt_in != self.pad_id, need_weights=need_weights,
         )
-        with real_tokens(tgt_in != self.pad_id):
-            decoded = self.decoder(self.tgt_embed(tgt_in), inputs)
+        decoded = self.decoder(self.tgt_embed(tgt_in), inputs)
         return Seq2SeqOutput(
             self.output_proj(decoded.hidden), encoded.self_weights, decoded.self_weights, decoded.cross_weights
         )
