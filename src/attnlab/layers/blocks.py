@@ -91,6 +91,7 @@ class TransformerBlock(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: Tensor, inputs: BlockInputs = BlockInputs(), cache: BlockCache | None = None) -> BlockOutput:
+        """``x`` (B, T, D); batch norm counts the ``inputs.norm_mask`` tokens, here and when recomputed."""
         with real_tokens(inputs.norm_mask):
             return self.sublayers(x, inputs, cache)
 
