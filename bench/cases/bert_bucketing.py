@@ -12,7 +12,7 @@ import itertools
 
 import torch
 
-from bench.cases.bert_train import ROWS, prepared, sizes, slot_loss
+from bench.cases.bert_train import ROWS, prepared, sizes
 from bench.cases.common import Context, build_net, compose_train, cycle, training_step
 from bench.harness import CaseResult, Contender, Figure, Row, measure
 
@@ -32,6 +32,8 @@ def epoch_batches(ctx: Context, rows: int, bucket_size: int | None, count: int) 
 
 
 def run(ctx: Context) -> CaseResult:
+    from attnlab.lit.pretraining import pretraining_losses
+
     result = CaseResult("bert_bucketing", "BERT pretraining step: length-bucketed vs drawn-order batches")
     data = ctx.wikitext  # skips without WikiText-2
     rows, count = (16, 2) if ctx.quick else (ROWS, 16)
@@ -53,7 +55,7 @@ def run(ctx: Context) -> CaseResult:
             def loss_fn(item, model=model):
                 b = item["batch"]
                 out = model(b.tokens, b.segments, b.valid_lens, b.mlm_positions, b.mlm_mask)
-                return slot_loss(out.mlm_logits, out.nsp_logits, item)
+                return pretraining_losses(out, b).total
 
             step = training_step(model, loss_fn, optimizer, cycle([prepared(b) for b in batches]),
                                  lambda item: item["useful"], count)

@@ -57,7 +57,8 @@ def synthetic_batches(count: int, rows: int, length: int, slots: int, vocab: int
 
 
 def slot_loss(mlm_logits, nsp_logits, item) -> torch.Tensor:
-    """attnlab's pretraining loss: mean cross-entropy over the real prediction slots, plus NSP."""
+    """The references' pretraining loss: mean cross-entropy over the real prediction slots, plus NSP (attnlab's
+    ``pretraining_losses`` on logits at every slot, padding ones included)."""
     mlm = F.cross_entropy(mlm_logits.flatten(0, 1).float(), item["labels"].flatten(), ignore_index=IGNORE)
     return mlm + F.cross_entropy(nsp_logits.float(), item["batch"].nsp_labels)
 
@@ -65,6 +66,7 @@ def slot_loss(mlm_logits, nsp_logits, item) -> torch.Tensor:
 def contestants(ctx: Context, size: str, ids: dict):
     """attnlab's BERT of ``model=<size>``, BertForPreTraining (two usages) and the explicit BERT at its sizes:
     ``{name: (model, loss(item))}``, one AdamW per model (keyed by ``id``), and the sizes."""
+    from attnlab.lit.pretraining import pretraining_losses
     from attnlab.training.optim import weight_decay_groups
 
     cfg = compose_train(ctx, "experiment=bert_pretrain", f"model={size}")
@@ -76,8 +78,7 @@ def contestants(ctx: Context, size: str, ids: dict):
 
     def attnlab_loss(item):
         b = item["batch"]
-        out = net(b.tokens, b.segments, b.valid_lens, b.mlm_positions, b.mlm_mask)
-        return slot_loss(out.mlm_logits, out.nsp_logits, item)
+        return pretraining_losses(net(b.tokens, b.segments, b.valid_lens, b.mlm_positions, b.mlm_mask), b).total
 
     def hf_standard(item):
         b = item["batch"]

@@ -111,7 +111,7 @@ def _bert(ctx: Context, num_batches: int, rows: int):
     from hydra.utils import instantiate
 
     from attnlab.training.optim import weight_decay_groups
-    from bench.cases.bert_train import prepared, slot_loss
+    from attnlab.lit.pretraining import pretraining_losses
 
     data = ctx.wikitext
     cfg = compose_train(ctx, "experiment=bert_pretrain")
@@ -129,7 +129,7 @@ def _bert(ctx: Context, num_batches: int, rows: int):
 
     def loss_fn(batch):
         out = net(batch.tokens, batch.segments, batch.valid_lens, batch.mlm_positions, batch.mlm_mask)
-        return slot_loss(out.mlm_logits, out.nsp_logits, prepared(batch))
+        return pretraining_losses(out, batch).total
 
     return cfg, net, loader, loss_fn, make_optimizer, lambda: instantiate(cfg.model, net=net)
 

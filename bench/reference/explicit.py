@@ -3,7 +3,7 @@
 Scores are formed as a full ``Q K^T`` matrix, masked by filling -1e6 at key positions past each valid length,
 soft-maxed, dropped out and multiplied with V; the heads are folded into the batch dimension, and sequences are
 padded to a fixed length by the caller. The modules carry attnlab's parameter names (``query_proj``,
-``self_residual.norm``, ``feed_forward.inner`` ...) so that an attnlab state dict loads into them.
+``self_norm``, ``feed_forward.inner`` ...) so that an attnlab state dict loads into them.
 
 Shape legend: B batch, H heads, B' = B * H, Tq/Tk query/key length, D model dim, Dh head dim.
 """
@@ -90,35 +90,25 @@ class FeedForward(nn.Module):
         return self.outer(self.dropout(self.activation(self.inner(x))))
 
 
-class AddNorm(nn.Module):
-    """Post-norm residual ``LayerNorm(x + dropout(y))`` (d2l's AddNorm)."""
-
-    def __init__(self, d_model: int, dropout: float, eps: float = 1e-5):
-        super().__init__()
-        self.norm = nn.LayerNorm(d_model, eps=eps)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.norm(x + self.dropout(y))
-
-
 class ExplicitBlock(nn.Module):
-    """Self-attention, optional cross-attention, FFN, each followed by add & norm (post-norm)."""
+    """Self-attention, optional cross-attention, FFN, each followed by add & norm ``LayerNorm(x + dropout(y))``
+    (post-norm, d2l's AddNorm)."""
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float, activation: str, cross_attention: bool):
         super().__init__()
         self.self_attention = ExplicitMultiHeadAttention(d_model, num_heads, dropout)
-        self.self_residual = AddNorm(d_model, dropout)
+        self.self_norm = nn.LayerNorm(d_model)
         self.cross_attention = ExplicitMultiHeadAttention(d_model, num_heads, dropout) if cross_attention else None
-        self.cross_residual = AddNorm(d_model, dropout) if cross_attention else None
+        self.cross_norm = nn.LayerNorm(d_model) if cross_attention else None
         self.feed_forward = FeedForward(d_model, d_ff, activation, dropout)
-        self.ffn_residual = AddNorm(d_model, dropout)
+        self.ffn_norm = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, valid_lens: Tensor | None, memory: Tensor | None = None, memory_lens: Tensor | None = None) -> Tensor:
-        x = self.self_residual(x, self.self_attention(x, x, x, valid_lens))
+        x = self.self_norm(x + self.dropout(self.self_attention(x, x, x, valid_lens)))
         if self.cross_attention is not None:
-            x = self.cross_residual(x, self.cross_attention(x, memory, memory, memory_lens))
-        return self.ffn_residual(x, self.feed_forward(x))
+            x = self.cross_norm(x + self.dropout(self.cross_attention(x, memory, memory, memory_lens)))
+        return self.ffn_norm(x + self.dropout(self.feed_forward(x)))
 
 
 class ExplicitStack(nn.Module):

@@ -85,3 +85,32 @@ def test_training_plots_every_heads_attention_on_a_fixed_unmasked_validation_pai
     assert segments.tolist() == sorted(segments.tolist()) and set(segments.tolist()) == {0, 1}
     again, _ = data.val_example()
     assert torch.equal(tokens, again)
+
+
+def test_a_checkpoint_written_before_the_residual_holder_went_restores_with_equal_outputs(bert_run, tmp_path):
+    """Checkpoints of before issue 23 name each block norm ``<sublayer>_residual.norm``: ``attnlab.load``,
+    Lightning's loading (``on_load_checkpoint``) and fine-tuning's ``pretrained=`` reader rename them."""
+    from attnlab.inference.restore import restore_run
+    from attnlab.lit.pretrained import read_pretrained
+    from attnlab.training.checkpoint import FORMAT_KEY
+
+    today = bert_run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(today, weights_only=True)
+    old = {key.replace("_norm.", "_residual.norm.") if ".blocks." in key else key: value
+           for key, value in checkpoint["state_dict"].items()}
+    assert "net.bert.encoder.blocks.0.self_residual.norm.weight" in old and not any("self_norm" in key for key in old)
+    checkpoint[FORMAT_KEY] = 1  # the format those checkpoints were written in
+    torch.save(checkpoint | {"state_dict": old}, tmp_path / "old.ckpt")
+    text = "the cat sat on the mat"
+    expected = attnlab.load(today).features(text).hidden
+    torch.testing.assert_close(attnlab.load(tmp_path / "old.ckpt").features(text).hidden, expected)
+    module = restore_run(today).module
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.zero_()
+    resumed = checkpoint | {"state_dict": dict(old)}
+    module.on_load_checkpoint(resumed)  # what Lightning calls before it loads the state dict
+    module.load_state_dict(resumed["state_dict"])
+    torch.testing.assert_close(module.state_dict(), restore_run(today).module.state_dict())
+    pretrained, before = read_pretrained(today), read_pretrained(tmp_path / "old.ckpt")
+    torch.testing.assert_close(before.state, pretrained.state)

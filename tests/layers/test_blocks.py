@@ -33,12 +33,12 @@ def test_post_norm_block_is_norm_of_sum_and_pre_norm_block_sum_of_normed_sublaye
     post, pre = make_block(PostNormBlock), make_block(PreNormBlock)
     pre.load_state_dict(post.state_dict())  # the same sublayers under the same names
     x = torch.randn(2, 4, 16)
-    h = post.self_residual.norm(x + post.self_attention(x, x, x).output)
-    expected_post = post.ffn_residual.norm(h + post.feed_forward(h))
+    h = post.self_norm(x + post.self_attention(x, x, x).output)
+    expected_post = post.ffn_norm(h + post.feed_forward(h))
     torch.testing.assert_close(post(x).hidden, expected_post)
-    n = pre.self_residual.norm(x)
+    n = pre.self_norm(x)
     h = x + pre.self_attention(n, n, n).output
-    torch.testing.assert_close(pre(x).hidden, h + pre.feed_forward(pre.ffn_residual.norm(h)))
+    torch.testing.assert_close(pre(x).hidden, h + pre.feed_forward(pre.ffn_norm(h)))
 
 
 def test_pre_norm_stack_has_final_norm_and_post_norm_stack_none():
@@ -83,3 +83,17 @@ def test_decoder_block_cached_steps_equal_full_pass(block):
 def test_ffn_activation_choice_is_validated():
     with pytest.raises(ValueError, match="activation='swish'"):
         make_block(activation="swish")
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_batch_norm_block_recomputed_by_activation_checkpointing_gives_the_same_gradients(block):
+    """The block marks its real tokens itself, so the backward pass's recomputation counts the same tokens."""
+    torch.manual_seed(0)
+    layer = make_block(block, MaskedBatchNorm).train()
+    x = torch.randn(2, 5, 16, requires_grad=True)
+    padding = torch.tensor([[True, True, True, False, False], [True] * 5])
+    inputs = BlockInputs(padding_mask=padding, norm_mask=padding)
+    (expected,) = torch.autograd.grad(layer(x, inputs).hidden[padding].square().sum(), x)
+    recomputed = torch.utils.checkpoint.checkpoint(layer, x, inputs, use_reentrant=False).hidden
+    (got,) = torch.autograd.grad(recomputed[padding].square().sum(), x)
+    torch.testing.assert_close(got, expected)

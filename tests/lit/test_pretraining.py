@@ -9,13 +9,15 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from tiny_models import tiny_bert
+from torch import nn
 
 from attnlab.data.bert_pretraining import WikiText2DataModule
 from attnlab.data.pretraining_examples import PretrainingBatch
 from attnlab.data.tokenizers import word
 from attnlab.training.optim import linear_warmup_decay
 from attnlab.lit.pretraining import PretrainingModule, mean_pairwise_cosine, pretraining_losses
-from attnlab.models.bert import BertForPretraining, PretrainingOutput
+from attnlab.layers.norm import MaskedBatchNorm, real_tokens
+from attnlab.models.bert import BertForPretraining, PretrainingOutput, prediction_rows
 
 SUBJECTS = ["the cat", "a dog", "my friend", "the teacher", "our neighbour"]
 VERBS = ["sat on", "looked at", "walked to", "painted", "found"]
@@ -68,6 +70,13 @@ def _batch(mask):
     )
 
 
+def with_padding_slots(batch: PretrainingBatch) -> PretrainingBatch:
+    """``batch`` with the last prediction slot of every other row made a padding slot (as a shorter row has)."""
+    mask = batch.mlm_mask.clone()
+    mask[::2, -1] = False
+    return batch._replace(mlm_mask=mask)
+
+
 def test_mean_pairwise_cosine_is_the_mean_over_pairs_of_different_rows():
     vectors = torch.randn(5, 8)
     expected = [F.cosine_similarity(vectors[i], vectors[j], dim=0) for i in range(5) for j in range(5) if i != j]
@@ -78,8 +87,8 @@ def test_mean_pairwise_cosine_is_the_mean_over_pairs_of_different_rows():
 def test_mlm_loss_is_the_mean_over_real_slots_only():
     mask = torch.tensor([[True, True, False, False], [True, False, False, False], [True, True, True, True]])
     batch = _batch(mask)
-    logits = torch.randn(3, 4, 11)
-    output = PretrainingOutput(torch.zeros(3, 8, 2), torch.zeros(3, 2), logits, torch.randn(3, 2))
+    logits = torch.randn(3, 4, 11)  # at every slot; the net gives the real ones only
+    output = PretrainingOutput(torch.zeros(3, 8, 2), torch.zeros(3, 2), logits[mask], torch.randn(3, 2))
     losses = pretraining_losses(output, batch)
     real = F.cross_entropy(logits[mask], batch.mlm_labels[mask])
     torch.testing.assert_close(losses.mlm, real)
@@ -88,29 +97,46 @@ def test_mlm_loss_is_the_mean_over_real_slots_only():
     torch.testing.assert_close(losses.nsp, F.cross_entropy(output.nsp_logits, batch.nsp_labels))
     torch.testing.assert_close(losses.total, losses.mlm + losses.nsp)
 
-    changed = logits.clone()
-    changed[~mask] = 1e4 * torch.randn(int((~mask).sum()), 11)  # whatever the head says at padding slots
-    changed[0, 3] = float("nan")
-    unchanged = pretraining_losses(output._replace(mlm_logits=changed), batch)
-    torch.testing.assert_close(unchanged.mlm, losses.mlm)
     moved = logits.clone()
     moved[1, 0] += 5 * torch.randn(11)  # a real slot does count
-    assert not torch.allclose(pretraining_losses(output._replace(mlm_logits=moved), batch).mlm, losses.mlm)
+    assert not torch.allclose(pretraining_losses(output._replace(mlm_logits=moved[mask]), batch).mlm, losses.mlm)
 
 
 def test_loss_ignores_unchosen_positions_of_the_real_model(datamodule):
     """The head predicts only at the gathered positions: no logits exist elsewhere, and outputs at unchosen
     positions can change arbitrarily (here: the MLM head's input there) without moving the loss."""
     module = module_for(datamodule).eval()
-    batch = next(iter(datamodule.val_dataloader()))
+    batch = with_padding_slots(next(iter(datamodule.val_dataloader())))
     output = module(batch)
-    assert output.mlm_logits.shape == (*batch.mlm_positions.shape, module.net.vocab_size)
+    assert not batch.mlm_mask.all()  # padding slots exist: the net predicts at none of them
+    assert output.mlm_logits.shape == (int(batch.mlm_mask.sum()), module.net.vocab_size)
     chosen = torch.zeros_like(batch.tokens, dtype=torch.bool).scatter(1, batch.mlm_positions, batch.mlm_mask)
     hidden = output.hidden.masked_fill(~chosen.unsqueeze(-1), 123.0)  # garbage at every unchosen position
-    logits = module.net.mlm_head(hidden, batch.mlm_positions, norm_mask=batch.mlm_mask)
+    logits = module.net.mlm_head(prediction_rows(hidden, batch.mlm_positions, batch.mlm_mask))
     torch.testing.assert_close(
         pretraining_losses(output._replace(mlm_logits=logits), batch).mlm, pretraining_losses(output, batch).mlm
     )
+
+
+@pytest.mark.parametrize("norm", [nn.LayerNorm, MaskedBatchNorm])
+def test_head_on_the_real_slots_gives_the_loss_and_accuracy_of_the_head_on_every_slot(datamodule, norm):
+    """Before issue 23 the MLM head ran on every slot (B, P), batch norm was told the real ones, and the loss and
+    accuracy skipped the padding slots; the head on the real slots alone gives the same numbers."""
+    torch.manual_seed(0)
+    net = BertForPretraining(tiny_bert(**datamodule.spec().as_dict(), d_model=32, num_layers=1, d_ff=64, norm=norm)).train()
+    batch = with_padding_slots(next(iter(datamodule.val_dataloader())))
+    mask = batch.mlm_mask
+    output = net(batch.tokens, batch.segments, batch.valid_lens, batch.mlm_positions, mask)
+    head, hidden = net.mlm_head, output.hidden.detach()
+    every_slot = hidden.gather(1, batch.mlm_positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))  # (B, P, D)
+    with torch.no_grad(), real_tokens(mask):
+        before = F.linear(head.norm(head.activation(head.dense(every_slot))), head.decoder_weight, head.bias)
+    labels = batch.mlm_labels.masked_fill(~mask, -100)
+    loss_before = F.cross_entropy(before.flatten(0, 1), labels.flatten(), ignore_index=-100)
+    accuracy_before = ((before.argmax(-1) == batch.mlm_labels) & mask).sum() / mask.sum()
+    torch.testing.assert_close(pretraining_losses(output, batch).mlm.detach(), loss_before)
+    accuracy = (output.mlm_logits.argmax(-1) == batch.mlm_labels[mask]).float().mean()
+    torch.testing.assert_close(accuracy, accuracy_before)
 
 
 class KeepOutputs(pl.Callback):
@@ -128,7 +154,7 @@ def accuracies(module, datamodule, precision: str) -> tuple[float, float]:
     with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16-mixed"):
         for batch in datamodule.val_dataloader():
             output = module(batch)
-            hits += int(((output.mlm_logits.argmax(-1) == batch.mlm_labels) & batch.mlm_mask.bool()).sum())
+            hits += int((output.mlm_logits.argmax(-1) == batch.mlm_labels[batch.mlm_mask]).sum())
             slots += int(batch.mlm_mask.sum())
             nsp_hits += int((output.nsp_logits.argmax(-1) == batch.nsp_labels).sum())
             pairs += len(batch.nsp_labels)
@@ -170,7 +196,7 @@ def test_no_weight_decay_on_biases_and_norms_and_tied_weight_once(datamodule):
     assert all(p.dim() >= 2 for p in decay["params"])
     assert {names[id(p)] for p in no_decay["params"]} >= {
         "bert.embeddings.norm.weight", "bert.embeddings.norm.bias", "mlm_head.bias", "bert.pooler.dense.bias",
-        "bert.encoder.blocks.0.self_residual.norm.weight", "mlm_head.norm.weight",
+        "bert.encoder.blocks.0.self_norm.weight", "mlm_head.norm.weight",
     }
     everything = decay["params"] + no_decay["params"]
     assert len(everything) == len({id(p) for p in everything}) == len(list(module.net.parameters()))

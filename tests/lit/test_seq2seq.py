@@ -114,7 +114,7 @@ def test_ablation_axes_reach_the_model(compose_model):
     assert type(block.cross_attention.scorer).__name__ == "AdditiveScorer"
     assert type(net.tgt_embed.positions).__name__ == "RotaryPositionalEncoding"
     assert type(block).__name__ == "PreNormBlock"
-    assert type(block.ffn_residual.norm).__name__ == "RMSNorm"
+    assert type(block.ffn_norm).__name__ == "RMSNorm"
     assert type(net.encoder.final_norm).__name__ == "RMSNorm"
     assert type(block.feed_forward.activation).__name__ == "GELU"
     assert net.output_proj.weight is net.tgt_embed.embedding.weight

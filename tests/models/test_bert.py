@@ -41,7 +41,11 @@ def test_output_shapes_and_gathered_positions():
     positions = torch.tensor([[1, 2, 5], [3, 4, 0], [1, 1, 0]])
     out = model(tokens, segments, valid_lens, positions)
     assert out.hidden.shape == (3, 10, D) and out.pooled.shape == (3, D)
-    assert out.mlm_logits.shape == (3, 3, V) and out.nsp_logits.shape == (3, 2)
+    assert out.mlm_logits.shape == (9, V) and out.nsp_logits.shape == (3, 2)  # no mask: every slot is real
+    mask = torch.tensor([[True, True, True], [True, True, False], [True, False, False]])
+    assert model(tokens, segments, valid_lens, positions, mask).mlm_logits.shape == (6, V)  # real slots only
+    with pytest.raises(ValueError, match=r"positions must be \(batch=3, slots\)"):
+        model(tokens, segments, valid_lens, positions[:2])
     assert model(tokens, segments, valid_lens).mlm_logits.shape == (3, 10, V)  # positions=None: every position
 
 
@@ -49,10 +53,12 @@ def test_gathered_mlm_head_equals_full_head_at_those_positions():
     model = tiny().eval()
     tokens, segments, valid_lens = inputs()
     positions = torch.tensor([[9, 0, 3], [6, 2, 2], [1, 3, 0]])
-    gathered = model(tokens, segments, valid_lens, positions).mlm_logits  # (B, P, V)
+    gathered = model(tokens, segments, valid_lens, positions).mlm_logits  # (B * P, V)
     full = model(tokens, segments, valid_lens).mlm_logits  # (B, T, V)
-    expected = torch.stack([full[b, positions[b]] for b in range(3)])
-    torch.testing.assert_close(gathered, expected)
+    expected = torch.stack([full[b, positions[b]] for b in range(3)])  # (B, P, V)
+    torch.testing.assert_close(gathered, expected.flatten(0, 1))
+    mask = torch.tensor([[False, True, True], [True, False, True], [True, True, False]])
+    torch.testing.assert_close(model(tokens, segments, valid_lens, positions, mask).mlm_logits, expected[mask])
 
 
 def test_pooled_is_tanh_dense_of_cls_and_nsp_reads_it():

@@ -1,14 +1,15 @@
-"""Hugging Face interop: the BertForPreTraining / BertModel state-dict layout, both ways."""
+"""Hugging Face interop: the BertForPreTraining / BertModel state-dict layout, both ways; older attnlab layouts renamed."""
 from functools import partial
 
 import pytest
 import torch
-from tiny_models import tiny_bert
+from tiny_models import tiny_bert, tiny_transformer
 from torch import nn
 
 from attnlab.layers import RotaryPositionalEncoding
 from attnlab.models.bert import BertForPretraining, BertModel
 from attnlab.models.bert_interop import from_hf_state_dict, load_hf_state_dict, to_hf_state_dict
+from attnlab.training.checkpoint import CONFIG_KEY, FORMAT_KEY, migrate
 
 V, PAD, MAX_LEN, D, H, LAYERS, D_FF = 30, 0, 16, 16, 2, 2, 24
 
@@ -147,7 +148,7 @@ def test_loaded_hf_model_gives_the_same_mlm_and_nsp_logits():
     real = attention_mask.bool()
     torch.testing.assert_close(full.mlm_logits[real], expected.prediction_logits[real], rtol=0, atol=1e-4)
     torch.testing.assert_close(full.nsp_logits, expected.seq_relationship_logits.flip(-1), rtol=0, atol=1e-4)
-    torch.testing.assert_close(gathered, torch.stack([expected.prediction_logits[b, positions[b]] for b in range(2)]),
+    torch.testing.assert_close(gathered, torch.cat([expected.prediction_logits[b, positions[b]] for b in range(2)]),
                                rtol=0, atol=1e-4)
 
 
@@ -179,3 +180,51 @@ def test_hf_bert_model_state_dict_gives_our_bert_model():
     real = attention_mask.bool()
     torch.testing.assert_close(out.hidden[real], expected.last_hidden_state[real], rtol=0, atol=1e-4)
     torch.testing.assert_close(out.pooled, expected.pooler_output, rtol=0, atol=1e-4)
+
+
+# The block norm keys main (219b02a) wrote for a one-layer pre-norm Transformer, before the Residual holder went.
+OLD_BLOCK_NORM_KEYS = [
+    "encoder.blocks.0.self_residual.norm.weight", "encoder.blocks.0.self_residual.norm.bias",
+    "encoder.blocks.0.ffn_residual.norm.weight", "encoder.blocks.0.ffn_residual.norm.bias",
+    "decoder.blocks.0.self_residual.norm.weight", "decoder.blocks.0.self_residual.norm.bias",
+    "decoder.blocks.0.cross_residual.norm.weight", "decoder.blocks.0.cross_residual.norm.bias",
+    "decoder.blocks.0.ffn_residual.norm.weight", "decoder.blocks.0.ffn_residual.norm.bias",
+]
+
+
+def migrated(state_dict: dict) -> dict:
+    """The state dict of a format-1 checkpoint (before the ``Residual`` holder went), as loading migrates it."""
+    return migrate({CONFIG_KEY: {}, FORMAT_KEY: 1, "state_dict": state_dict})["state_dict"]
+
+
+def test_transformer_state_dict_of_the_residual_holder_layout_restores_with_equal_outputs():
+    torch.manual_seed(0)
+    written = tiny_transformer(11, 12, pad_id=0, bos_id=1, eos_id=2, num_encoder_layers=1, num_decoder_layers=1,
+                               placement="pre").eval()
+    with torch.no_grad():
+        for parameter in written.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    state = written.state_dict()
+    block_norms = [key for key in state if ".blocks." in key and "norm" in key]
+    assert len(block_norms) == len(OLD_BLOCK_NORM_KEYS)
+    old = {dict(zip(block_norms, OLD_BLOCK_NORM_KEYS)).get(key, key): value for key, value in state.items()}
+    fresh = tiny_transformer(11, 12, pad_id=0, bos_id=1, eos_id=2, num_encoder_layers=1, num_decoder_layers=1,
+                             placement="pre").eval()
+    with pytest.raises(RuntimeError, match="self_residual"):
+        fresh.load_state_dict(old)  # the old keys alone no longer fit
+    renamed = migrated({"net." + key: value for key, value in old.items()})  # a task module's keys
+    fresh.load_state_dict({key.removeprefix("net."): value for key, value in renamed.items()})
+    src, tgt = torch.randint(3, 11, (2, 5)), torch.randint(3, 12, (2, 4))
+    torch.testing.assert_close(fresh(src, torch.tensor([5, 3]), tgt).logits, written(src, torch.tensor([5, 3]), tgt).logits)
+    assert migrated(state) == state  # today's keys stay as they are
+
+
+def test_bert_state_dict_of_the_residual_holder_layout_restores_with_equal_outputs():
+    written = ours()
+    old = {key.replace("self_norm.", "self_residual.norm.").replace("ffn_norm.", "ffn_residual.norm."): value
+           for key, value in written.state_dict().items()}
+    assert "bert.encoder.blocks.1.ffn_residual.norm.bias" in old and "mlm_head.norm.bias" in old
+    fresh = ours()
+    fresh.load_state_dict(migrated(old))
+    tokens = torch.randint(3, V, (2, 6))
+    torch.testing.assert_close(fresh(tokens).mlm_logits, written(tokens).mlm_logits)

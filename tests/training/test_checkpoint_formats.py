@@ -3,6 +3,7 @@ with tests/fixtures/make_checkpoints.py) restores with the outputs recorded when
 with one more migration keeps them restoring; a newer format is a clear error; checkpoints are stamped."""
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import types
@@ -83,10 +84,11 @@ def test_every_older_checkpoint_restores_with_its_recorded_outputs(family):
 
 def rename_tasks(monkeypatch) -> dict[str, str]:
     """Move the task modules' classes to ``attnlab.tasks.*`` (no class left at the old path); the renames."""
+    importlib.import_module("attnlab.inference.load")  # it imports the tasks by their old paths: before they move
     renames = {}
     for path in TASKS:
         module_name, name = path.rsplit(".", 1)
-        module = sys.modules[module_name]
+        module = importlib.import_module(module_name)
         new_module = "attnlab.tasks." + module_name.rsplit(".", 1)[1]
         monkeypatch.setitem(sys.modules, new_module, types.SimpleNamespace(**{name: getattr(module, name)}))
         monkeypatch.delattr(module, name)
@@ -96,7 +98,7 @@ def rename_tasks(monkeypatch) -> dict[str, str]:
 
 
 def test_a_renamed_class_and_one_more_migration_keep_every_older_checkpoint_restoring(monkeypatch, tmp_path):
-    renames = rename_tasks(monkeypatch)
+    renames, known = rename_tasks(monkeypatch), format_version()
     with pytest.raises(Exception, match="attnlab.lit.seq2seq.Seq2SeqModule"):  # without the migration: stale
         attnlab.load(FIXTURES / "transformer.ckpt")
 
@@ -104,17 +106,17 @@ def test_a_renamed_class_and_one_more_migration_keep_every_older_checkpoint_rest
         return {**checkpoint, CONFIG_KEY: rename_targets(checkpoint[CONFIG_KEY], renames)}
 
     monkeypatch.setattr(owner, "MIGRATIONS", [*owner.MIGRATIONS, tasks_moved])
-    assert format_version() == 2
+    assert format_version() == known + 1
     for family in FAMILIES:
         model, record = attnlab.load(FIXTURES / f"{family}.ckpt"), recorded(family)
         assert model.config.model._target_.startswith("attnlab.tasks.")
         got = outputs(model, record)
         assert_matches(got, {key: record[key] for key in got}, family)
-    # a checkpoint written after the rename (stamped 2) is not migrated again
+    # a checkpoint written after the rename (stamped with the new version) is not migrated again
     stamped = {"state_dict": {}, CONFIG_KEY: {"model": {"_target_": "attnlab.tasks.seq2seq.Seq2SeqModule"}}}
     EmbedConfig(stamped[CONFIG_KEY]).on_save_checkpoint(None, None, stamped)
     torch.save(stamped, tmp_path / "new.ckpt")
-    assert load_checkpoint(tmp_path / "new.ckpt")[FORMAT_KEY] == 2
+    assert load_checkpoint(tmp_path / "new.ckpt")[FORMAT_KEY] == known + 1
 
 
 def test_a_migration_may_rename_state_dict_keys(monkeypatch, tmp_path):
@@ -127,12 +129,12 @@ def test_a_migration_may_rename_state_dict_keys(monkeypatch, tmp_path):
 
 
 def test_a_resumed_checkpoint_is_migrated_before_lightning_restores_it(monkeypatch):
-    task = KernelRegressionModule(attnlab.load(FIXTURES / "nadaraya_watson.ckpt").net)
+    task, known = KernelRegressionModule(attnlab.load(FIXTURES / "nadaraya_watson.ckpt").net), format_version()
     checkpoint = torch.load(FIXTURES / "nadaraya_watson.ckpt", weights_only=True)  # as Lightning reads it
     monkeypatch.setattr(owner, "MIGRATIONS", [*owner.MIGRATIONS, lambda checkpoint: rename_state_dict(
         checkpoint, lambda key: "moved." + key)])
     task.on_load_checkpoint(checkpoint)
-    assert checkpoint[FORMAT_KEY] == 2 and all(key.startswith("moved.net.") for key in checkpoint["state_dict"])
+    assert checkpoint[FORMAT_KEY] == known + 1 and all(key.startswith("moved.net.") for key in checkpoint["state_dict"])
 
 
 def test_a_checkpoint_newer_than_the_code_is_an_error_naming_the_file_and_both_versions(tmp_path):
@@ -148,9 +150,10 @@ def test_a_migration_that_fails_names_the_file_and_the_versions(monkeypatch):
     def needs_a_key(checkpoint: dict) -> dict:
         return checkpoint["absent"]
 
+    last = format_version()
     monkeypatch.setattr(owner, "MIGRATIONS", [*owner.MIGRATIONS, needs_a_key])
-    with pytest.raises(BadFileError, match=r"bahdanau.ckpt: migrating it from checkpoint format version 1 to 2 "
-                                           r"\(needs_a_key\) failed: KeyError\('absent'\)"):
+    with pytest.raises(BadFileError, match=rf"bahdanau.ckpt: migrating it from checkpoint format version {last} to "
+                                           rf"{last + 1} \(needs_a_key\) failed: KeyError\('absent'\)"):
         load_checkpoint(FIXTURES / "bahdanau.ckpt")
 
 

@@ -9,7 +9,7 @@ from attnlab.layers.blocks import (
     placement_block,
 )
 from attnlab.layers.feedforward import PositionwiseFeedForward
-from attnlab.layers.norm import MaskedBatchNorm, Norm, normalize
+from attnlab.layers.norm import MaskedBatchNorm, Norm, real_tokens
 from attnlab.layers.positional import (
     LearnedPositionalEncoding,
     NoPositionalEncoding,
@@ -36,6 +36,6 @@ __all__ = [
     "StackOutput",
     "TransformerBlock",
     "TransformerStack",
-    "normalize",
     "placement_block",
+    "real_tokens",
 ]

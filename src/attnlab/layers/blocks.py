@@ -1,8 +1,10 @@
 """The Transformer block shared by the Transformer encoder, decoder and BERT, in its two norm placements.
 
 ``PostNormBlock`` is ``x = norm(x + dropout(sublayer(x)))`` (Vaswani et al., 2017; BERT; d2l's AddNorm),
-``PreNormBlock`` is ``x = x + dropout(sublayer(norm(x)))`` (Xiong et al., 2020): one short forward each. Both
-hold the same sublayers under the same names, so a state dict fits either placement.
+``PreNormBlock`` is ``x = x + dropout(sublayer(norm(x)))`` (Xiong et al., 2020): one line per sublayer each. Both
+hold the same sublayers under the same names, so a state dict fits either placement. Norms are called as
+``norm(x)``: a block marks ``inputs.norm_mask`` as the real tokens (``attnlab.layers.norm.real_tokens``) for batch
+norm around its sublayers, so a block recomputed by activation checkpointing sees the same mark.
 
 Shape legend: B batch, T target/self length, S source (memory) length, D model dim, H heads.
 """
@@ -17,7 +19,7 @@ from attnlab.attention.attention import AttentionOutput
 from attnlab.attention.multihead import KVCache, MultiHeadAttention, Rotation
 from attnlab.attention.scorers import Scorer
 from attnlab.layers.feedforward import PositionwiseFeedForward
-from attnlab.layers.norm import Norm, NormFactory, normalize
+from attnlab.layers.norm import NormFactory, real_tokens
 
 
 @dataclass
@@ -51,21 +53,12 @@ class BlockOutput(NamedTuple):
     cross_weights: Tensor | None  # (B, H, T, S) when asked for
 
 
-class Residual(nn.Module):
-    """The norm and the output dropout around one sublayer; where the norm sits is the block's placement."""
-
-    def __init__(self, norm: Norm, dropout: float):
-        super().__init__()
-        self.norm = norm
-        self.dropout = nn.Dropout(dropout)
-
-
 class TransformerBlock(nn.Module):
     """Self-attention, optional cross-attention to a memory, and a position-wise FFN, each a residual branch.
 
     Built as ``block(d_model, num_heads, cross_attention=...)`` by a stack's model from a ``partial`` holding the
     rest; ``scorer`` and ``norm`` are factories (``scorer(Dh, Dh)``, ``norm(D)``), so every sublayer gets its own.
-    Subclasses write ``forward`` for one norm placement.
+    Subclasses write ``sublayers`` for one norm placement.
     """
 
     def __init__(
@@ -84,16 +77,26 @@ class TransformerBlock(nn.Module):
         super().__init__()
         self.d_model, self.norm_factory = d_model, norm
         self.self_attention = MultiHeadAttention(d_model, num_heads, scorer, dropout=dropout, bias=bias)
-        self.self_residual = Residual(norm(d_model), dropout)
+        self.self_norm = norm(d_model)
         self.cross_attention = (
             MultiHeadAttention(d_model, num_heads, scorer, dropout=dropout, bias=bias) if cross_attention else None
         )
-        self.cross_residual = Residual(norm(d_model), dropout) if cross_attention else None
+        self.cross_norm = norm(d_model) if cross_attention else nn.Identity()  # parameter-free in an encoder block
         self.feed_forward = PositionwiseFeedForward(d_model, d_ff, activation=activation)
-        self.ffn_residual = Residual(norm(d_model), dropout)
+        self.ffn_norm = norm(d_model)
+        self.dropout = nn.Dropout(dropout)  # on each sublayer's output, before the residual sum
 
     def final_norm(self) -> nn.Module:
         """What a stack of these blocks applies to its output."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, inputs: BlockInputs = BlockInputs(), cache: BlockCache | None = None) -> BlockOutput:
+        """``x`` (B, T, D); batch norm counts the ``inputs.norm_mask`` tokens, here and when recomputed."""
+        with real_tokens(inputs.norm_mask):
+            return self.sublayers(x, inputs, cache)
+
+    def sublayers(self, x: Tensor, inputs: BlockInputs, cache: BlockCache | None) -> BlockOutput:
+        """The residual branches in this placement's order: one line each."""
         raise NotImplementedError
 
     def attend_self(self, h: Tensor, inputs: BlockInputs, cache: BlockCache | None) -> AttentionOutput:
@@ -102,7 +105,10 @@ class TransformerBlock(nn.Module):
             rotate=inputs.rotate, cache=None if cache is None else cache.self_attention,
         )
 
-    def attend_memory(self, h: Tensor, inputs: BlockInputs, cache: BlockCache | None) -> AttentionOutput:
+    def attend_memory(self, h: Tensor, inputs: BlockInputs, cache: BlockCache | None) -> AttentionOutput | None:
+        """Cross-attention from ``h`` to the memory; None in a block without cross-attention (an encoder's)."""
+        if self.cross_attention is None:
+            return None
         if inputs.memory is None:
             raise ValueError("this block has cross-attention and needs the encoder memory")
         return self.cross_attention(
@@ -117,16 +123,12 @@ class PostNormBlock(TransformerBlock):
     def final_norm(self) -> nn.Module:
         return nn.Identity()  # the last sublayer already normalised the output
 
-    def forward(self, x: Tensor, inputs: BlockInputs = BlockInputs(), cache: BlockCache | None = None) -> BlockOutput:
-        mask, attn, ffn = inputs.norm_mask, self.self_residual, self.ffn_residual
+    def sublayers(self, x: Tensor, inputs: BlockInputs, cache: BlockCache | None) -> BlockOutput:
         attended = self.attend_self(x, inputs, cache)
-        x = normalize(attn.norm, x + attn.dropout(attended.output), mask)
-        crossed = None
-        if self.cross_attention is not None:
-            cross = self.cross_residual
-            crossed = self.attend_memory(x, inputs, cache)
-            x = normalize(cross.norm, x + cross.dropout(crossed.output), mask)
-        x = normalize(ffn.norm, x + ffn.dropout(self.feed_forward(x)), mask)
+        x = self.self_norm(x + self.dropout(attended.output))
+        crossed = self.attend_memory(x, inputs, cache)
+        x = x if crossed is None else self.cross_norm(x + self.dropout(crossed.output))
+        x = self.ffn_norm(x + self.dropout(self.feed_forward(x)))
         return BlockOutput(x, attended.weights, None if crossed is None else crossed.weights)
 
 
@@ -136,16 +138,12 @@ class PreNormBlock(TransformerBlock):
     def final_norm(self) -> nn.Module:
         return self.norm_factory(self.d_model)
 
-    def forward(self, x: Tensor, inputs: BlockInputs = BlockInputs(), cache: BlockCache | None = None) -> BlockOutput:
-        mask, attn, ffn = inputs.norm_mask, self.self_residual, self.ffn_residual
-        attended = self.attend_self(normalize(attn.norm, x, mask), inputs, cache)
-        x = x + attn.dropout(attended.output)
-        crossed = None
-        if self.cross_attention is not None:
-            cross = self.cross_residual
-            crossed = self.attend_memory(normalize(cross.norm, x, mask), inputs, cache)
-            x = x + cross.dropout(crossed.output)
-        x = x + ffn.dropout(self.feed_forward(normalize(ffn.norm, x, mask)))
+    def sublayers(self, x: Tensor, inputs: BlockInputs, cache: BlockCache | None) -> BlockOutput:
+        attended = self.attend_self(self.self_norm(x), inputs, cache)
+        x = x + self.dropout(attended.output)
+        crossed = self.attend_memory(self.cross_norm(x), inputs, cache)
+        x = x if crossed is None else x + self.dropout(crossed.output)
+        x = x + self.dropout(self.feed_forward(self.ffn_norm(x)))
         return BlockOutput(x, attended.weights, None if crossed is None else crossed.weights)
 
 

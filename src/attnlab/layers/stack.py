@@ -9,7 +9,7 @@ from typing import Callable, NamedTuple
 from torch import Tensor, nn
 
 from attnlab.layers.blocks import BlockCache, BlockInputs, TransformerBlock
-from attnlab.layers.norm import normalize
+from attnlab.layers.norm import real_tokens
 
 
 class StackOutput(NamedTuple):
@@ -40,4 +40,5 @@ class TransformerStack(nn.Module):
             x = out.hidden
             self_weights.append(out.self_weights)
             cross_weights.append(out.cross_weights)
-        return StackOutput(normalize(self.final_norm, x, inputs.norm_mask), self_weights, cross_weights)
+        with real_tokens(inputs.norm_mask):
+            return StackOutput(self.final_norm(x), self_weights, cross_weights)

@@ -1,10 +1,10 @@
 """LightningModule for BERT pretraining: masked LM + next-sentence prediction (Devlin et al., 2019, sec. 3.1).
 
-Shape legend: B batch, T length, P masked-LM prediction slots per sequence, V vocabulary.
+Shape legend: B batch, T length, P masked-LM prediction slots per sequence, N real slots of a batch, V vocabulary.
 
-The MLM loss is the mean cross-entropy over the *real* prediction slots only (``mlm_mask``): padding slots
-and unchosen positions never reach it. d2l multiplies by a weight mask but then averages a loss that was
-already mean-reduced, so its padding slots still count; here they cannot.
+The MLM loss is the mean cross-entropy over the *real* prediction slots only (``mlm_mask``): the net predicts
+there alone, so padding slots and unchosen positions never reach it. d2l multiplies by a weight mask but then
+averages a loss that was already mean-reduced, so its padding slots still count; here they cannot.
 """
 from __future__ import annotations
 
@@ -20,8 +20,6 @@ from attnlab.data.pretraining_examples import PretrainingBatch
 from attnlab.lit.self_attention import PlotsSelfAttention
 from attnlab.lit.task import StepOutput, TaskModule
 from attnlab.models.bert import PretrainingOutput
-
-IGNORE = -100  # label of a padding prediction slot for cross_entropy
 
 
 class Perplexity(MeanMetric):
@@ -40,9 +38,8 @@ class PretrainingLosses(NamedTuple):
 def pretraining_losses(
     output: PretrainingOutput, batch: PretrainingBatch, nsp_weight: float = 1.0
 ) -> PretrainingLosses:
-    """MLM loss over the slots with ``mlm_mask`` True only (logits at padding slots never enter it), NSP loss."""
-    labels = batch.mlm_labels.masked_fill(~batch.mlm_mask, IGNORE)  # (B, P)
-    mlm = F.cross_entropy(output.mlm_logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
+    """MLM loss over the real slots (``mlm_logits`` (N, V) of the net given ``mlm_mask``), NSP loss."""
+    mlm = F.cross_entropy(output.mlm_logits.float(), batch.mlm_labels[batch.mlm_mask])
     nsp = F.cross_entropy(output.nsp_logits.float(), batch.nsp_labels)
     return PretrainingLosses(mlm, nsp, mlm + nsp_weight * nsp)
 
@@ -92,11 +89,10 @@ class PretrainingModule(PlotsSelfAttention, TaskModule):
         output = self(batch)
         mlm_loss, nsp_loss, loss = pretraining_losses(output, batch, self.hparams.nsp_weight)
         metrics = self.metrics_of(stage)
-        slots = batch.mlm_mask.sum()
-        hits = (output.mlm_logits.argmax(-1) == batch.mlm_labels).float()  # (B, P)
-        metrics["mlm_loss"].update(mlm_loss.detach(), slots)
-        metrics["mlm_ppl"].update(mlm_loss.detach(), slots)
-        metrics["mlm_acc"].update(hits, batch.mlm_mask.float())
+        labels = batch.mlm_labels[batch.mlm_mask]  # (N,)
+        metrics["mlm_loss"].update(mlm_loss.detach(), len(labels))
+        metrics["mlm_ppl"].update(mlm_loss.detach(), len(labels))
+        metrics["mlm_acc"].update((output.mlm_logits.argmax(-1) == labels).float())  # (N,)
         metrics["nsp_loss"].update(nsp_loss.detach())
         metrics["nsp_acc"].update(output.nsp_logits.argmax(-1), batch.nsp_labels)
         rows = batch.tokens.shape[0]

@@ -1,6 +1,7 @@
 """BERT (Devlin et al., 2019; d2l 15.8): embeddings, the shared Transformer encoder, and the two pretraining heads.
 
-Shape legend: B batch, T sequence length, D model dim, H heads, V vocabulary, P masked-LM prediction slots.
+Shape legend: B batch, T sequence length, D model dim, H heads, V vocabulary, P masked-LM prediction slots,
+N real prediction slots of the batch.
 
 The encoder is :class:`attnlab.layers.stack.TransformerStack` of an injected block factory (the Transformer's own
 blocks); scorer, positional encoding and norm are injected too, so ``attention=``, ``pos_encoding=`` and ``norm=``
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 from attnlab.attention.functional import sequence_mask
 from attnlab.layers.blocks import BlockFactory, BlockInputs
 from attnlab.layers.feedforward import ACTIVATIONS
-from attnlab.layers.norm import NormFactory, normalize
+from attnlab.layers.norm import NormFactory, real_tokens
 from attnlab.layers.positional import LearnedPositionalEncoding, PositionalEncodingFactory
 from attnlab.layers.stack import TransformerStack
 
@@ -36,7 +37,7 @@ class BertOutput(NamedTuple):
 class PretrainingOutput(NamedTuple):
     hidden: Tensor  # (B, T, D)
     pooled: Tensor  # (B, D)
-    mlm_logits: Tensor  # (B, P, V) at the gathered positions, or (B, T, V) when no positions are given
+    mlm_logits: Tensor  # (N, V) at the real slots, in mlm_labels[mlm_mask] order; (B, T, V) without positions
     nsp_logits: Tensor  # (B, 2); class 1 = "B is the next sentence", class 0 = "B is random"
 
 
@@ -75,9 +76,9 @@ class BertEmbeddings(nn.Module):
         self.norm = norm(d_model)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, tokens: Tensor, segments: Tensor, padding_mask: Tensor) -> Tensor:
+    def forward(self, tokens: Tensor, segments: Tensor) -> Tensor:
         x = self.position(self.token_embedding(tokens) + self.segment_embedding(segments))  # (B, T, D)
-        return self.dropout(normalize(self.norm, x, padding_mask))
+        return self.dropout(self.norm(x))
 
 
 class BertPooler(nn.Module):
@@ -151,7 +152,8 @@ class BertModel(nn.Module):
             padding_mask = tokens != self.pad_id  # (B, T) True = real token
         else:
             padding_mask = sequence_mask(valid_lens, tokens.shape[1])  # (B, T)
-        x = self.embeddings(tokens, segments, padding_mask)  # (B, T, D)
+        with real_tokens(padding_mask):  # batch norm's statistics (the ablation) count real tokens only
+            x = self.embeddings(tokens, segments)  # (B, T, D)
         inputs = BlockInputs(
             padding_mask=padding_mask, rotate=self.embeddings.position.rotate, norm_mask=padding_mask,
             need_weights=need_weights,
@@ -174,18 +176,22 @@ class MaskedLMHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(vocab_size))
         init_bert_weights(self.dense)
 
-    def forward(self, hidden: Tensor, positions: Tensor | None = None, *, norm_mask: Tensor | None = None) -> Tensor:
-        """``hidden`` (B, T, D); ``positions`` (B, P) to predict (None: all T); only the gathered rows reach the
-        V-way projection. ``norm_mask`` (B, P|T) marks real slots for a norm pooling over them (batch norm)."""
-        if positions is not None:
-            if positions.dim() != 2 or positions.shape[0] != hidden.shape[0]:
-                raise ValueError(
-                    f"positions must be (batch={hidden.shape[0]}, slots), got shape {tuple(positions.shape)}"
-                )
-            index = positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])  # (B, P, D)
-            hidden = hidden.gather(1, index)  # (B, P, D)
-        h = normalize(self.norm, self.activation(self.dense(hidden)), norm_mask)
-        return nn.functional.linear(h, self.decoder_weight, self.bias)  # (B, P, V)
+    def forward(self, hidden: Tensor) -> Tensor:
+        """Logits (..., V) of ``hidden`` (..., D): give it only the rows to predict (:func:`prediction_rows`)."""
+        h = self.norm(self.activation(self.dense(hidden)))
+        return nn.functional.linear(h, self.decoder_weight, self.bias)
+
+
+def prediction_rows(hidden: Tensor, positions: Tensor, mask: Tensor | None = None) -> Tensor:
+    """The rows of ``hidden`` (B, T, D) at the real prediction slots: (N, D), in the order of ``labels[mask]``.
+    ``positions`` (B, P) is each slot's token index, ``mask`` (B, P) True at a real slot (None: every slot)."""
+    batch, length = hidden.shape[:2]
+    if positions.dim() != 2 or positions.shape[0] != batch:
+        raise ValueError(f"positions must be (batch={batch}, slots), got shape {tuple(positions.shape)}")
+    if mask is not None and mask.shape != positions.shape:
+        raise ValueError(f"mlm mask {tuple(mask.shape)} must match positions {tuple(positions.shape)}")
+    flat = positions + length * torch.arange(batch, device=positions.device).unsqueeze(1)  # (B, P) into B*T rows
+    return hidden.flatten(0, 1).index_select(0, flat.flatten() if mask is None else flat[mask])  # (N, D)
 
 
 class NextSentenceHead(nn.Module):
@@ -221,8 +227,10 @@ class BertForPretraining(nn.Module):
         mlm_positions: Tensor | None = None,
         mlm_mask: Tensor | None = None,
     ) -> PretrainingOutput:
-        """``mlm_positions`` (B, P) selects where the MLM head predicts (None: every position);
-        ``mlm_mask`` (B, P) marks real slots, which only a batch-norm MLM head reads."""
+        """``mlm_positions`` (B, P) and ``mlm_mask`` (B, P, True = a real slot; None: all are) select the rows
+        the MLM head predicts, so its norm and the V-way projection see real slots only (N of them); without
+        positions it predicts at every position."""
         encoded = self.bert(tokens, segments, valid_lens)
-        mlm_logits = self.mlm_head(encoded.hidden, mlm_positions, norm_mask=mlm_mask)  # (B, P, V)
+        hidden = encoded.hidden if mlm_positions is None else prediction_rows(encoded.hidden, mlm_positions, mlm_mask)
+        mlm_logits = self.mlm_head(hidden)  # (N, V), or (B, T, V)
         return PretrainingOutput(encoded.hidden, encoded.pooled, mlm_logits, self.nsp_head(encoded.pooled))

@@ -1,4 +1,5 @@
-"""Hugging Face interop: our BERT <-> the ``transformers`` ``BertForPreTraining`` / ``BertModel`` state-dict layout.
+"""State-dict interop: our BERT <-> the ``transformers`` ``BertForPreTraining`` / ``BertModel`` layout (attnlab's
+own older layouts are migrated by :mod:`attnlab.training.checkpoint`).
 
 Plain tensors in, plain tensors out: ``transformers`` is never imported. Only BERT's own architecture has a
 Hugging Face layout, so export insists on learned positions, post-norm LayerNorm, scaled dot-product attention
@@ -34,10 +35,10 @@ _ENCODER_RULES = [
     (r"encoder\.blocks\.(\d+)\.self_attention\.key_proj\.", r"encoder.layer.\1.attention.self.key."),
     (r"encoder\.blocks\.(\d+)\.self_attention\.value_proj\.", r"encoder.layer.\1.attention.self.value."),
     (r"encoder\.blocks\.(\d+)\.self_attention\.out_proj\.", r"encoder.layer.\1.attention.output.dense."),
-    (r"encoder\.blocks\.(\d+)\.self_residual\.norm\.", r"encoder.layer.\1.attention.output.LayerNorm."),
+    (r"encoder\.blocks\.(\d+)\.self_norm\.", r"encoder.layer.\1.attention.output.LayerNorm."),
     (r"encoder\.blocks\.(\d+)\.feed_forward\.inner\.", r"encoder.layer.\1.intermediate.dense."),
     (r"encoder\.blocks\.(\d+)\.feed_forward\.outer\.", r"encoder.layer.\1.output.dense."),
-    (r"encoder\.blocks\.(\d+)\.ffn_residual\.norm\.", r"encoder.layer.\1.output.LayerNorm."),
+    (r"encoder\.blocks\.(\d+)\.ffn_norm\.", r"encoder.layer.\1.output.LayerNorm."),
     (r"pooler\.dense\.", "pooler.dense."),
 ]
 _HEAD_RULES = [
@@ -69,10 +70,11 @@ def _check_hf_compatible(model: BertModel) -> None:
     problems = []
     if not isinstance(model.embeddings.position, LearnedPositionalEncoding):
         problems.append(f"positional encoding is {type(model.embeddings.position).__name__}, needs learned")
-    norms = [m for m in model.modules() if hasattr(m, "norm") and isinstance(m.norm, nn.Module)]
-    if any(not isinstance(m.norm, nn.LayerNorm) or m.norm.bias is None for m in norms):
+    blocks = model.encoder.blocks
+    norms = [model.embeddings.norm, *(norm for block in blocks for norm in (block.self_norm, block.ffn_norm))]
+    if any(not isinstance(norm, nn.LayerNorm) or norm.bias is None for norm in norms):
         problems.append("norms must be LayerNorm with a bias (norm=layernorm)")
-    for block in model.encoder.blocks:
+    for block in blocks:
         attention = block.self_attention
         if type(block) is not PostNormBlock:
             problems.append(f"block is {type(block).__name__}, needs post-norm (PostNormBlock)")

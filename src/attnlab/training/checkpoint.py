@@ -15,6 +15,7 @@ before versions). Reading an older one brings it to today's format (as Lightning
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,19 @@ def nest_flat_configs(checkpoint: Checkpoint) -> Checkpoint:
     return {**checkpoint, CONFIG_KEY: {**config, "model": {**model, "net": nest_flat_net(model["net"])}}}
 
 
-MIGRATIONS: list[Migration] = [nest_flat_configs]  # MIGRATIONS[n]: version n -> n + 1
+# the forward-less ``Residual`` holder of each sublayer's norm and dropout was dropped: its norm is the block's
+_RESIDUAL_NORMS = {"self_residual.norm.": "self_norm.", "cross_residual.norm.": "cross_norm.",
+                   "ffn_residual.norm.": "ffn_norm."}
+_RESIDUAL_KEY = re.compile(r"((?:^|\.)blocks\.\d+\.)(" + "|".join(map(re.escape, _RESIDUAL_NORMS)) + ")")
+
+
+def drop_residual_holders(checkpoint: Checkpoint) -> Checkpoint:
+    """Version 1 -> 2: ``blocks.<i>.<sublayer>_residual.norm.*`` became ``blocks.<i>.<sublayer>_norm.*`` (BERT and
+    the Transformer alike)."""
+    return rename_state_dict(checkpoint, lambda key: _RESIDUAL_KEY.sub(lambda m: m[1] + _RESIDUAL_NORMS[m[2]], key, count=1))
+
+
+MIGRATIONS: list[Migration] = [nest_flat_configs, drop_residual_holders]  # MIGRATIONS[n]: version n -> n + 1
 
 
 def format_version() -> int:
