@@ -39,7 +39,7 @@ def test_chunked_rows_address_every_chunk():
 
 @pytest.mark.parametrize("on_disk", [True, False])
 def test_parts_read_back_as_written(tmp_path, on_disk):
-    first, second = _rows(2500, 0), _rows(700, 1)  # more rows than datasets' default record batch (1,000)
+    first, second = _rows(2500, 0), _rows(700, 1)
     store = ShardStore(tmp_path / "root", "toy", {"k": 1}, [])
 
     def fill(writer: ShardWriter):

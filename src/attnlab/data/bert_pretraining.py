@@ -96,6 +96,7 @@ class WikiText2DataModule(pl.LightningDataModule):
         )
         self.corpora: dict[str, EncodedCorpus] | None = None
         self._eval_examples: dict[str, PretrainingBatch] = {}
+        self._draws: EpochDraws | None = None  # the training examples of the epoch drawn last
 
     # ---- preparation ----------------------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -116,6 +117,7 @@ class WikiText2DataModule(pl.LightningDataModule):
             shards = self.prepared.load()
             self.corpora = {split: read_corpus(shards, split) for split in WIKITEXT2_SPLITS}
             self._eval_examples.clear()
+            self._draws = None
         self.special_ids = SpecialIds.from_tokenizer(self.tokenizer)
         self.replacement_ids = self.special_ids.replacement_ids(self.tokenizer.vocab_size)
 
@@ -180,8 +182,10 @@ class WikiText2DataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """New pairs and masks every epoch (:class:`EpochDraws`); epoch 0's every epoch under ``overfit_batches``."""
-        draws = EpochDraws(self, frozen=self.trainer is not None and self.trainer.overfit_batches > 0)
-        return self._loader(draws.dataset, draws)
+        frozen = self.trainer is not None and self.trainer.overfit_batches > 0
+        if self._draws is None or self._draws.frozen != frozen:  # one draw held, whichever loader Lightning keeps
+            self._draws = EpochDraws(self, frozen)
+        return self._loader(self._draws.dataset, self._draws)
 
     def _fixed_examples(self, split: str) -> PretrainingBatch:
         """The examples of an evaluation split, drawn once: the same every epoch."""
@@ -235,11 +239,12 @@ class EpochDraws(Sampler[list[int]]):
 
     def _draw(self) -> list[list[int]]:
         """This epoch's batches, drawn on first use (before the loader's workers copy ``dataset``)."""
-        if self._drawn != self.epoch:
-            rank, world_size = rank_world()
+        rank, world_size = rank_world()
+        if self._drawn != (self.epoch, rank, world_size):
+            self.dataset.examples = self._batches = None  # the last epoch's examples go before the next are drawn
             self.dataset.examples = self.datamodule.examples("train", self.epoch, rank)
             self._batches = self.datamodule.batches(self.dataset.examples, self.epoch, rank, world_size)
-            self._drawn = self.epoch
+            self._drawn = (self.epoch, rank, world_size)
         return self._batches
 
     def __iter__(self):
