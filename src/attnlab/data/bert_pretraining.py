@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Sampler
 from attnlab.data.bert_inputs import SPECIAL_TOKENS, EncodedCorpus, SpecialIds
 from attnlab.data.examples import TensorExamples
 from attnlab.data.paragraph_shards import read_corpus, write_paragraphs
-from attnlab.data.prepared import PreparedCorpus
+from attnlab.data.corpus_store import PreparedCorpus
 from attnlab.data.pretraining_examples import (
     LONG_PAIR_POLICIES, OBJECTIVES, PretrainingBatch, cut_prediction_slots, draw_examples, epoch_generators,
 )
@@ -31,7 +31,7 @@ class WikiText2DataModule(pl.LightningDataModule):
     """WikiText-2 (``wiki.{train,valid,test}.tokens``) as BERT pretraining batches.
 
     The tokenizer is trained on the training split only and the sentences of all three splits are encoded once
-    into token shards under ``cache_dir`` (:class:`~attnlab.data.prepared.PreparedCorpus`; ``attnlab-prepare``
+    into token shards under ``cache_dir`` (:class:`~attnlab.data.corpus_store.PreparedCorpus`; ``attnlab-prepare``
     or :meth:`prepare_data`), which every rank maps: a process holds the paragraph offsets, not the token ids.
     Without a ``cache_dir`` the same tables are prepared in memory and read the same way. Training examples are
     drawn afresh every epoch as a function of ``(seed, split, epoch, rank)``: Lightning's ``set_epoch`` on the

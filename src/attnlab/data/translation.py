@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from attnlab.data.corpora import SPLITS, Corpus, FraEngCorpus, ParallelCorpus  # noqa: F401
 from attnlab.data.pairs import PairDataset, collate_pairs
 from attnlab.data.resumable import ResumableDataLoader
-from attnlab.data.prepared import PreparedCorpus
+from attnlab.data.corpus_store import PreparedCorpus
 from attnlab.data.samplers import BucketBatchSampler, SeededPermutation, rank_world
 from attnlab.data.shards import ShardStore, ShardWriter
 from attnlab.data.tokenizers import TextTokenizer, word
