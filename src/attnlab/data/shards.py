@@ -31,6 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from attnlab.data.cache import entry_name
 from attnlab.data.ragged import ChunkedRagged, RaggedIds
@@ -47,6 +48,15 @@ def _arrow(column: Column) -> pa.Array:
         ids = column.ids[column.offsets[0] : column.offsets[-1]]
         return pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids))
     return pa.array(column)
+
+
+def _view(array: pa.Array) -> np.ndarray:
+    """An integer or boolean array without nulls as NumPy (a view of its buffer where it is integer):
+    ``Array.to_numpy`` would import pandas, 30 MiB of a training process."""
+    if pa.types.is_boolean(array.type):
+        array = pc.cast(array, pa.uint8())  # bit-packed: one byte a value
+    dtype = np.dtype(f"{'u' if pa.types.is_unsigned_integer(array.type) else 'i'}{array.type.bit_width // 8}")
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
 
 
 def _read(path: Path) -> pa.Table:
@@ -67,11 +77,12 @@ class Shards:
     def ragged(self, split: str, column: str) -> ChunkedRagged:
         """A ``list<int32>`` column as rows of ids, zero-copy over the Arrow buffers."""
         chunks = self.splits[split].column(column).chunks
-        return ChunkedRagged([RaggedIds(c.values.to_numpy(), c.offsets.to_numpy()) for c in chunks])
+        return ChunkedRagged([RaggedIds(_view(c.values), _view(c.offsets)) for c in chunks])
 
     def array(self, split: str, column: str) -> np.ndarray:
-        """A numeric column as one ``(N,)`` array (a copy: keep such columns narrow)."""
-        return self.splits[split].column(column).to_numpy()
+        """An integer or boolean (as ``uint8``) column as one ``(N,)`` array (a copy: keep such columns narrow)."""
+        chunks = self.splits[split].column(column).chunks
+        return np.concatenate([_view(chunk) for chunk in chunks]) if chunks else np.zeros(0, dtype=np.int64)
 
     def texts(self, split: str, column: str) -> list[str]:
         return self.splits[split].column(column).to_pylist()
