@@ -178,3 +178,14 @@ def test_two_processes_racing_on_one_cache_dir_prepare_once_and_both_use_the_sto
         outcomes.append(json.loads(out.splitlines()[-1]))
     assert [outcome["prepared"] for outcome in outcomes].count(True) == 1  # one preparer; the other mapped its shards
     assert all(outcome["same_as_store"] for outcome in outcomes)
+
+
+def test_reading_mapped_shards_imports_no_pandas(tmp_path):
+    """Array.to_numpy imports pandas (30 MiB of every training process); the shards read their buffers directly."""
+    store = ShardStore(tmp_path, "toy", {"k": 1}, [])
+    store.write(lambda w: (w.add("train", _columns(_rows(50, 0))), w.finish({}))[1])
+    code = ("import sys; from attnlab.data.shards import ShardStore; s = ShardStore.__new__(ShardStore); "
+            f"s.path = __import__('pathlib').Path({str(store.path)!r}); shards = s.open(); "
+            "rows = shards.ragged('train', 'ids').to_lists(); lengths = shards.array('train', 'length'); "
+            "assert len(rows) == len(lengths) == 50 and 'pandas' not in sys.modules, sorted(sys.modules)[:5]")
+    subprocess.run([sys.executable, "-c", code], check=True)
