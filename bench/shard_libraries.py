@@ -10,7 +10,8 @@ libraries and measures, each in its own process: write time, disk size, random-a
 
     python bench/shard_libraries.py --rows 1600000      # ~10x WikiText-2 in tokens (both sides)
 
-Needs ``litdata`` installed besides attnlab's dependencies (it is not one of them); prints a Markdown table.
+Needs ``litdata`` and ``datasets`` installed, neither one of attnlab's dependencies (``datasets`` comes with the
+``bench`` extra; attnlab writes Arrow IPC itself since ``bench/shard_formats.py``). Prints a Markdown table.
 """
 from __future__ import annotations
 

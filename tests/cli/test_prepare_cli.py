@@ -26,7 +26,7 @@ def test_prepare_then_train_on_the_shards(tmp_path: Path):
     prepared = run_attnlab(args, outputs, program="attnlab-prepare").stdout
     (store,) = (outputs / ".cache").glob("translation-parallel-*")
     assert f"token shards: {store}" in prepared and "prepared in" in prepared
-    assert "rows: train 48, val 8, test 8" in prepared and (store / "train" / "part-00000").is_dir()
+    assert "rows: train 48, val 8, test 8" in prepared and (store / "train" / "part-00000.arrow").is_file()
     assert "already prepared" in run_attnlab(args, outputs, program="attnlab-prepare").stdout
 
     run_dir = outputs / "run"

@@ -3,6 +3,7 @@ bucketing; bucketed batches are complete, seeded, shard across ranks and resume 
 gets the same batches every epoch; sentence-order prediction as the other pair objective."""
 import functools
 from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 import torch
@@ -72,9 +73,13 @@ def corpus(tmp_path):
 
 
 def loader_at(dm, epoch=0, rank=0, world_size=1, overfit_batches=0):
-    dm.trainer = SimpleNamespace(reload_dataloaders_every_n_epochs=1, current_epoch=epoch, global_rank=rank,
-                                 world_size=world_size, overfit_batches=overfit_batches)
-    return dm.train_dataloader()
+    """The training loader of ``epoch`` as Lightning makes it: ``set_epoch`` on its batch sampler."""
+    dm.trainer = SimpleNamespace(overfit_batches=overfit_batches)
+    loader = dm.train_dataloader()
+    loader.batch_sampler.set_epoch(epoch)
+    with mock.patch("attnlab.data.bert_pretraining.rank_world", return_value=(rank, world_size)):
+        len(loader)  # draws this rank's examples
+    return loader
 
 
 @pytest.mark.parametrize("bucket_size", [None, 64])

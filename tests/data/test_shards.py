@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -39,7 +39,7 @@ def test_chunked_rows_address_every_chunk():
 
 @pytest.mark.parametrize("on_disk", [True, False])
 def test_parts_read_back_as_written(tmp_path, on_disk):
-    first, second = _rows(2500, 0), _rows(700, 1)  # more rows than datasets' default record batch (1,000)
+    first, second = _rows(2500, 0), _rows(700, 1)
     store = ShardStore(tmp_path / "root", "toy", {"k": 1}, [])
 
     def fill(writer: ShardWriter):
@@ -106,9 +106,9 @@ def test_ranks_read_disjoint_shares_of_the_shards(tmp_path):
     read = []
     for rank in range(2):
         dm = make_dm(fra, tmp_path, cache_dir=tmp_path / "cache", batch_size=8)
-        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2, overfit_batches=0)
         dm.setup("fit")
-        read.append([i for batch in dm.train_dataloader() for i in batch.index.tolist()])
+        with mock.patch("attnlab.data.translation.rank_world", return_value=(rank, 2)):  # torch.distributed's
+            read.append([i for batch in dm.train_dataloader() for i in batch.index.tolist()])
     assert len(read[0]) and abs(len(read[0]) - len(read[1])) <= 8  # the same number of batches on each rank
     total = len(dm.datasets["train"])
     assert set(read[0]) | set(read[1]) == set(range(total))
@@ -178,3 +178,14 @@ def test_two_processes_racing_on_one_cache_dir_prepare_once_and_both_use_the_sto
         outcomes.append(json.loads(out.splitlines()[-1]))
     assert [outcome["prepared"] for outcome in outcomes].count(True) == 1  # one preparer; the other mapped its shards
     assert all(outcome["same_as_store"] for outcome in outcomes)
+
+
+def test_reading_mapped_shards_imports_no_pandas(tmp_path):
+    """Array.to_numpy imports pandas (30 MiB of every training process); the shards read their buffers directly."""
+    store = ShardStore(tmp_path, "toy", {"k": 1}, [])
+    store.write(lambda w: (w.add("train", _columns(_rows(50, 0))), w.finish({}))[1])
+    code = ("import sys; from attnlab.data.shards import ShardStore; s = ShardStore.__new__(ShardStore); "
+            f"s.path = __import__('pathlib').Path({str(store.path)!r}); shards = s.open(); "
+            "rows = shards.ragged('train', 'ids').to_lists(); lengths = shards.array('train', 'length'); "
+            "assert len(rows) == len(lengths) == 50 and 'pandas' not in sys.modules, sorted(sys.modules)[:5]")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,7 +6,7 @@ import os
 import random
 import time
 from pathlib import Path
-from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 import torch
@@ -192,14 +192,14 @@ def test_max_len_policies(fra_txt, tmp_path, policy):
 
 
 
-def test_datamodule_shards_by_trainer_rank_and_lightning_sets_epoch(fra_txt, tmp_path):
+def test_datamodule_shards_by_rank_and_lightning_sets_epoch(fra_txt, tmp_path):
     dm = make_dm(fra_txt, tmp_path, batch_size=8)
     dm.setup("fit")
     whole = {i for b in dm.train_dataloader().batch_sampler for i in b}
     shards = []
     for rank in range(2):
-        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2, overfit_batches=0)
-        loader = dm.train_dataloader()
+        with mock.patch("attnlab.data.translation.rank_world", return_value=(rank, 2)):  # torch.distributed's
+            loader = dm.train_dataloader()
         _set_sampler_epoch(loader, 5)  # what Lightning's fit loop calls each epoch
         assert loader.batch_sampler.sampler.epoch == 5
         shards.append([i for b in loader.batch_sampler for i in b])

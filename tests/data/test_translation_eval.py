@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 from pathlib import Path
-from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 import torch
@@ -148,13 +148,13 @@ def test_ddp_evaluation_holds_every_pair_once_while_training_steps_stay_equal(fr
     for split in ("val", "test"):
         shards = []
         for rank in range(world_size):
-            dm.trainer = SimpleNamespace(global_rank=rank, world_size=world_size)
-            loader = getattr(dm, f"{split}_dataloader")()
+            with mock.patch("attnlab.data.translation.rank_world", return_value=(rank, world_size)):
+                loader = getattr(dm, f"{split}_dataloader")()
             shards.append([i for batch in loader for i in batch.index.tolist()])
         assert sorted(i for shard in shards for i in shard) == list(range(len(dm.texts(split)[0])))
         assert all(shards)
     steps = []
     for rank in range(world_size):
-        dm.trainer = SimpleNamespace(global_rank=rank, world_size=world_size, overfit_batches=0)
-        steps.append(len(list(dm.train_dataloader())))
+        with mock.patch("attnlab.data.translation.rank_world", return_value=(rank, world_size)):
+            steps.append(len(list(dm.train_dataloader())))
     assert len(set(steps)) == 1

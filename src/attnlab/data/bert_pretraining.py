@@ -1,48 +1,44 @@
 """WikiText-2 as BERT pretraining batches (d2l 15.9): a DataModule over :mod:`attnlab.data.pretraining_examples`."""
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
-from contextlib import nullcontext
 from itertools import chain
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from attnlab.data.bert_inputs import SPECIAL_TOKENS, EncodedCorpus, SpecialIds
-from attnlab.data.cache import tokenizer_identity
+from attnlab.data.corpus_store import PreparedCorpus
 from attnlab.data.examples import TensorExamples
 from attnlab.data.paragraph_shards import read_corpus, write_paragraphs
 from attnlab.data.pretraining_examples import (
     LONG_PAIR_POLICIES, OBJECTIVES, PretrainingBatch, cut_prediction_slots, draw_examples, epoch_generators,
 )
 from attnlab.data.resumable import ResumableDataLoader
-from attnlab.data.samplers import BucketBatchSampler, SeededPermutation
-from attnlab.data.shards import Shards, ShardStore, ShardWriter
+from attnlab.data.samplers import BucketBatchSampler, SeededPermutation, rank_world
+from attnlab.data.shards import ShardStore, ShardWriter
 from attnlab.data.spec import EncoderText, TextSpec
-from attnlab.data.tokenizer_state import TokenizerState
+from attnlab.data.tokenizer_state import TOKENIZER_KEY
 from attnlab.data.tokenizers import TextTokenizer
 from attnlab.data.text_io import text_files
 from attnlab.data.wikitext import WIKITEXT2_SPLITS, read_wikitext2, split_documents, wikitext2_file
 
-log = logging.getLogger(__name__)
 
-
-class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
+class WikiText2DataModule(pl.LightningDataModule):
     """WikiText-2 (``wiki.{train,valid,test}.tokens``) as BERT pretraining batches.
 
     The tokenizer is trained on the training split only and the sentences of all three splits are encoded once
-    into token shards under ``cache_dir`` (:meth:`shard_store`; ``attnlab-prepare`` or :meth:`prepare_data`),
-    which every rank maps: a process holds the paragraph offsets, not the token ids. Without a ``cache_dir`` the
-    same tables are prepared in memory and read the same way. Training examples are drawn afresh every epoch in
-    :meth:`train_dataloader`, which reads the attached trainer's ``current_epoch`` and ``global_rank``: the
-    trainer must run with ``reload_dataloaders_every_n_epochs=1`` so that it asks for a new loader each epoch.
-    A trainer that overfits a few batches (``overfit_batches``, ``debug=overfit``) gets epoch 0's draw every
-    epoch, so the batches it memorises stay the same. Validation and test examples are drawn once, the same on
+    into token shards under ``cache_dir`` (:class:`~attnlab.data.corpus_store.PreparedCorpus`; ``attnlab-prepare``
+    or :meth:`prepare_data`), which every rank maps: a process holds the paragraph offsets, not the token ids.
+    Without a ``cache_dir`` the same tables are prepared in memory and read the same way. Training examples are
+    drawn afresh every epoch as a function of ``(seed, split, epoch, rank)``: Lightning's ``set_epoch`` on the
+    training loader's batch sampler (:class:`EpochDraws`) draws them, the rank is torch.distributed's. A trainer
+    that overfits a few batches (``overfit_batches``, ``debug=overfit``) gets epoch 0's draw every epoch, so the
+    batches it memorises stay the same. Validation and test examples are drawn once, the same on
     every rank and epoch, so their losses compare.
 
     Batches: ``batch_size`` pairs each, cut to their longest pair and to the prediction slots they use. With
@@ -94,24 +90,35 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
         self.text = None if text is None else Path(text)
         self.batch_size, self.max_len, self.long_pairs, self.mask_prob = batch_size, max_len, long_pairs, mask_prob
         self.num_workers, self.seed, self.bucket_size, self.objective = num_workers, seed, bucket_size, objective
-        self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        self.tokenizer: TextTokenizer | None = None  # trained in setup, or restored by load_state_dict
-        self.restored_tokenizer: TextTokenizer | None = None  # a checkpoint's: then it, not the config, keys the shards
+        config = {"special_tokens": SPECIAL_TOKENS} | ({} if text is None else {"text_split_seed": seed})
+        self.prepared = PreparedCorpus(  # the carved splits of one's own text depend on the seed
+            "wikitext2" if text is None else "text", [TOKENIZER_KEY], tokenizer, config, self._files, self._fill,
+            cache_dir,
+        )
         self.corpora: dict[str, EncodedCorpus] | None = None
         self._eval_examples: dict[str, PretrainingBatch] = {}
+        self._draws: EpochDraws | None = None  # the training examples of the epoch drawn last
 
     # ---- preparation ----------------------------------------------------------------------------------------
     def prepare_data(self) -> None:
         """Fetch the files and write the shards once per node (Lightning calls this on one process), so that the
         ranks only map them."""
-        self._files()
-        if self.cache_dir is not None and not self.shard_store().exists():
-            self._load_or_encode()
+        self.prepared.prepare()
+
+    def shard_store(self) -> ShardStore:
+        return self.prepared.store()
+
+    @property
+    def tokenizer(self) -> TextTokenizer | None:
+        """Trained in setup (or by whoever prepared the shards), or restored by ``load_state_dict``."""
+        return None if self.prepared.tokenizers is None else self.prepared.tokenizers[TOKENIZER_KEY]
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpora is None:
-            self.tokenizer, self.corpora = self._load_or_encode()
+            shards = self.prepared.load()
+            self.corpora = {split: read_corpus(shards, split) for split in WIKITEXT2_SPLITS}
             self._eval_examples.clear()
+            self._draws = None
         self.special_ids = SpecialIds.from_tokenizer(self.tokenizer)
         self.replacement_ids = self.special_ids.replacement_ids(self.tokenizer.vocab_size)
 
@@ -125,46 +132,15 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
             return split_documents(self.text, self.seed)
         return {split: read_wikitext2(self.data_dir, split) for split in WIKITEXT2_SPLITS}
 
-    def shard_store(self) -> ShardStore:
-        """``<cache_dir>/wikitext2-<digest>/``, keyed by the split files' path, size and content and by the tokenizer
-        (what changes the ids): its config; or, for a checkpoint's tokenizer other than the one the config's shards
-        hold, that tokenizer's JSON (a resumed run maps the shards it trained on, a foreign tokenizer gets its own)."""
-        if self.cache_dir is None:
-            raise ValueError("cache_dir is None: token shards need a directory (paths.cache_dir, env ATTNLAB_CACHE)")
-        store = self._store(self.build_tokenizer())
-        if self.restored_tokenizer is None or store.holds({"tokenizer": self.restored_tokenizer.to_str()}):
-            return store
-        return self._store(self.restored_tokenizer)
-
-    def _store(self, tokenizer: TextTokenizer) -> ShardStore:
-        config = {"special_tokens": SPECIAL_TOKENS, "tokenizer": tokenizer_identity(tokenizer)}
-        if self.text is not None:  # the carved splits depend on the seed
-            config["text_split_seed"] = self.seed
-        return ShardStore(self.cache_dir, "wikitext2" if self.text is None else "text", config, self._files())
-
-    def _load_or_encode(self) -> tuple[TextTokenizer, dict[str, EncodedCorpus]]:
-        """The shards mapped from ``cache_dir`` (written first when missing), or prepared in memory without one.
-        Preparing reads the splits and trains the tokenizer on the training split (unless one was restored)."""
-        store = None if self.cache_dir is None else self.shard_store()
-        tokenizer = self.tokenizer
-        with nullcontext() if store is None else store.preparing():  # one preparer; the others map its shards
-            shards = None if store is None else store.open()
-            if shards is not None:
-                log.info("WikiText2DataModule: shards mapped from %s", store.path)
-            else:
-                paragraphs = self._paragraphs()
-                if tokenizer is None:
-                    tokenizer = self.build_tokenizer().train(chain.from_iterable(paragraphs["train"]), SPECIAL_TOKENS)
-
-                def fill(writer: ShardWriter) -> Shards:
-                    for split in WIKITEXT2_SPLITS:
-                        write_paragraphs(writer, split, paragraphs[split], tokenizer)
-                    return writer.finish({"tokenizer": tokenizer.to_str()})
-
-                shards = fill(ShardWriter(None)) if store is None else store.write(fill)
-        if tokenizer is None or tokenizer.to_str() != shards.meta["tokenizer"]:  # the store's, whoever prepared it
-            tokenizer = TextTokenizer.from_str(shards.meta["tokenizer"])
-        return tokenizer, {split: read_corpus(shards, split) for split in WIKITEXT2_SPLITS}
+    def _fill(self, writer: ShardWriter, tokenizers: dict[str, TextTokenizer] | None) -> dict[str, TextTokenizer]:
+        """Read the splits, train the tokenizer on the training split (unless given), encode the paragraphs."""
+        paragraphs = self._paragraphs()
+        if tokenizers is None:
+            tokenizers = {TOKENIZER_KEY: self.build_tokenizer().train(chain.from_iterable(paragraphs["train"]),
+                                                                      SPECIAL_TOKENS)}
+        for split in WIKITEXT2_SPLITS:
+            write_paragraphs(writer, split, paragraphs[split], tokenizers[TOKENIZER_KEY])
+        return tokenizers
 
     def spec(self) -> TextSpec:
         """Vocabulary, padding id and positions. A checkpoint's tokenizer (:meth:`load_state_dict`) gives it at
@@ -211,25 +187,16 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
         sampler.set_epoch(epoch)
         return list(sampler)  # fixed here: Lightning's set_epoch cannot reorder them (overfitting keeps epoch 0)
 
-    def _loader(self, examples: PretrainingBatch, epoch: int = 0) -> DataLoader:
-        rank, world_size = (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
-        return ResumableDataLoader(
-            TensorExamples(examples), batch_sampler=self.batches(examples, epoch, rank, world_size),
-            num_workers=self.num_workers, collate_fn=cut_prediction_slots,
-        )
+    def _loader(self, dataset: TensorExamples, batch_sampler: Sampler[list[int]] | list[list[int]]) -> DataLoader:
+        return ResumableDataLoader(dataset, batch_sampler=batch_sampler, num_workers=self.num_workers,
+                                   collate_fn=cut_prediction_slots)
 
     def train_dataloader(self) -> DataLoader:
-        epoch, rank = 0, 0
-        if self.trainer is not None:
-            if self.trainer.reload_dataloaders_every_n_epochs != 1:
-                raise ValueError(
-                    "WikiText2DataModule draws new pairs and masks each epoch in train_dataloader(); run the trainer "
-                    "with reload_dataloaders_every_n_epochs=1, got "
-                    f"{self.trainer.reload_dataloaders_every_n_epochs}"
-                )
-            overfitting = self.trainer.overfit_batches > 0  # memorise the same few batches: epoch 0's draw
-            epoch, rank = 0 if overfitting else self.trainer.current_epoch, self.trainer.global_rank
-        return self._loader(self.examples("train", epoch, rank), epoch)
+        """New pairs and masks every epoch (:class:`EpochDraws`); epoch 0's every epoch under ``overfit_batches``."""
+        frozen = self.trainer is not None and self.trainer.overfit_batches > 0
+        if self._draws is None or self._draws.frozen != frozen:  # one draw held, whichever loader Lightning keeps
+            self._draws = EpochDraws(self, frozen)
+        return self._loader(self._draws.dataset, self._draws)
 
     def _fixed_examples(self, split: str) -> PretrainingBatch:
         """The examples of an evaluation split, drawn once: the same every epoch."""
@@ -238,7 +205,9 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
         return self._eval_examples[split]
 
     def _fixed_loader(self, split: str) -> DataLoader:
-        return self._loader(self._fixed_examples(split))
+        examples = self._fixed_examples(split)
+        rank, world_size = rank_world()
+        return self._loader(TensorExamples(examples), self.batches(examples, 0, rank, world_size))
 
     def val_example(self) -> tuple[Tensor, Tensor]:
         """The first validation pair with its masked tokens put back: ``(token ids (T,), segments (T,))``, a fixed
@@ -255,8 +224,42 @@ class WikiText2DataModule(TokenizerState, pl.LightningDataModule):
         return self._fixed_loader("test")
 
     # ---- checkpointed state ---------------------------------------------------------------------------------
-    def _reencode(self) -> None:
-        self.restored_tokenizer = self.tokenizer
-        if self.corpora is not None:
+    def state_dict(self) -> dict:
+        return self.prepared.state_dict()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Adopt a checkpoint's tokenizer; a corpus already encoded with another one is encoded again."""
+        if self.prepared.load_state_dict(state_dict) and self.corpora is not None:
             self.corpora = None
             self.setup()
+
+
+class EpochDraws(Sampler[list[int]]):
+    """The training loader's batch sampler: each epoch (Lightning's ``set_epoch``) draws that epoch's examples
+    with this rank's masks into ``dataset`` and batches them, so the order is a function of ``(seed, epoch,
+    rank)`` and a mid-epoch checkpoint resumes at the next batch of the same list. ``frozen`` keeps epoch 0's."""
+
+    def __init__(self, datamodule: WikiText2DataModule, frozen: bool = False):
+        self.datamodule, self.frozen = datamodule, frozen
+        self.dataset = TensorExamples(None)
+        self.epoch, self._drawn, self._batches = 0, None, []
+        self.sampler = self  # Lightning calls set_epoch on a loader's sampler and its batch sampler's sampler
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = 0 if self.frozen else epoch
+
+    def _draw(self) -> list[list[int]]:
+        """This epoch's batches, drawn on first use (before the loader's workers copy ``dataset``)."""
+        rank, world_size = rank_world()
+        if self._drawn != (self.epoch, rank, world_size):
+            self.dataset.examples = self._batches = None  # the last epoch's examples go before the next are drawn
+            self.dataset.examples = self.datamodule.examples("train", self.epoch, rank)
+            self._batches = self.datamodule.batches(self.dataset.examples, self.epoch, rank, world_size)
+            self._drawn = (self.epoch, rank, world_size)
+        return self._batches
+
+    def __iter__(self):
+        return iter(self._draw())
+
+    def __len__(self) -> int:
+        return len(self._draw())

@@ -39,18 +39,6 @@ class RaggedIds:
         ids = np.fromiter(itertools.chain.from_iterable(rows), dtype=dtype, count=int(offsets[-1]))
         return cls(ids, offsets)
 
-    @classmethod
-    def from_texts(cls, texts: Sequence[str]) -> RaggedIds:
-        """Texts as rows of UTF-8 bytes: how a cache stores sentences (any character, newlines included)."""
-        encoded = [text.encode("utf-8") for text in texts]
-        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-        return cls(np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets_from_lengths(lengths))
-
-    def to_texts(self) -> list[str]:
-        """The texts of rows made by :meth:`from_texts`."""
-        data, bounds = self.ids.tobytes(), self.offsets.tolist()
-        return [data[start:stop].decode("utf-8") for start, stop in zip(bounds[:-1], bounds[1:])]
-
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
@@ -70,14 +58,6 @@ class RaggedIds:
 
     def to_lists(self) -> list[list[int]]:
         return [self.ids[start:stop].tolist() for start, stop in zip(self.offsets[:-1], self.offsets[1:])]
-
-    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        """The two arrays under ``<prefix>_ids`` and ``<prefix>_offsets`` (how a cache stores them)."""
-        return {f"{prefix}_ids": self.ids, f"{prefix}_offsets": self.offsets}
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> RaggedIds:
-        return cls(arrays[f"{prefix}_ids"], arrays[f"{prefix}_offsets"])
 
 
 class ChunkedRagged:

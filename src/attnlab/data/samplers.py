@@ -8,7 +8,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch.distributed as dist
 from torch.utils.data import Sampler
+
+
+def rank_world() -> tuple[int, int]:
+    """``(rank, world size)`` of this process: torch.distributed's once initialised (Lightning does so before the
+    DataModule's ``setup``), else ``(0, 1)``."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 class SeededPermutation(Sampler[int]):

@@ -1,22 +1,20 @@
-"""Token shards: a prepared corpus as Hugging Face ``datasets`` (Arrow files, memory-mapped), written once.
+"""Token shards: a prepared corpus as Arrow IPC files (memory-mapped), written once.
 
 A store is one directory per prepared corpus, ``<root>/<name>-<digest>/`` (the digest of the preparation's config
-and of its files' paths, sizes and contents, as :func:`~attnlab.data.cache.entry_name` makes it), holding each split as
-parts,
-``<split>/part-<k>/`` (one ``Dataset.save_to_disk`` each, written as the encoding goes, so preparing never holds
-the encoded corpus in memory), and ``meta.json`` (tokenizers and other texts). It is written into a temporary
-sibling and renamed when complete: processes and nodes that race to prepare it never read a partial store. A lock
-file beside it (``.<name>-<digest>.lock``, ``flock``) makes one process on a filesystem the preparer: the others
-(the other ranks under srun/torchrun, other nodes on a shared filesystem) wait for it and map its shards, and
-take their tokenizers from the store, never from a preparation of their own.
+and of its files' paths, sizes and contents, as :func:`~attnlab.data.cache.entry_name` makes it), holding each split
+as parts, ``<split>/part-<k>.arrow`` (one Arrow IPC file and record batch each, written as the encoding goes, so
+preparing never holds the encoded corpus in memory), and ``meta.json`` (tokenizers and other texts). It is written
+into a temporary sibling and renamed when complete: processes and nodes that race to prepare it never read a
+partial store. A lock file beside it (``.<name>-<digest>.lock``, ``flock``) makes one process on a filesystem the
+preparer: the others (the other ranks under srun/torchrun, other nodes on a shared filesystem) wait for it and map
+its shards, and take their tokenizers from the store, never from a preparation of their own.
 
-Reading (``load_from_disk``) memory-maps the Arrow files: every rank and worker on a node shares one copy in the
-page cache, and a process touches only the rows it reads. Token ids are ``list<int32>`` columns, read zero-copy as
-:class:`~attnlab.data.ragged.ChunkedRagged` (one chunk per Arrow record batch). Without a store the same tables
-stay in memory (tiny corpora, tests): the same :class:`Shards`, read the same way.
-
-The root must be a local or shared filesystem path (NFS, Lustre, ...): ``datasets`` would copy shards from an
-object store to local disk before mapping them, which defeats one copy per node.
+Reading memory-maps the files (``pyarrow.memory_map``): every rank and worker on a node shares one copy in the page
+cache, and a process touches only the rows it reads. One record batch a part keeps the pages that opening a file
+and reading a narrow column touch few (the kernel maps 64 KiB around each). Token ids are ``list<int32>`` columns,
+read zero-copy as :class:`~attnlab.data.ragged.ChunkedRagged` (one chunk a part). Without a store the same tables
+stay in memory (tiny corpora, tests): the same :class:`Shards`, read the same way. Why Arrow IPC directly and not
+Hugging Face ``datasets``: ``bench/shard_formats.py``.
 """
 from __future__ import annotations
 
@@ -33,8 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
-from datasets import Dataset, Features, concatenate_datasets, disable_progress_bars, load_from_disk
-from datasets import config as datasets_config
+import pyarrow.compute as pc
 
 from attnlab.data.cache import entry_name
 from attnlab.data.ragged import ChunkedRagged, RaggedIds
@@ -43,21 +40,6 @@ log = logging.getLogger(__name__)
 
 Column = RaggedIds | np.ndarray | Sequence[str]  # token rows, one number a row, or one text a row
 META = "meta.json"
-# Rows of one Arrow record batch on disk. datasets writes 1,000 by default: then opening a file (one message header a
-# batch) and reading a narrow column (one small buffer a batch) touch a page every few KiB of file, which the
-# kernel's fault-around maps 64 KiB at a time, so the mapped pages of a process grew with the whole corpus.
-RECORD_BATCH_ROWS = 65_536
-
-
-@contextmanager
-def _record_batch_rows(rows: int) -> Iterator[None]:
-    """``save_to_disk`` with record batches of up to ``rows`` rows (datasets reads its batch size from its config)."""
-    saved = datasets_config.DEFAULT_MAX_BATCH_SIZE
-    datasets_config.DEFAULT_MAX_BATCH_SIZE = rows
-    try:
-        yield
-    finally:
-        datasets_config.DEFAULT_MAX_BATCH_SIZE = saved
 
 
 def _arrow(column: Column) -> pa.Array:
@@ -68,18 +50,25 @@ def _arrow(column: Column) -> pa.Array:
     return pa.array(column)
 
 
-def _concatenate(parts: list[Dataset], empty: dict | None) -> Dataset:
-    """One split from its parts; a split without rows has no part on disk, only its ``features``."""
-    if empty is not None and not any(part.num_rows for part in parts):
-        features = Features.from_dict(empty)
-        return Dataset.from_dict({name: [] for name in features}, features=features)
-    return concatenate_datasets(parts)
+def _view(array: pa.Array) -> np.ndarray:
+    """An integer or boolean array without nulls as NumPy (a view of its buffer where it is integer):
+    ``Array.to_numpy`` would import pandas, 30 MiB of a training process."""
+    if pa.types.is_boolean(array.type):
+        array = pc.cast(array, pa.uint8())  # bit-packed: one byte a value
+    dtype = np.dtype(f"{'u' if pa.types.is_unsigned_integer(array.type) else 'i'}{array.type.bit_width // 8}")
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
+
+
+def _read(path: Path) -> pa.Table:
+    """One part, memory-mapped: its buffers are views of the file."""
+    with pa.ipc.open_file(pa.memory_map(str(path))) as reader:
+        return reader.read_all()
 
 
 class Shards:
-    """The splits of a prepared corpus (``datasets.Dataset`` each, memory-mapped or in memory) and its texts."""
+    """The splits of a prepared corpus (an Arrow table each, memory-mapped or in memory) and its texts."""
 
-    def __init__(self, splits: Mapping[str, Dataset], meta: Mapping[str, str]):
+    def __init__(self, splits: Mapping[str, pa.Table], meta: Mapping[str, str]):
         self.splits, self.meta = dict(splits), dict(meta)
 
     def num_rows(self, split: str) -> int:
@@ -87,15 +76,16 @@ class Shards:
 
     def ragged(self, split: str, column: str) -> ChunkedRagged:
         """A ``list<int32>`` column as rows of ids, zero-copy over the Arrow buffers."""
-        chunks = self.splits[split].data.table.column(column).chunks
-        return ChunkedRagged([RaggedIds(c.values.to_numpy(), c.offsets.to_numpy()) for c in chunks])
+        chunks = self.splits[split].column(column).chunks
+        return ChunkedRagged([RaggedIds(_view(c.values), _view(c.offsets)) for c in chunks])
 
     def array(self, split: str, column: str) -> np.ndarray:
-        """A numeric column as one ``(N,)`` array (a copy: keep such columns narrow)."""
-        return self.splits[split].data.table.column(column).to_numpy()
+        """An integer or boolean (as ``uint8``) column as one ``(N,)`` array (a copy: keep such columns narrow)."""
+        chunks = self.splits[split].column(column).chunks
+        return np.concatenate([_view(chunk) for chunk in chunks]) if chunks else np.zeros(0, dtype=np.int64)
 
     def texts(self, split: str, column: str) -> list[str]:
-        return self.splits[split].data.table.column(column).to_pylist()
+        return self.splits[split].column(column).to_pylist()
 
 
 class ShardWriter:
@@ -104,32 +94,30 @@ class ShardWriter:
 
     def __init__(self, directory: Path | None):
         self.directory = directory
-        self.parts: dict[str, list[Dataset]] = {}
-        self.empty: dict[str, dict] = {}  # features of the splits without rows (datasets cannot load 0-row files)
-        disable_progress_bars()  # attnlab logs what it prepares; one bar per part is noise
+        self.parts: dict[str, list[pa.Table]] = {}
 
     def add(self, split: str, columns: Mapping[str, Column]) -> None:
         """One part of ``split``: equally long columns; an empty part still gives the split its columns."""
-        part = Dataset(pa.table({name: _arrow(column) for name, column in columns.items()}))
+        part = pa.table({name: _arrow(column) for name, column in columns.items()})
         parts = self.parts.setdefault(split, [])
-        if part.num_rows == 0:
-            self.empty.setdefault(split, part.features.to_dict())
-            if parts or self.directory is not None:
-                return
-        else:
-            self.empty.pop(split, None)
+        if part.num_rows == 0 and parts:
+            return
+        if parts and parts[-1].num_rows == 0:
+            parts.pop()  # the empty first part only held the columns; the files are renumbered below
+            if self.directory is not None:
+                (self.directory / split / "part-00000.arrow").unlink()
         if self.directory is not None:
-            path = self.directory / split / f"part-{len(parts):05d}"
-            with _record_batch_rows(RECORD_BATCH_ROWS):
-                part.save_to_disk(str(path))
-            part = load_from_disk(str(path))
+            path = self.directory / split / f"part-{len(parts):05d}.arrow"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with pa.ipc.new_file(str(path), part.schema) as writer:
+                writer.write_table(part, max_chunksize=max(part.num_rows, 1))  # one record batch a part
+            part = _read(path)
         parts.append(part)
 
     def finish(self, meta: Mapping[str, str]) -> Shards:
         if self.directory is not None:
-            (self.directory / META).write_text(json.dumps({"splits": list(self.parts), "texts": dict(meta),
-                                                           "empty": self.empty}))
-        return Shards({split: _concatenate(parts, self.empty.get(split)) for split, parts in self.parts.items()}, meta)
+            (self.directory / META).write_text(json.dumps({"splits": list(self.parts), "texts": dict(meta)}))
+        return Shards({split: pa.concat_tables(parts) for split, parts in self.parts.items()}, meta)
 
 
 class ShardStore:
@@ -174,10 +162,8 @@ class ShardStore:
             return None
         try:
             meta = json.loads((self.path / META).read_text())
-            splits = {}
-            for split in meta["splits"]:
-                parts = [load_from_disk(str(part)) for part in sorted((self.path / split).glob("part-*"))]
-                splits[split] = _concatenate(parts, meta["empty"].get(split))
+            splits = {split: pa.concat_tables([_read(part) for part in sorted((self.path / split).glob("part-*"))])
+                      for split in meta["splits"]}
             return Shards(splits, meta["texts"])
         except (OSError, KeyError, ValueError, pa.ArrowException) as err:
             log.warning("ignoring unreadable shards %s (%s); preparing them again", self.path, err)

@@ -11,31 +11,28 @@ Shape legend: B batch, S source length (tokens + <eos>).
 """
 from __future__ import annotations
 
-import logging
 import os
-import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader
 
 from attnlab.data.corpora import SPLITS, Corpus
 from attnlab.data.pairs import PairDataset, collate_pairs
 from attnlab.data.resumable import ResumableDataLoader
-from attnlab.data.samplers import BucketBatchSampler, SeededPermutation
-from attnlab.data.shards import ShardStore
+from attnlab.data.corpus_store import PreparedCorpus
+from attnlab.data.samplers import BucketBatchSampler, SeededPermutation, rank_world
+from attnlab.data.shards import ShardStore, ShardWriter
 from attnlab.data.spec import TextSpec, TranslationText
 from attnlab.data.tokenizers import TextTokenizer, word
-from attnlab.data.translation_prep import PairPreparation, PreparedPairs, Tokenizers
+from attnlab.data.translation_prep import PairPreparation, PreparedPairs
 
-log = logging.getLogger(__name__)
+TOKENIZER_KEYS = ("tokenizer_src", "tokenizer_tgt")  # in checkpoints and in the shards' meta
 
 
 def special_ids(tokenizer: TextTokenizer) -> dict[str, int]:
@@ -108,49 +105,37 @@ class TranslationDataModule(pl.LightningDataModule):
             raise ValueError(f"need bucket_size >= 1 and num_workers >= 0, got {bucket_size}, {num_workers}")
         self.batch_size = None if max_tokens is not None else batch_size
         self.max_tokens, self.bucket_size, self.num_workers = max_tokens, bucket_size, num_workers
-        self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.seed = seed
-        self._loaded: Tokenizers | None = None  # from load_state_dict
-        self._prepared: PreparedPairs | None = None
-        self.prep_seconds: float | None = None  # wall time of the last preparation
-        self.cache_hit: bool | None = None  # whether it came from the cache
+        self.prepared = PreparedCorpus(
+            f"translation-{corpus.name}", TOKENIZER_KEYS, tokenizer, self.preparation.config(), corpus.files,
+            self._fill, cache_dir,
+        )
+        self._pairs: PreparedPairs | None = None
 
     # -- Lightning hooks ----------------------------------------------------------------------------------------
     def prepare_data(self) -> None:
         """Write the shards once per node (Lightning calls this on one process) so that ranks only map them."""
-        if self.cache_dir is not None and not self.shard_store().exists():
-            self._load_or_build()  # prepares, times and writes; the state is set in setup, per process
+        self.prepared.prepare()
 
     def shard_store(self) -> ShardStore:
-        if self.cache_dir is None:
-            raise ValueError("cache_dir is None: token shards need a directory (paths.cache_dir, env ATTNLAB_CACHE)")
-        return self.preparation.store(self.cache_dir, self._loaded)
+        return self.prepared.store()
 
     def setup(self, stage: str | None = None) -> None:
-        if self._prepared is None:
-            self._prepared = self._load_or_build()
-            if self._rank_world()[0] == 0:
-                self._save_tokenizers()
+        if self._pairs is None:
+            self._load()
 
     def state_dict(self) -> dict[str, Any]:
-        src, tgt = self._tokenizers()
-        return {"tokenizer_src": src.to_str(), "tokenizer_tgt": tgt.to_str()}
+        return self.prepared.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Adopt a checkpoint's tokenizers; data already prepared with different ones is re-encoded."""
-        if not state_dict:
-            return
-        if missing := {"tokenizer_src", "tokenizer_tgt"} - set(state_dict):
-            raise ValueError(f"datamodule state lacks {sorted(missing)}; it has {sorted(state_dict)}")
-        src = TextTokenizer.from_str(state_dict["tokenizer_src"])
-        same = state_dict["tokenizer_tgt"] == state_dict["tokenizer_src"]
-        tgt = src if same else TextTokenizer.from_str(state_dict["tokenizer_tgt"])
-        self._loaded = (src, tgt)
-        if self._prepared is not None and self._prepared.tokenizers != self._loaded:
-            self._prepared = self._load_or_build()
-            if self._rank_world()[0] == 0:
-                self._save_tokenizers()
+        if self.prepared.load_state_dict(state_dict) and self._pairs is not None:
+            self._load()
+
+    @property
+    def cache_hit(self) -> bool | None:
+        return self.prepared.cache_hit
 
     def train_dataloader(self) -> DataLoader:
         """Reshuffled every epoch; in corpus order under ``overfit_batches`` (``debug=overfit``), as Lightning's own
@@ -167,11 +152,11 @@ class TranslationDataModule(pl.LightningDataModule):
     # -- helpers for models, translation and BLEU (the tokenizer ones work after setup or load_state_dict) -
     @property
     def src_tokenizer(self) -> TextTokenizer:
-        return self._tokenizers()[0]  # after setup, or restored from a checkpoint (translation needs no data)
+        return self.prepared.tokenizer("tokenizer_src")  # after setup, or restored from a checkpoint (no data needed)
 
     @property
     def tgt_tokenizer(self) -> TextTokenizer:
-        return self._tokenizers()[1]
+        return self.prepared.tokenizer("tokenizer_tgt")
 
     @property
     def datasets(self) -> dict[str, PairDataset]:
@@ -181,17 +166,16 @@ class TranslationDataModule(pl.LightningDataModule):
         """Vocabulary sizes and the target's special ids. A checkpoint's tokenizers (:meth:`load_state_dict`)
         give it at once; otherwise the data is prepared first (the tokenizers are trained on it), once: Lightning's
         own ``prepare_data``/``setup`` then find the work done."""
-        if self._prepared is None and self._loaded is None:
+        if self.prepared.tokenizers is None:
             self.prepare_data()
             self.setup()
-        src, tgt = self._tokenizers()
+        src, tgt = self.src_tokenizer, self.tgt_tokenizer
         return TextSpec(src_vocab_size=src.vocab_size, tgt_vocab_size=tgt.vocab_size, **special_ids(tgt))
 
     def task_text(self) -> TranslationText:
         """What the translation task reads of this data (:class:`~attnlab.data.spec.TranslationText`); after
         :meth:`spec`."""
-        src, tgt = self._tokenizers()
-        return TranslationText(src, tgt, source_ids=self.encode_source, detokenize=self.decode_target,
+        return TranslationText(self.src_tokenizer, self.tgt_tokenizer, source_ids=self.encode_source, detokenize=self.decode_target,
                                references=self.texts, examples=tuple(map(tuple, self.examples)))
 
     def encode_source(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
@@ -223,30 +207,29 @@ class TranslationDataModule(pl.LightningDataModule):
 
     # -- internals ----------------------------------------------------------------------------------------------
     def _ready(self) -> PreparedPairs:
-        if self._prepared is None:
+        if self._pairs is None:
             raise ValueError(f"{type(self).__name__} is not set up yet: call setup() first")
-        return self._prepared
+        return self._pairs
 
-    def _tokenizers(self) -> Tokenizers:
-        if self._prepared is not None:
-            return self._prepared.tokenizers
-        if self._loaded is not None:
-            return self._loaded
-        raise ValueError(f"{type(self).__name__} has no tokenizer yet: call setup() or load_state_dict() first")
+    def _fill(self, writer: ShardWriter, tokenizers: dict[str, TextTokenizer] | None) -> dict[str, TextTokenizer]:
+        given = None if tokenizers is None else (tokenizers["tokenizer_src"], tokenizers["tokenizer_tgt"])
+        return dict(zip(TOKENIZER_KEYS, self.preparation.write(writer, given)))
 
-    def _rank_world(self) -> tuple[int, int]:
-        if self.trainer is not None:
-            return self.trainer.global_rank, self.trainer.world_size
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-        return 0, 1
+    def _load(self) -> None:
+        """Map (or prepare) the shards; rank 0 writes the tokenizers beside the run."""
+        shards = self.prepared.load()
+        self._pairs = PreparedPairs(self.src_tokenizer, self.tgt_tokenizer, shards)
+        if rank_world()[0] == 0:
+            directory = self.output_dir if self.output_dir is not None else Path.cwd()
+            self.src_tokenizer.save(directory / "tokenizer_src.json")
+            self.tgt_tokenizer.save(directory / "tokenizer_tgt.json")
 
     def _collate(self) -> Callable[[Sequence[tuple[Tensor, Tensor]]], Any]:
         return partial(collate_pairs, **special_ids(self.tgt_tokenizer))
 
     def _loader(self, split: str, shuffle: bool, equal_shards: bool) -> DataLoader:
         dataset = self.datasets[split]
-        rank, world_size = self._rank_world()
+        rank, world_size = rank_world()
         sampler = BucketBatchSampler(
             SeededPermutation(len(dataset), shuffle=shuffle, seed=self.seed),
             dataset.lengths(),
@@ -264,27 +247,3 @@ class TranslationDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
-
-    def _save_tokenizers(self) -> None:
-        directory = self.output_dir if self.output_dir is not None else Path.cwd()
-        self.src_tokenizer.save(directory / "tokenizer_src.json")
-        self.tgt_tokenizer.save(directory / "tokenizer_tgt.json")
-
-    def _load_or_build(self) -> PreparedPairs:
-        start = time.perf_counter()
-        store = None if self.cache_dir is None else self.shard_store()
-        with nullcontext() if store is None else store.preparing():  # one preparer; the others map its shards
-            shards = None if store is None else store.open()
-            self.cache_hit = shards is not None
-            if shards is None:
-                prepared = self.preparation.run(self._loaded, store)
-            else:
-                prepared = PreparedPairs.from_shards(shards, self._loaded)
-        self.prep_seconds = time.perf_counter() - start
-        sizes = "/".join(str(len(prepared.datasets[s])) for s in SPLITS)
-        log.info(
-            "%s: %s in %.2fs; train/val/test pairs %s; vocab src/tgt %d/%d",
-            type(self).__name__, f"shards mapped from {store.path}" if self.cache_hit else "prepared",
-            self.prep_seconds, sizes, prepared.src_tokenizer.vocab_size, prepared.tgt_tokenizer.vocab_size,
-        )
-        return prepared

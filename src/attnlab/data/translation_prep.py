@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from attnlab.data.cache import tokenizer_identity
 from attnlab.data.corpora import SPLITS, Corpus, Pairs, source_groups, split_indices
 from attnlab.data.pairs import PairDataset, pair_lengths
 from attnlab.data.ragged import RaggedIds
-from attnlab.data.shards import Shards, ShardStore, ShardWriter
+from attnlab.data.shards import Shards, ShardWriter
 from attnlab.data.tokenizers import TextTokenizer
 
 log = logging.getLogger(__name__)
@@ -71,16 +69,6 @@ class PreparedPairs:
             self._texts[split] = (self.shards.texts(split, "src_text"), self.shards.texts(split, "tgt_text"))
         return self._texts[split]
 
-    @classmethod
-    def from_shards(cls, shards: Shards, tokenizers: Tokenizers | None = None) -> PreparedPairs:
-        """The shards with ``tokenizers`` where they are the ones the shards were encoded with (restored from a
-        checkpoint, or just trained), else with the shards' own (another process prepared them)."""
-        stored = (shards.meta["tokenizer_src"], shards.meta["tokenizer_tgt"])
-        if tokenizers is None or tuple(tokenizer.to_str() for tokenizer in tokenizers) != stored:
-            src = TextTokenizer.from_str(stored[0])
-            tokenizers = (src, src if stored[1] == stored[0] else TextTokenizer.from_str(stored[1]))
-        return cls(*tokenizers, shards)
-
 
 def source_overlap(texts: dict[str, Pairs]) -> dict[str, int]:
     """Pairs of each held-out split whose source sentence also occurs among the training sources."""
@@ -122,52 +110,36 @@ class PairPreparation:
         if self.length_policy not in LENGTH_POLICIES:
             raise ValueError(f"length_policy must be one of {LENGTH_POLICIES}, got {self.length_policy!r}")
 
-    def store(self, directory: str | os.PathLike, tokenizers: Tokenizers | None) -> ShardStore:
-        """The shard store of this preparation: keyed by the tokenizer config; tokenizers restored from a
-        checkpoint replace the training and key their own store, unless they are the ones the config's store holds
-        (a resumed run maps the shards it trained on)."""
-        store = self._store(directory, tokenizer_identity(self.build_tokenizer()))
-        if tokenizers is None or store.holds({"tokenizer_src": tokenizers[0].to_str(),
-                                              "tokenizer_tgt": tokenizers[1].to_str()}):
-            return store
-        return self._store(directory, [tokenizer_identity(t) for t in tokenizers])
-
-    def _store(self, directory: str | os.PathLike, tokenizer: Any) -> ShardStore:
-        config: dict[str, Any] = {
-            "corpus": self.corpus.identity(), "tokenizer": tokenizer, "joint_vocab": self.joint_vocab,
-            "preprocess": self.preprocess, "val_fraction": self.val_fraction, "test_fraction": self.test_fraction,
-            "num_train": self.num_train, "num_val": self.num_val, "num_test": self.num_test, "max_len": self.max_len,
+    def config(self) -> dict[str, Any]:
+        """What of this preparation changes the shards (the store key, with the files and the tokenizer)."""
+        return {
+            "corpus": self.corpus.identity(), "joint_vocab": self.joint_vocab, "preprocess": self.preprocess,
+            "val_fraction": self.val_fraction, "test_fraction": self.test_fraction, "num_train": self.num_train,
+            "num_val": self.num_val, "num_test": self.num_test, "max_len": self.max_len,
             "length_policy": self.length_policy, "split_seed": self.split_seed,
         }
-        return ShardStore(directory, f"translation-{self.corpus.name}", config, self.corpus.files())
 
-    def run(self, tokenizers: Tokenizers | None = None, store: ShardStore | None = None) -> PreparedPairs:
-        """Read, split, fit tokenizers on the training split only (unless given), encode all splits into shards:
-        written to ``store``, or kept in memory without one."""
+    def write(self, writer: ShardWriter, tokenizers: Tokenizers | None = None) -> Tokenizers:
+        """Read, split, fit tokenizers on the training split only (unless given), encode all splits into
+        ``writer``; the tokenizers used."""
         clock = [time.perf_counter()]
         texts = self.texts_by_split()
         clock.append(time.perf_counter())
         src_tok, tgt_tok = tokenizers or self.train_tokenizers(*texts["train"])
         clock.append(time.perf_counter())
-
         counts = {name: TokenCounts() for name in SPLITS}
-
-        def fill(writer: ShardWriter) -> Shards:
-            for name in SPLITS:
-                for start in range(0, max(len(texts[name][0]), 1), PART_PAIRS):  # an empty split: one empty part
-                    sources, targets = (side[start : start + PART_PAIRS] for side in texts[name])
-                    part = self._encode_part(src_tok, tgt_tok, sources, targets)
-                    counts[name].add(part)
-                    writer.add(name, part)
-            return writer.finish({"tokenizer_src": src_tok.to_str(), "tokenizer_tgt": tgt_tok.to_str()})
-
-        shards = fill(ShardWriter(None)) if store is None else store.write(fill)
+        for name in SPLITS:
+            for start in range(0, max(len(texts[name][0]), 1), PART_PAIRS):  # an empty split: one empty part
+                sources, targets = (side[start : start + PART_PAIRS] for side in texts[name])
+                part = self._encode_part(src_tok, tgt_tok, sources, targets)
+                counts[name].add(part)
+                writer.add(name, part)
         clock.append(time.perf_counter())
-        phases = ("read+split+preprocess", "tokenizer training", "encoding + shards")
+        phases = ("read+split+preprocess", "tokenizer training", "encoding")
         log.info("%s prep phases: %s", self.corpus.name,
                  ", ".join(f"{name} {b - a:.2f}s" for name, a, b in zip(phases, clock, clock[1:])))
         report_tokens(self.build_tokenizer().config if tokenizers is None else "restored", counts)
-        return PreparedPairs.from_shards(shards, (src_tok, tgt_tok))  # the stored ones, had another process won
+        return src_tok, tgt_tok
 
     def _encode_part(self, src_tok: TextTokenizer, tgt_tok: TextTokenizer, sources: list[str],
                      targets: list[str]) -> dict[str, Any]:

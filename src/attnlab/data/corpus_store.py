@@ -1,0 +1,115 @@
+"""The prepared corpus of a DataModule: its token shards, the tokenizers they were encoded with, and their life.
+
+One component owns what both shard-reading DataModules (translation, BERT pretraining) do with a preparation:
+the store key (files' path, size and content, the config, the tokenizer: :func:`~attnlab.data.cache.entry_name`),
+load-or-build under the store's lock (one preparer, the others map its shards), the in-memory path without a
+cache dir, the tokenizers adopted from the shards (whoever prepared them) or restored from a checkpoint, and the
+log line of each preparation. A DataModule hands it only what is its own: a name, the config, the files, and
+``fill(writer, tokenizers)``, which reads the corpus, trains the tokenizers unless given, writes the splits and
+returns the tokenizers by their checkpoint keys.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from attnlab.data.cache import tokenizer_identity
+from attnlab.data.shards import Shards, ShardStore, ShardWriter
+from attnlab.data.tokenizer_state import restore_tokenizers, tokenizer_state
+from attnlab.data.tokenizers import TextTokenizer
+
+log = logging.getLogger(__name__)
+
+Tokenizers = dict[str, TextTokenizer]  # checkpoint key -> tokenizer
+Fill = Callable[[ShardWriter, "Tokenizers | None"], Tokenizers]
+
+
+class PreparedCorpus:
+    """Token shards of one preparation under ``cache_dir`` (None: the same tables kept in memory), with the
+    tokenizers stored under ``keys`` in the shards' meta and in the DataModule's checkpointed state."""
+
+    def __init__(
+        self,
+        name: str,
+        keys: Sequence[str],
+        build_tokenizer: Callable[[], TextTokenizer],
+        config: Mapping[str, Any],
+        files: Callable[[], Sequence[Path]],
+        fill: Fill,
+        cache_dir: str | os.PathLike | None,
+    ):
+        self.name, self.keys, self.build_tokenizer, self.config = name, list(keys), build_tokenizer, dict(config)
+        self.files, self.fill = files, fill
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.tokenizers: Tokenizers | None = None  # the shards' once loaded, or a checkpoint's
+        self.restored: Tokenizers | None = None  # a checkpoint's: then they, not the config, may key the store
+        self.prep_seconds: float | None = None  # wall time of the last load
+        self.cache_hit: bool | None = None  # whether it mapped existing shards
+
+    def store(self) -> ShardStore:
+        """``<cache_dir>/<name>-<digest>/``, keyed by the files and the config with the tokenizer builder's config;
+        restored tokenizers other than the ones that store holds key their own (a resumed run maps the shards it
+        trained on, a foreign tokenizer gets its own)."""
+        if self.cache_dir is None:
+            raise ValueError("cache_dir is None: token shards need a directory (paths.cache_dir, env ATTNLAB_CACHE)")
+        store = self._store(tokenizer_identity(self.build_tokenizer()))
+        if self.restored is None or store.holds(tokenizer_state(self.restored)):
+            return store
+        identities = [tokenizer_identity(tokenizer) for tokenizer in self.restored.values()]
+        return self._store(identities[0] if len(identities) == 1 else identities)
+
+    def _store(self, tokenizer: Any) -> ShardStore:
+        return ShardStore(self.cache_dir, self.name, {**self.config, "tokenizer": tokenizer}, self.files())
+
+    def prepare(self) -> None:
+        """Check the files, and write the shards when missing (Lightning's ``prepare_data``: once per node)."""
+        self.files()
+        if self.cache_dir is not None and not self.store().exists():
+            self.load()
+
+    def load(self) -> Shards:
+        """The shards mapped from the store (written first when missing, by one process at a time), or prepared in
+        memory without a cache dir; ``tokenizers`` become the ones they were encoded with."""
+        start = time.perf_counter()
+        store = None if self.cache_dir is None else self.store()
+
+        def write(writer: ShardWriter) -> Shards:
+            self.tokenizers = self.fill(writer, self.tokenizers)
+            return writer.finish(tokenizer_state(self.tokenizers))
+
+        with nullcontext() if store is None else store.preparing():  # one preparer; the others map its shards
+            shards = None if store is None else store.open()
+            self.cache_hit = shards is not None
+            if shards is None:
+                shards = write(ShardWriter(None)) if store is None else store.write(write)
+        self.tokenizers = restore_tokenizers(shards.meta, self.keys, self.tokenizers)  # the store's, whoever wrote it
+        self.prep_seconds = time.perf_counter() - start
+        rows = "/".join(str(shards.num_rows(split)) for split in shards.splits)
+        how = f"shards mapped from {store.path}" if self.cache_hit else "prepared" + ("" if store is None else
+                                                                                      f" into {store.path}")
+        log.info("%s: %s in %.2fs; rows %s %s; vocab %s", self.name, how, self.prep_seconds,
+                 "/".join(shards.splits), rows, "/".join(str(t.vocab_size) for t in self.tokenizers.values()))
+        return shards
+
+    def tokenizer(self, key: str) -> TextTokenizer:
+        if self.tokenizers is None:
+            raise ValueError(f"{self.name} has no tokenizer yet: call setup() or load_state_dict() first")
+        return self.tokenizers[key]
+
+    def state_dict(self) -> dict[str, str]:
+        return {} if self.tokenizers is None else tokenizer_state(self.tokenizers)
+
+    def load_state_dict(self, state: Mapping[str, str]) -> bool:
+        """Adopt a checkpoint's tokenizers; True when they differ from the ones held (data encoded with those is
+        stale: the DataModule loads again)."""
+        if not state:
+            return False
+        restored = restore_tokenizers(state, self.keys, self.tokenizers)
+        changed = self.tokenizers is not None and tokenizer_state(restored) != tokenizer_state(self.tokenizers)
+        self.tokenizers = self.restored = restored
+        return changed
