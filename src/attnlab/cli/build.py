@@ -1,5 +1,6 @@
 """The config translated for the run machinery (:mod:`attnlab.training`): built callbacks and loggers, the time
-budget and the precision written into the trainer's node, and the plain values of a run."""
+budget and the precision written into the trainer's node, the plain values of a run, and the pretrained file a
+model starts from."""
 from __future__ import annotations
 
 from functools import partial
@@ -8,8 +9,11 @@ from typing import Any, Mapping
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import MissingMandatoryValue
 
+from attnlab import ConfigError
+from attnlab.lit.pretrained import PretrainedEncoder, read_pretrained
 from attnlab.training.horizon import budget_limits
 from attnlab.training.precision import resolve_precision
 from attnlab.training.run import RunPlan, resolve_ckpt_path
@@ -53,3 +57,15 @@ def ckpt_path_of(cfg: DictConfig) -> str | None:
 def run_plan(cfg: DictConfig) -> RunPlan:
     return RunPlan(fit=cfg.train, test=cfg.test, monitor=cfg.monitor,
                    monitor_mode=getattr(cfg.monitor_mode, "value", cfg.monitor_mode))
+
+
+def read_model_pretrained(cfg: DictConfig) -> PretrainedEncoder | None:
+    """The pretrained file the model starts from (``model.pretrained``, where the model has one), read once."""
+    try:
+        path = OmegaConf.select(cfg, "model.pretrained", default=None, throw_on_missing=True)
+    except MissingMandatoryValue as error:
+        raise ConfigError(
+            "model.pretrained is required: a pretrained model file (an attnlab BERT checkpoint, or a Hugging Face "
+            "BERT state dict with tokenizer.json and config.json beside it), or null to train from scratch"
+        ) from error
+    return None if path is None else read_pretrained(path, cfg.pretrained_encoder)

@@ -2,40 +2,24 @@
 return the metric."""
 from __future__ import annotations
 
-import logging
-
 import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import MissingMandatoryValue
 
 from attnlab.cli.build import (
-    apply_budget, build_callbacks, ckpt_path_of, instantiate_all, resolve_auto_precision, run_plan,
+    apply_budget, build_callbacks, ckpt_path_of, instantiate_all, read_model_pretrained, resolve_auto_precision,
+    run_plan,
 )
 from attnlab.cli.distributed import job_relaunchable_by_ddp
-from attnlab.cli.plugins import in_search
+from attnlab.cli.plugins import objective
 from attnlab.cli.tracking import assign_wandb_run_id
-from attnlab.cli.validate import ConfigError, check_no_missing, fill_missing, validate_targets
+from attnlab.cli.validate import check_no_missing, fill_missing, validate_targets
+from attnlab.lit.pretrained import encoder_config, load_encoder
+from attnlab.lit.task import TaskModule
 from attnlab.training.checkpoint import load_checkpoint
 from attnlab.training.loggers import finish_loggers
 from attnlab.training.run import fit_and_test
 from attnlab.training.summary import print_summary
-from attnlab.lit.pretrained import PretrainedEncoder, encoder_config, load_encoder, read_pretrained
-from attnlab.lit.task import TaskModule
-
-log = logging.getLogger(__name__)
-
-
-def read_model_pretrained(cfg: DictConfig) -> PretrainedEncoder | None:
-    """The pretrained file the model starts from (``model.pretrained``, where the model has one), read once."""
-    try:
-        path = OmegaConf.select(cfg, "model.pretrained", default=None, throw_on_missing=True)
-    except MissingMandatoryValue as error:
-        raise ConfigError(
-            "model.pretrained is required: a pretrained model file (an attnlab BERT checkpoint, or a Hugging Face "
-            "BERT state dict with tokenizer.json and config.json beside it), or null to train from scratch"
-        ) from error
-    return None if path is None else read_pretrained(path, cfg.pretrained_encoder)
 
 
 def build_data_and_model(cfg: DictConfig, resumed: dict | None) -> tuple[pl.LightningDataModule, TaskModule]:
@@ -60,20 +44,6 @@ def build_data_and_model(cfg: DictConfig, resumed: dict | None) -> tuple[pl.Ligh
     if pretrained is not None:  # before fit: a resumed checkpoint, restored by fit, still wins
         load_encoder(model.get_submodule(cfg.pretrained_encoder), pretrained, datamodule.tokenizer)
     return datamodule, model
-
-
-def objective(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
-    """``optimized_metric`` for a sweeper. Only a search (the Optuna sweeper) needs it: there a metric that was never
-    logged is an error; a single run or a grid multirun that never logged it ends with a warning."""
-    if cfg.optimized_metric is None:
-        return None
-    if cfg.optimized_metric in metrics:
-        return metrics[cfg.optimized_metric]
-    message = f"optimized_metric={cfg.optimized_metric!r} was never logged; logged metrics: {', '.join(sorted(metrics))}"
-    if in_search():
-        raise ConfigError(message)
-    log.warning("%s (only a search needs it: nothing optimizes it in this run)", message)
-    return None
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -102,4 +72,4 @@ def train(cfg: DictConfig) -> float | None:
 
     if trainer.is_global_zero:
         print_summary(trainer, metrics, cfg.paths.output_dir)
-    return objective(cfg, metrics)
+    return objective(cfg.optimized_metric, metrics)
