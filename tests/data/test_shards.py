@@ -78,7 +78,9 @@ def test_store_is_written_atomically_and_a_bad_one_is_prepared_again(tmp_path):
     later = store.write(lambda w: (w.add("train", _columns(_rows(5, 1))), w.finish({}))[1])  # lost the race
     assert later.num_rows("train") == 3
     (store.path / "meta.json").write_text(json.dumps({"splits": ["train", "gone"], "texts": {}}))
-    assert store.open() is None  # unreadable: the caller prepares again (logged)
+    assert store.open() is None  # unreadable: the caller prepares again (logged), and the new store replaces it
+    assert store.write(lambda w: (w.add("train", _columns(_rows(4, 2))), w.finish({}))[1]).num_rows("train") == 4
+    assert store.open().num_rows("train") == 4 and [p.name for p in tmp_path.iterdir()] == [store.path.name]
     assert ShardStore(tmp_path, "toy", {"k": 2}, []).path != store.path
 
 

@@ -19,7 +19,8 @@ import xxhash
 
 from attnlab.data.tokenizers import TextTokenizer
 
-CACHE_VERSION = 3  # bump when what any DataModule caches changes meaning or layout (3: splits by source, texts)
+CACHE_VERSION = 4  # bump when what any DataModule caches changes meaning or layout (3: splits by source, texts;
+# 4: Arrow IPC files written directly, no longer datasets' directories)
 HASH_BLOCK = 1 << 20  # bytes read at a time while hashing a file
 
 

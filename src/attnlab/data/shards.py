@@ -171,7 +171,8 @@ class ShardStore:
 
     def write(self, fill) -> Shards:
         """``fill(writer)`` into a temporary sibling, then rename it into place (atomic); the stored shards,
-        memory-mapped. When another process finished first, its shards are kept and these dropped."""
+        memory-mapped. When another process finished first, its shards are kept and these dropped; a store there
+        that cannot be read (damaged, or of another layout) is replaced."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}."))
         try:
@@ -179,9 +180,12 @@ class ShardStore:
             os.chmod(tmp, 0o755)  # mkdtemp makes it private; the shards may be shared
             try:
                 os.rename(tmp, self.path)
-            except OSError:  # a complete store is already there
+            except OSError:  # a store is already there: another process's complete one, or an unreadable one
                 if not self.exists():
                     raise
+                if self.open() is None:
+                    shutil.rmtree(self.path)
+                    os.rename(tmp, self.path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         log.info("wrote shards %s", self.path)
