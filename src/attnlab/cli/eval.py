@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from attnlab.inference.restore import restore_run
 from attnlab.training.summary import print_summary
 from attnlab.cli.build import instantiate_all, resolve_auto_precision
+from attnlab.cli.distributed import ddp_job
 from attnlab.cli.validate import check_no_missing
 from attnlab.training.averaging import selected_checkpoint
 from attnlab.lit.scores import format_scores
@@ -29,7 +30,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     own_sharding = {"use_distributed_sampler": run.config.trainer.get("use_distributed_sampler", True)}
     resolve_auto_precision(cfg.trainer)
     trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, enable_checkpointing=False, **own_sharding)
-    results = trainer.test(run.module, datamodule=run.datamodule)
+    with ddp_job(trainer):  # DDP ranks re-run this one evaluation and all end with it
+        results = trainer.test(run.module, datamodule=run.datamodule)
     metrics = {name: float(value) for name, value in (results[0] if results else {}).items()}
     if trainer.is_global_zero:
         print_summary(trainer, metrics, cfg.paths.output_dir)

@@ -10,7 +10,7 @@ from attnlab.cli.build import (
     apply_budget, build_callbacks, ckpt_path_of, instantiate_all, read_model_pretrained, resolve_auto_precision,
     run_plan,
 )
-from attnlab.cli.distributed import job_relaunchable_by_ddp
+from attnlab.cli.distributed import ddp_job
 from attnlab.cli.plugins import objective
 from attnlab.cli.tracking import assign_wandb_run_id
 from attnlab.cli.validate import check_no_missing, fill_missing, validate_targets
@@ -64,7 +64,7 @@ def train(cfg: DictConfig) -> float | None:
     for logger in loggers:
         logger.log_hyperparams(resolved)
 
-    with job_relaunchable_by_ddp():  # DDP ranks re-run this one job, also inside a multirun
+    with ddp_job(trainer):  # DDP ranks re-run this one job, also inside a multirun, and all end with it
         try:
             metrics = fit_and_test(run_plan(cfg), trainer, model, datamodule, ckpt_path)
         finally:
