@@ -56,7 +56,8 @@ def fit_on_the_clock(monkeypatch, step_seconds, *, max_time="00:00:02:00", sched
     module = TimedSquares(clock, step_seconds, scheduler, val_seconds)
     data = torch.utils.data.DataLoader(torch.randn(20, 3), batch_size=2)  # 10 steps an epoch
     trainer = pl.Trainer(max_time=max_time, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, **{"max_epochs": -1, **trainer_args})
+                         enable_model_summary=False, num_sanity_val_steps=0,
+                         **{"max_epochs": -1, "callbacks": [ScheduleHorizon()], **trainer_args})
     trainer.fit(module, data, data)
     return module
 
@@ -141,9 +142,12 @@ def test_a_revised_horizon_is_checkpointed_as_plain_numbers():
     assert restored.total_steps == 321 and isinstance(restored, HorizonLR)
 
 
-def test_every_task_module_brings_the_horizon_callback():
-    module = TimedSquares(FakeClock(), lambda step: 1.0, None)
-    assert any(isinstance(callback, ScheduleHorizon) for callback in module.configure_callbacks())
+def test_a_run_bounded_only_by_time_without_the_horizon_callback_is_an_error_naming_it(monkeypatch):
+    """No callback is added behind the config's back: a time-boxed trainer built without it is told what to add."""
+    with pytest.raises(ConfigError, match="needs the callback attnlab.training.horizon.ScheduleHorizon"):
+        fit_on_the_clock(monkeypatch, lambda step: 1.0, callbacks=[])
+    module = fit_on_the_clock(monkeypatch, lambda step: 1.0, callbacks=[], max_steps=30)  # bounded: not needed
+    assert module.horizons[0] == 30
 
 
 def test_budget_sets_max_time_and_lifts_the_epoch_limit(compose):

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from attnlab.training.checkpoint import CONFIG_KEY, migrate
-from attnlab.training.horizon import ScheduleHorizon, horizon_steps
+from attnlab.training.horizon import horizon_steps
 from attnlab.training.optim import scheduler_for_run, weight_decay_groups
 
 STAGES = ("train", "val", "test")
@@ -134,12 +134,6 @@ class TaskModule(pl.LightningModule):
         itself, and restores the weights after this hook)."""
         if CONFIG_KEY in checkpoint:
             checkpoint.update(migrate(checkpoint))
-
-    def configure_callbacks(self) -> list[pl.Callback]:
-        """The horizon of a time-boxed run's schedule (idle otherwise), for a trainer built without it; the training
-        CLI lists it in the config (``run_callbacks.schedule_horizon``), so there this adds nothing."""
-        present = self._trainer is not None and any(isinstance(c, ScheduleHorizon) for c in self.trainer.callbacks)
-        return [] if present else [ScheduleHorizon()]
 
     def configure_optimizers(self):
         groups = [group for group in self.parameter_groups() if group["params"]]  # frozen parts leave empty groups

@@ -42,10 +42,17 @@ def budget_timer(trainer: pl.Trainer) -> Timer | None:
 
 def horizon_steps(trainer: pl.Trainer) -> float:
     """The run's length in optimizer steps as the schedule starts: the trainer's bound; in a time-boxed run with no
-    other bound :data:`PROVISIONAL_STEPS` (revised as it runs); ``math.inf`` for an open-ended run."""
+    other bound :data:`PROVISIONAL_STEPS`, which its :class:`ScheduleHorizon` callback revises as it runs (without
+    one it is a :class:`~attnlab.ConfigError`); ``math.inf`` for an open-ended run."""
     bound = trainer.estimated_stepping_batches
     if math.isfinite(bound) or budget_timer(trainer) is None:
         return bound
+    if not any(isinstance(callback, ScheduleHorizon) for callback in trainer.callbacks):
+        raise ConfigError(
+            "a run bounded only by max_time needs the callback attnlab.training.horizon.ScheduleHorizon to fit its "
+            "schedule to the time (attnlab-train lists it in conf/callbacks/run/default.yaml); add it to the "
+            "trainer's callbacks, or bound the run by max_steps or max_epochs"
+        )
     return PROVISIONAL_STEPS
 
 
