@@ -1,11 +1,7 @@
 """Labelled texts for fine-tuning BERT (Devlin et al., 2019, sec. 4; d2l 16.6-16.7): SST-2 single sentences, SNLI pairs.
 
 Shape legend: N examples in a split, B batch, T length (``max_len`` at most; batches are cut to their longest row).
-
-Every example is BERT's pretraining input (:mod:`attnlab.data.classification_inputs` assembles it). The tokenizer
-must be the one the encoder was pretrained with, so the DataModule takes a trained tokenizer when one is handed to
-it (``attnlab-train`` reads it from the pretrained model file); without a pretrained model it trains one on the
-training split.
+Each example is BERT's pretraining input, as :mod:`attnlab.data.classification_inputs` assembles it.
 """
 from __future__ import annotations
 
@@ -14,7 +10,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from itertools import chain
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytorch_lightning as pl
 from torch import Tensor
@@ -33,18 +29,18 @@ from attnlab.data.tokenizer_state import TokenizerState
 from attnlab.data.tokenizers import TextTokenizer
 
 log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
 Known = TypeVar("Known")
 
 
 class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
     """Labelled TSV files (a header row; one or two text columns and a label column) as BERT classification batches.
 
-    ``val_file=null`` holds out a seeded ``val_fraction`` of the training file as validation (SST-2, whose dev
-    split serves as the test set). ``tokenizer`` is a trained tokenizer, used as it is (a pretrained encoder's),
+    ``val_file=null`` holds out a seeded ``val_fraction`` of the training file (SST-2, whose dev split is the test
+    set). ``tokenizer`` is the pretrained encoder's, used as it is (``attnlab-train`` reads it from the model file),
     or a factory of one to train on the training split. ``labels`` lists the file's labels (``[neg, pos]``) or maps
-    each to a printed name; null infers them from the training file (sorted, logged). Checkpoints keep the
-    tokenizer and the labels (:meth:`state_dict`): a fine-tuned model reads new text (``attnlab-predict``) without
-    any file.
+    each to a printed name; null infers them from the training file (sorted, logged). Checkpoints keep the tokenizer
+    and the labels (:meth:`state_dict`): ``attnlab-predict`` reads new text without any file.
     """
 
     def __init__(
@@ -67,7 +63,7 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
     ):
         super().__init__()
         if len(text_columns) not in (1, 2):
-            raise ValueError(f"text_columns must name one column (single texts) or two (pairs), got {list(text_columns)}")
+            raise ValueError(f"text_columns must name one column (single texts) or two (pairs), got {text_columns}")
         if val_file is None and not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1) when val_file is null, got {val_fraction}")
         if max_len < 2 + len(text_columns) or batch_size < 1 or num_workers < 0 or seed < 0:
@@ -77,7 +73,8 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
         if tokenizer is None or (trained and not tokenizer.is_trained):
             raise ValueError(f"tokenizer must be a trained tokenizer (a pretrained model's) or a factory of one to "
                              f"train, got {tokenizer!r}")
-        self.files = {"train": Path(train_file), "val": None if val_file is None else Path(val_file), "test": Path(test_file)}
+        self.files = {"train": Path(train_file), "val": None if val_file is None else Path(val_file),
+                      "test": Path(test_file)}
         self.text_columns, self.label_column = list(text_columns), label_column
         # labels as written in the files (position = class index) and the names attnlab-predict prints; None
         # until setup infers them from the training file, or load_state_dict restores them from a checkpoint
@@ -97,75 +94,75 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
         """Fail early, naming the path and how to get it, when a file is missing."""
         for path in self.files.values():
             if path is not None and not path.is_file():
-                raise MissingFileError(f"no such file: {path}. How to get it: {self.how_to_get or 'see the data config'}")
+                how = self.how_to_get or "see the data config"
+                raise MissingFileError(f"no such file: {path}. How to get it: {how}")
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
             return
-        texts = self._read_splits()
+        train = self._read("train")
+        if self.label_values is None:
+            self.label_values, self.label_names = label_classes(train.classes, source=self.files["train"].absolute())
+            log.info("labels (none configured) from %s, sorted: %s", self.files["train"], self.label_values)
+        texts = {"test": self._read("test")}
+        if self.files["val"] is not None:
+            texts |= {"train": train, "val": self._read("val")}
+        else:
+            held_out = split_indices(len(train.labels), {"val": self.val_fraction}, self.seed)
+            if not all(len(indices) for indices in held_out.values()):
+                raise ValueError(f"val_fraction={self.val_fraction} of {len(train.labels)} training examples leaves an "
+                                 f"empty split")
+            texts |= {split: train.take(indices) for split, indices in held_out.items()}
         if self.tokenizer is None:
             train_texts = (self._normalize(text) for text in chain.from_iterable(texts["train"].columns))
             self.tokenizer = self.build_tokenizer().train(train_texts, SPECIAL_TOKENS)
-        self.splits = {split: self.encode(*split_texts.columns, labels=split_texts.labels) for split, split_texts in texts.items()}
+        self.splits = {split: self.encode(*texts[split].columns, labels=texts[split].labels) for split in SPLITS}
         log.info("examples: %s", {split: len(batch.labels) for split, batch in self.splits.items()})
 
     def _read(self, split: str) -> LabelledTexts:
-        return read_labelled_tsv(self.files[split], self.text_columns, self.label_column, self.label_values, self.how_to_get)
+        path = self.files[split]
+        return read_labelled_tsv(path, self.text_columns, self.label_column, self.label_values, self.how_to_get)
 
-    def _read_splits(self) -> dict[str, LabelledTexts]:
-        """The three splits; the labels, when none are configured, from the training file."""
-        train = self._read("train")
-        if self.label_values is None:
-            if len(train.classes) < 2:
-                raise ValueError(f"{self.files['train'].absolute()}: labels {train.classes}; a classifier needs two or more")
-            self.label_values, self.label_names = label_classes(train.classes)
-            log.info("labels (none configured) from %s, sorted: %s", self.files["train"], self.label_values)
-        test = self._read("test")
-        if self.files["val"] is not None:
-            return {"train": train, "val": self._read("val"), "test": test}
-        held_out = split_indices(len(train.labels), {"val": self.val_fraction}, self.seed)
-        if not all(len(indices) for indices in held_out.values()):
-            raise ValueError(f"val_fraction={self.val_fraction} of {len(train.labels)} training examples leaves an empty split")
-        return {"train": train.take(held_out["train"]), "val": train.take(held_out["val"]), "test": test}
-
-    def encode(self, texts_a: Sequence[str], texts_b: Sequence[str] | None = None, labels: Tensor | None = None) -> ClassificationBatch:
+    def encode(
+        self, texts_a: Sequence[str], texts_b: Sequence[str] | None = None, labels: Tensor | None = None
+    ) -> ClassificationBatch:
         """Model inputs for raw texts (normalised as the training data was); needs the tokenizer, not the files."""
         pairs = len(self.text_columns) == 2
         if (texts_b is not None) != pairs:
             raise ValueError(f"this task reads {'text pairs' if pairs else 'single texts'} ({self.text_columns}); "
                              f"got {'pairs' if texts_b is not None else 'single texts'}")
-        columns = [[self._normalize(text) for text in column] for column in ([texts_a] if texts_b is None else [texts_a, texts_b])]
+        columns = [[self._normalize(text) for text in column] for column in (texts_a, texts_b) if column is not None]
         return encode_texts(_known(self.tokenizer, "encode()"), columns, self.max_len, labels)
 
     def _normalize(self, text: str) -> str:
         return normalize(text, self.lowercase, self.split_punctuation)
 
     def val_example(self) -> tuple[Tensor, Tensor]:
-        """The first validation text (pair): ``(token ids (T,), segments (T,))``, a fixed input to show the
-        encoder's attention on."""
+        """The first validation input, ``(token ids (T,), segments (T,))``: the attention plots' fixed input."""
         batch = _known(self.splits, "val_example()")["val"]
         length = int(batch.valid_lens[0])
         return batch.tokens[0, :length], batch.segments[0, :length]
 
     def spec(self) -> TextSpec:
-        """Vocabulary, padding id, positions and classes. A given or checkpointed tokenizer with known labels gives
-        it at once; otherwise the files are read first, once (Lightning's ``prepare_data``/``setup`` find it done)."""
+        """Vocabulary, padding id, positions and classes; the files are read first (once) unless a given or
+        checkpointed tokenizer and the labels tell."""
         if self.tokenizer is None or self.label_values is None:
             self.prepare_data()
             self.setup()
         pad = SpecialIds.from_tokenizer(self.tokenizer).pad
-        return TextSpec(vocab_size=self.tokenizer.vocab_size, pad_id=pad, max_len=self.max_len, num_classes=self.num_classes)
+        return TextSpec(vocab_size=self.tokenizer.vocab_size, pad_id=pad, max_len=self.max_len,
+                        num_classes=self.num_classes)
 
     def task_text(self) -> EncoderText:
         """The tokenizer and a fixed validation input (:meth:`val_example`), for the task's attention plots."""
         return EncoderText(_known(self.tokenizer, "task_text()"), self.val_example)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        """Batches in an order fixed by ``(seed, epoch)`` (Lightning calls the sampler's ``set_epoch``), so a
-        mid-epoch checkpoint resumes at the next batch of the same order."""
+        """Batches in an order fixed by ``(seed, epoch)``: a mid-epoch checkpoint resumes at the next batch."""
         examples = TensorExamples(_known(self.splits, f"{split}_dataloader()")[split])
-        return ResumableDataLoader(examples, batch_size=self.batch_size, sampler=SeededPermutation(len(examples), shuffle, self.seed),
-                                   num_workers=self.num_workers, collate_fn=already_batched)
+        sampler = SeededPermutation(len(examples), shuffle, self.seed)
+        return ResumableDataLoader(examples, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                                   collate_fn=already_batched)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -199,5 +196,5 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
 
 def _known(value: Known | None, what: str) -> Known:
     if value is None:
-        raise RuntimeError(f"{what} needs the data: call setup() first (or load_state_dict() with a checkpoint's state)")
+        raise RuntimeError(f"{what} needs the data: call setup() first (or load_state_dict() with a checkpoint's)")
     return value

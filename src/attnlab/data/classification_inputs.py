@@ -13,7 +13,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from attnlab.data.bert_inputs import EncodedCorpus, SentencePairs, SpecialIds, assemble_pairs, assemble_singles, truncate_longest_first
+from attnlab.data.bert_inputs import (
+    EncodedCorpus, SentencePairs, SpecialIds, assemble_pairs, assemble_singles, truncate_longest_first,
+)
 from attnlab.data.tokenizers import TextTokenizer
 
 _PUNCTUATION = re.compile(r"""\s*([.,!?;:"()])\s*""")
@@ -62,9 +64,11 @@ def encode_texts(
     return ClassificationBatch(tokens, segments, valid_lens, labels)  # (N, T) (N, T) (N,) (N,)
 
 
-def label_classes(labels: Mapping[Any, Any] | Sequence[Any] | None) -> tuple[list[str] | None, list[str] | None]:
-    """``(labels as written in the files, names to print)`` of a ``labels`` option: a mapping file label -> name,
-    a list of file labels (their own names), or None (both None: inferred from the training file)."""
+def label_classes(
+    labels: Mapping[Any, Any] | Sequence[Any] | None, source: object = "data.labels"
+) -> tuple[list[str] | None, list[str] | None]:
+    """``(labels as written in the files, names to print)`` of a ``labels`` option (or of the training file, the
+    ``source``): a mapping file label -> name, a list of file labels (their own names), or None (both None)."""
     if labels is None:
         return None, None
     if isinstance(labels, Mapping):
@@ -74,5 +78,5 @@ def label_classes(labels: Mapping[Any, Any] | Sequence[Any] | None) -> tuple[lis
     else:
         raise ValueError(f"labels must be a list of file labels, a mapping file label -> name, or null; got {labels!r}")
     if len(values) < 2 or len(set(values)) != len(values):
-        raise ValueError(f"labels must name two or more distinct file labels, got {values}")
+        raise ValueError(f"{source}: labels {values}; a classifier needs two or more distinct labels")
     return values, list(names)
