@@ -16,7 +16,6 @@ import pytorch_lightning as pl
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from attnlab import MissingFileError
 from attnlab.data.bert_inputs import SPECIAL_TOKENS, SpecialIds
 from attnlab.data.classification_inputs import ClassificationBatch, encode_texts, label_classes, normalize
 from attnlab.data.corpora import split_indices
@@ -24,7 +23,7 @@ from attnlab.data.examples import TensorExamples, already_batched
 from attnlab.data.resumable import ResumableDataLoader
 from attnlab.data.samplers import SeededPermutation
 from attnlab.data.spec import EncoderText, TextSpec
-from attnlab.data.text_io import LabelledTexts, read_labelled_tsv
+from attnlab.data.text_io import LabelledTexts, existing_file, read_labelled_tsv
 from attnlab.data.tokenizer_state import TokenizerState
 from attnlab.data.tokenizers import TextTokenizer
 
@@ -92,10 +91,8 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Fail early, naming the path and how to get it, when a file is missing."""
-        for path in self.files.values():
-            if path is not None and not path.is_file():
-                how = self.how_to_get or "see the data config"
-                raise MissingFileError(f"no such file: {path}. How to get it: {how}")
+        for path in filter(None, self.files.values()):
+            existing_file(path, self.how_to_get or "see the data config")
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:

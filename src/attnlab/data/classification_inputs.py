@@ -5,6 +5,7 @@ Shape legend: N texts (pairs), T ``max_len``.
 """
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from itertools import chain
@@ -65,7 +66,7 @@ def encode_texts(
 
 
 def label_classes(
-    labels: Mapping[Any, Any] | Sequence[Any] | None, source: object = "data.labels"
+    labels: Mapping[Any, Any] | Sequence[Any] | None, source: str | os.PathLike = "data.labels"
 ) -> tuple[list[str] | None, list[str] | None]:
     """``(labels as written in the files, names to print)`` of a ``labels`` option (or of the training file, the
     ``source``): a mapping file label -> name, a list of file labels (their own names), or None (both None)."""

@@ -36,7 +36,8 @@ class LabelledTexts(NamedTuple):
 
     def take(self, indices: Sequence[int]) -> LabelledTexts:
         """The examples at ``indices``, in that order."""
-        return LabelledTexts([[column[i] for i in indices] for column in self.columns], self.labels[indices], self.classes)
+        columns = [[column[i] for i in indices] for column in self.columns]
+        return LabelledTexts(columns, self.labels[indices], self.classes)
 
 
 def empty_file_error(path: str | os.PathLike, needs: str, what: str = "is empty") -> ValueError:
@@ -44,12 +45,18 @@ def empty_file_error(path: str | os.PathLike, needs: str, what: str = "is empty"
     return ValueError(f"{Path(path).absolute()} {what}; it needs {needs}")
 
 
-def iter_lines(path: str | os.PathLike, how_to_get: str | None = None) -> Iterator[str]:
-    """Each line of a text file without its line end; a missing file is a ``FileNotFoundError`` naming it (and how
-    to get it), undecodable bytes a ``ValueError`` naming the file, the line and the byte offset."""
+def existing_file(path: str | os.PathLike, how_to_get: str | None = None) -> Path:
+    """``path``, or a ``FileNotFoundError`` naming it (and how to get it) when there is no such file."""
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"no such file: {path}" + (f". How to get it: {how_to_get}" if how_to_get else ""))
+    return path
+
+
+def iter_lines(path: str | os.PathLike, how_to_get: str | None = None) -> Iterator[str]:
+    """Each line of a text file without its line end; a missing file is a ``FileNotFoundError`` naming it (and how
+    to get it), undecodable bytes a ``ValueError`` naming the file, the line and the byte offset."""
+    path = existing_file(path, how_to_get)
     offset = 0  # bytes before the current line (of the decompressed stream for .gz)
     try:
         with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
