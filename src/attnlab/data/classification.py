@@ -87,7 +87,7 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
 
     @property
     def num_classes(self) -> int:
-        return len(_known(self.label_values, "the classes"))
+        return len(_known(self.label_values, "num_classes"))
 
     def prepare_data(self) -> None:
         """Fail early, naming the path and how to get it, when a file is missing."""
@@ -192,6 +192,8 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
 
 
 def _known(value: Known | None, what: str) -> Known:
+    """``value``, once set up."""
     if value is None:
-        raise RuntimeError(f"{what} needs the data: call setup() first (or load_state_dict() with a checkpoint's)")
+        raise RuntimeError(f"{what} needs the data set up: call setup() first (or load_state_dict(), for the "
+                           f"tokenizer and the labels)")
     return value
