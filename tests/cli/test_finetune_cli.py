@@ -17,7 +17,7 @@ from attnlab.cli.predict import predict
 from attnlab.inference.restore import restore_run
 from attnlab.cli.train import train
 from attnlab.cli.validate import ConfigError
-from attnlab.data.classification import encode_texts, normalize
+from attnlab.data.classification_inputs import encode_texts, normalize
 from attnlab.data.tokenizers import TextTokenizer
 from attnlab.training.checkpoint import CONFIG_KEY, load_run_checkpoint
 from attnlab.lit.predictions import read_predictions

@@ -6,11 +6,8 @@ import pytest
 import torch
 
 from attnlab.data.bert_inputs import SPECIAL_TOKENS
-from attnlab.data.classification import (
-    ClassificationDataModule,
-    encode_texts,
-    normalize,
-)
+from attnlab.data.classification import ClassificationDataModule
+from attnlab.data.classification_inputs import encode_texts, normalize
 from attnlab.data.spec import TextSpec
 from attnlab.data.text_io import read_labelled_tsv
 from attnlab.data.tokenizers import word

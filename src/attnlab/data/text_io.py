@@ -13,7 +13,7 @@ import gzip
 import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,18 +34,29 @@ class LabelledTexts(NamedTuple):
     labels: Tensor  # (N,) class index
     classes: list[str]  # the label, as written in the file, of each class index
 
+    def take(self, indices: Sequence[int]) -> LabelledTexts:
+        """The examples at ``indices``, in that order."""
+        columns = [[column[i] for i in indices] for column in self.columns]
+        return LabelledTexts(columns, self.labels[indices], self.classes)
+
 
 def empty_file_error(path: str | os.PathLike, needs: str, what: str = "is empty") -> ValueError:
     """The error for a file without the content a reader needs: ``<full path> is empty; it needs <needs>``."""
     return ValueError(f"{Path(path).absolute()} {what}; it needs {needs}")
 
 
-def iter_lines(path: str | os.PathLike, how_to_get: str | None = None) -> Iterator[str]:
-    """Each line of a text file without its line end; a missing file is a ``FileNotFoundError`` naming it (and how
-    to get it), undecodable bytes a ``ValueError`` naming the file, the line and the byte offset."""
+def existing_file(path: str | os.PathLike, how_to_get: str | None = None) -> Path:
+    """``path``, or a ``FileNotFoundError`` naming it (and how to get it) when there is no such file."""
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"no such file: {path}" + (f". How to get it: {how_to_get}" if how_to_get else ""))
+    return path
+
+
+def iter_lines(path: str | os.PathLike, how_to_get: str | None = None) -> Iterator[str]:
+    """Each line of a text file without its line end; a missing file is a ``FileNotFoundError`` naming it (and how
+    to get it), undecodable bytes a ``ValueError`` naming the file, the line and the byte offset."""
+    path = existing_file(path, how_to_get)
     offset = 0  # bytes before the current line (of the decompressed stream for .gz)
     try:
         with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
@@ -118,45 +129,43 @@ def read_labelled_tsv(
     path: str | os.PathLike,
     text_columns: Sequence[str],
     label_column: str,
-    labels: Mapping[str, int] | None = None,
+    classes: Sequence[str] | None = None,
     how_to_get: str = "",
 ) -> LabelledTexts:
     """Rows of a TSV with a header (plain or ``.gz``), split on tabs only: quote characters are ordinary text.
 
-    ``labels`` maps each label as written in the file to its class index; any other label is an error. With
-    ``labels=None`` the classes are the file's distinct labels, sorted.
+    ``classes`` are the labels as written in the file, in class-index order; any other label is an error. With
+    ``classes=None`` they are the file's distinct labels, sorted.
     """
     wanted = [*text_columns, label_column]
     needs = f"a header row naming the columns {wanted} (tab-separated) and one example a row"
     lines = iter_lines(path, how_to_get or "see the data config")
-    header_line = next(lines, None)
-    if header_line is None:
+    header = next(lines, None)
+    if header is None:
         raise empty_file_error(path, needs)
-    header = header_line.split("\t")
-    absent = [name for name in wanted if name not in header]
-    if absent:
+    header = header.split("\t")
+    if absent := [name for name in wanted if name not in header]:
         raise ValueError(f"{path}: header {header} lacks the columns {absent}; expected {wanted}")
     where = [header.index(name) for name in wanted]
-    columns: list[list[str]] = [[] for _ in text_columns]
-    written = []  # labels as written in the file
+    rows = []  # (text, ..., label as written in the file)
     for number, line in enumerate(lines, start=2):
         fields = line.split("\t")
         if fields == [""]:
             continue
         if len(fields) != len(header):
             raise ValueError(f"{path}:{number}: expected {len(header)} tab-separated fields, got {len(fields)}")
-        *texts, label = (fields[index] for index in where)
-        if labels is not None and label not in labels:
-            raise ValueError(f"{path}:{number}: label {label!r} is not one of {list(labels)}")
+        *texts, label = row = [fields[index] for index in where]
+        if classes is not None and label not in classes:
+            raise ValueError(f"{path}:{number}: label {label!r} is not one of {list(classes)}")
         if not all(text.strip() for text in texts):
             raise ValueError(f"{path}:{number}: empty text in {line.rstrip()!r}")
-        for column, text in zip(columns, texts):
-            column.append(text)
-        written.append(label)
-    if not written:
+        rows.append(row)
+    if not rows:
         raise empty_file_error(path, needs, what="holds a header but no examples")
-    index = {label: i for i, label in enumerate(sorted(set(written)))} if labels is None else labels
-    return LabelledTexts(columns, torch.tensor([index[label] for label in written]), sorted(index, key=index.get))
+    *columns, written = map(list, zip(*rows))
+    classes = sorted(set(written)) if classes is None else list(classes)
+    index = {label: i for i, label in enumerate(classes)}
+    return LabelledTexts(columns, torch.tensor([index[label] for label in written]), classes)
 
 
 def paragraphs_from_lines(lines: Iterable[str]) -> list[list[str]]:

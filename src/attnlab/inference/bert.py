@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from attnlab.data.bert_inputs import SPECIAL_TOKENS
-from attnlab.data.classification import ClassificationBatch, encode_texts, normalize
+from attnlab.data.classification_inputs import ClassificationBatch, encode_texts, normalize
 from attnlab.data.tokenizers import TextTokenizer
 from attnlab.inference.loaded import LoadedModel, Texts, chunks, layer_maps, paired_batch, text_batch
 from attnlab.inference.restore import RestoredRun

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from attnlab.data.classification import ClassificationBatch
+from attnlab.data.classification_inputs import ClassificationBatch
 from attnlab.training.optim import weight_decay_groups
 from attnlab.lit.predictions import PREDICTIONS_DIR, write_predictions
 from attnlab.lit.self_attention import PlotsSelfAttention
