@@ -22,11 +22,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from attnlab.data.corpora import SPLITS, Corpus
-from attnlab.data.corpus_store import PreparedCorpus
+from attnlab.data.corpus_store import PreparedCorpus, PreparedCorpusHooks
 from attnlab.data.pairs import PairDataset, collate_pairs
 from attnlab.data.resumable import ResumableDataLoader
 from attnlab.data.samplers import BucketBatchSampler, SeededPermutation, rank_world
-from attnlab.data.shards import ShardStore
 from attnlab.data.spec import TextSpec, TranslationText
 from attnlab.data.tokenizers import TextTokenizer, word
 from attnlab.data.translation_prep import TOKENIZER_KEYS, PairPreparation, PreparedPairs, check_positive
@@ -37,50 +36,32 @@ def special_ids(tokenizer: TextTokenizer) -> dict[str, int]:
     return {f"{name}_id": tokenizer.token_to_id(f"<{name}>") for name in ("pad", "bos", "eos")}
 
 
-class TranslationDataModule(pl.LightningDataModule):
+class TranslationDataModule(PreparedCorpusHooks, pl.LightningDataModule):
     """Translation pairs from an injected ``corpus``, tokenized, cached and batched for seq2seq models.
 
-    The preparation options (``tokenizer`` builder, ``joint_vocab``, ``preprocess``, ``val_fraction``/
-    ``test_fraction`` carved by ``split_seed`` where the corpus has no such split, ``num_*`` first-n limits,
-    ``max_len`` counting the one <eos>/<bos> and its ``length_policy``) are
-    :class:`~attnlab.data.translation_prep.PairPreparation`'s; ``conf/data/fra_eng.yaml`` comments each one.
-
     Args:
+        corpus, tokenizer (a builder), joint_vocab, preprocess, val/test_fraction, num_train/val/test, max_len,
+            length_policy, split_seed: how the pairs are prepared, :class:`~.translation_prep.PairPreparation`.
         batch_size / max_tokens: rows per batch, or (when max_tokens is set, which wins) a padded-token budget.
         bucket_size: examples per length-sorting chunk (larger: less padding, less randomness).
         cache_dir: root of the token shards, written once and memory-mapped by every rank (None: in memory).
         output_dir: where tokenizer_src.json / tokenizer_tgt.json are written (None: the working directory).
-        seed: fixes the batch order of every epoch (apart from ``split_seed``, so that runs differing only in
-            ``seed`` share their validation and test sets).
+        seed: fixes the batch order of every epoch.
         examples: fixed (source, reference) pairs that a model translates and scores with d2l's BLEU after
             testing (fra-eng: d2l's four sentences), unless the model is given its own.
     """
 
     def __init__(
-        self,
-        corpus: Corpus,
-        tokenizer: Callable[[], TextTokenizer] = word,
-        joint_vocab: bool = False,
-        preprocess: bool = True,
-        val_fraction: float = 0.05,
-        test_fraction: float = 0.05,
-        num_train: int | None = None,
-        num_val: int | None = None,
-        num_test: int | None = None,
-        max_len: int | None = None,
-        length_policy: str = "truncate",
-        batch_size: int | None = 64,
-        max_tokens: int | None = None,
-        bucket_size: int = 4096,
-        num_workers: int = 0,
-        cache_dir: str | os.PathLike | None = None,
-        output_dir: str | os.PathLike | None = None,
-        seed: int = 0,
-        examples: Sequence[Sequence[str]] = (),
-        split_seed: int = 0,
+        self, corpus: Corpus, tokenizer: Callable[[], TextTokenizer] = word, joint_vocab: bool = False,
+        preprocess: bool = True, val_fraction: float = 0.05, test_fraction: float = 0.05,
+        num_train: int | None = None, num_val: int | None = None, num_test: int | None = None,
+        max_len: int | None = None, length_policy: str = "truncate",
+        batch_size: int | None = 64, max_tokens: int | None = None, bucket_size: int = 4096, num_workers: int = 0,
+        cache_dir: str | os.PathLike | None = None, output_dir: str | os.PathLike | None = None,
+        seed: int = 0, examples: Sequence[Sequence[str]] = (), split_seed: int = 0,
     ):
         super().__init__()
-        self.examples = [[str(text) for text in pair] for pair in examples]
+        self.examples = tuple(tuple(str(text) for text in pair) for pair in examples)
         if bad := [pair for pair in self.examples if len(pair) != 2]:
             raise ValueError(f"examples must be [source, reference] pairs, got {bad}")
         self.preparation = PairPreparation(
@@ -100,18 +81,7 @@ class TranslationDataModule(pl.LightningDataModule):
                                        self.preparation.config(), corpus.files, self.preparation.write, cache_dir)
         self._pairs: PreparedPairs | None = None
 
-    # -- Lightning hooks and checkpointed state (the tokenizers) --------------------------------------------------
-    def prepare_data(self) -> None:
-        """Write the shards once per node (Lightning calls this on one process) so that ranks only map them."""
-        self.prepared.prepare()
-
-    def shard_store(self) -> ShardStore:
-        return self.prepared.store()
-
-    @property
-    def cache_hit(self) -> bool | None:
-        return self.prepared.cache_hit
-
+    # -- Lightning hooks (prepare_data and the checkpointed tokenizers: PreparedCorpusHooks) ----------------------
     def setup(self, stage: str | None = None) -> None:
         """Map (or prepare) the shards; rank 0 writes the tokenizers beside the run."""
         if self._pairs is None:
@@ -121,14 +91,9 @@ class TranslationDataModule(pl.LightningDataModule):
                 self.src_tokenizer.save(directory / "tokenizer_src.json")
                 self.tgt_tokenizer.save(directory / "tokenizer_tgt.json")
 
-    def state_dict(self) -> dict[str, Any]:
-        return self.prepared.state_dict()
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Adopt a checkpoint's tokenizers; data already prepared with different ones is re-encoded."""
-        if self.prepared.load_state_dict(state_dict) and self._pairs is not None:
-            self._pairs = None
-            self.setup()
+    def _unload(self) -> bool:
+        loaded, self._pairs = self._pairs is not None, None
+        return loaded
 
     def train_dataloader(self) -> DataLoader:
         """Reshuffled every epoch; in corpus order under ``overfit_batches`` (``debug=overfit``), as Lightning's own
@@ -156,19 +121,15 @@ class TranslationDataModule(pl.LightningDataModule):
         return self._ready().datasets
 
     def spec(self) -> TextSpec:
-        """Vocabulary sizes and the target's special ids: at once from a checkpoint's tokenizers, else after
-        preparing the data (once: Lightning's own ``prepare_data``/``setup`` then find the work done)."""
-        if self.prepared.tokenizers is None:
-            self.prepare_data()
-            self.setup()
+        """Vocabulary sizes and the target's special ids (the data is prepared first unless they are known)."""
+        self.prepare_tokenizers()
         src, tgt = self.src_tokenizer, self.tgt_tokenizer
         return TextSpec(src_vocab_size=src.vocab_size, tgt_vocab_size=tgt.vocab_size, **special_ids(tgt))
 
     def task_text(self) -> TranslationText:
         """What the translation task reads of this data; after :meth:`spec`."""
         return TranslationText(self.src_tokenizer, self.tgt_tokenizer, source_ids=self.encode_source,
-                               detokenize=self.decode_target, references=self.texts,
-                               examples=tuple(map(tuple, self.examples)))
+                               detokenize=self.decode_target, references=self.texts, examples=self.examples)
 
     def encode_source(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
         """Source sentences as the model sees them: ``(src (B, S), src_lens (B,))``, truncated to max_len."""

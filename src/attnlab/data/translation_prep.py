@@ -75,21 +75,20 @@ def source_overlap(texts: dict[str, Pairs]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class PairPreparation:
-    """How the pairs of ``corpus`` become encoded splits; the fields are the DataModule's options of the same name
-    (see :class:`~attnlab.data.translation.TranslationDataModule`)."""
+    """How the pairs of ``corpus`` become encoded splits; the DataModule's options of the same name."""
 
-    corpus: Corpus
+    corpus: Corpus  # where the pairs come from (FraEngCorpus, ParallelCorpus)
     build_tokenizer: Callable[[], TextTokenizer]  # an untrained tokenizer per call
-    joint_vocab: bool = False
-    preprocess: bool = True
-    val_fraction: float = 0.05
+    joint_vocab: bool = False  # one tokenizer trained on both sides, or one per side
+    preprocess: bool = True  # d2l's ``preprocess`` of every sentence
+    val_fraction: float = 0.05  # shares carved out (by split_seed) where the corpus has no such split
     test_fraction: float = 0.05
-    num_train: int | None = None
+    num_train: int | None = None  # keep the first n pairs of a split (file order); None keeps all
     num_val: int | None = None
     num_test: int | None = None
-    max_len: int | None = None
-    length_policy: str = "truncate"
-    split_seed: int = 0
+    max_len: int | None = None  # longest sequence in tokens, counting the one <eos>/<bos>; None: no limit
+    length_policy: str = "truncate"  # "truncate" longer pairs to max_len, or "filter" them out
+    split_seed: int = 0  # the carved split; apart from the batch seed, so runs of several seeds share val/test
 
     def __post_init__(self):
         for name, fraction in (("val_fraction", self.val_fraction), ("test_fraction", self.test_fraction)):
