@@ -1,11 +1,5 @@
 """Sentence-pair translation data (d2l 10.5): one DataModule over an injected corpus (``fra_eng``, ``parallel``).
 
-Preparing the pairs is :class:`~attnlab.data.translation_prep.PairPreparation`, the life of their shards
-:class:`~attnlab.data.corpus_store.PreparedCorpus`; this module adds the hooks and the loaders. Batches are
-length-bucketed and, under DDP, sharded by rank (:class:`~attnlab.data.samplers.BucketBatchSampler`). Each carries
-every pair's ``index`` into :meth:`TranslationDataModule.texts`, so hypotheses can be gathered in corpus order and
-scored against the raw references.
-
 Shape legend: B batch, S source length (tokens + <eos>).
 """
 from __future__ import annotations
@@ -38,6 +32,12 @@ def special_ids(tokenizer: TextTokenizer) -> dict[str, int]:
 
 class TranslationDataModule(PreparedCorpusHooks, pl.LightningDataModule):
     """Translation pairs from an injected ``corpus``, tokenized, cached and batched for seq2seq models.
+
+    Preparing the pairs is :class:`~attnlab.data.translation_prep.PairPreparation`, the life of their shards
+    :class:`~attnlab.data.corpus_store.PreparedCorpus`; this class adds the hooks and the loaders. Batches are
+    length-bucketed and, under DDP, sharded by rank (:class:`~attnlab.data.samplers.BucketBatchSampler`); each
+    carries every pair's ``index`` into :meth:`texts`, so hypotheses are gathered in corpus order and scored against
+    the raw references.
 
     Args:
         corpus, tokenizer (a builder), joint_vocab, preprocess, val/test_fraction, num_train/val/test, max_len,

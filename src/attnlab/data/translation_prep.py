@@ -67,12 +67,6 @@ class PreparedPairs:
         return self._texts[split]
 
 
-def source_overlap(texts: dict[str, Pairs]) -> dict[str, int]:
-    """Pairs of each held-out split whose source sentence also occurs among the training sources."""
-    seen = set(texts["train"][0])
-    return {name: sum(source in seen for source in texts[name][0]) for name in SPLITS[1:]}
-
-
 @dataclass(frozen=True)
 class PairPreparation:
     """How the pairs of ``corpus`` become encoded splits; the DataModule's options of the same name."""
@@ -162,10 +156,10 @@ class PairPreparation:
         texts = {name: (s[: limits.get(name)], t[: limits.get(name)]) for name, (s, t) in texts.items()}
         if not texts["train"][0]:
             raise ValueError(f"corpus {self.corpus.name!r}: the training split is empty")
-        overlap = source_overlap(texts)
+        seen = set(texts["train"][0])
         log.info("%s: held-out pairs whose source is also a training source: %s", self.corpus.name, ", ".join(
-            f"{name} {overlap[name]} of {len(texts[name][0])} ({'carved' if name in carve else 'own file'})"
-            for name in overlap))
+            f"{name} {sum(source in seen for source in texts[name][0])} of {len(texts[name][0])} "
+            f"({'carved' if name in carve else 'own file'})" for name in SPLITS[1:]))
         return texts
 
     def train_tokenizers(self, train_src: list[str], train_tgt: list[str]) -> Tokenizers:
