@@ -6,7 +6,8 @@ load-or-build under the store's lock (one preparer, the others map its shards), 
 cache dir, the tokenizers adopted from the shards (whoever prepared them) or restored from a checkpoint, and the
 log line of each preparation. A DataModule hands it only what is its own: a name, the config, the files, and
 ``fill(writer, tokenizers)``, which reads the corpus, trains the tokenizers unless given, writes the splits and
-returns the tokenizers by their checkpoint keys.
+returns the tokenizers by their checkpoint keys. :class:`PreparedCorpusHooks` gives such a DataModule the hooks
+that only hand over to it.
 """
 from __future__ import annotations
 
@@ -48,7 +49,6 @@ class PreparedCorpus:
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.tokenizers: Tokenizers | None = None  # the shards' once loaded, or a checkpoint's
         self.restored: Tokenizers | None = None  # a checkpoint's: then they, not the config, may key the store
-        self.prep_seconds: float | None = None  # wall time of the last load
         self.cache_hit: bool | None = None  # whether it mapped existing shards
 
     def store(self) -> ShardStore:
@@ -88,11 +88,10 @@ class PreparedCorpus:
             if shards is None:
                 shards = write(ShardWriter(None)) if store is None else store.write(write)
         self.tokenizers = restore_tokenizers(shards.meta, self.keys, self.tokenizers)  # the store's, whoever wrote it
-        self.prep_seconds = time.perf_counter() - start
         rows = "/".join(str(shards.num_rows(split)) for split in shards.splits)
         how = f"shards mapped from {store.path}" if self.cache_hit else "prepared" + ("" if store is None else
                                                                                       f" into {store.path}")
-        log.info("%s: %s in %.2fs; rows %s %s; vocab %s", self.name, how, self.prep_seconds,
+        log.info("%s: %s in %.2fs; rows %s %s; vocab %s", self.name, how, time.perf_counter() - start,
                  "/".join(shards.splits), rows, "/".join(str(t.vocab_size) for t in self.tokenizers.values()))
         return shards
 
@@ -113,3 +112,37 @@ class PreparedCorpus:
         changed = self.tokenizers is not None and tokenizer_state(restored) != tokenizer_state(self.tokenizers)
         self.tokenizers = self.restored = restored
         return changed
+
+
+class PreparedCorpusHooks:
+    """The hooks of a DataModule over ``self.prepared`` that hand over to it (a base before
+    ``pl.LightningDataModule``). The DataModule's ``setup`` loads the prepared corpus; ``_unload`` drops what it
+    loaded and says whether there was any."""
+
+    prepared: PreparedCorpus
+
+    def prepare_data(self) -> None:
+        """Write the shards once per node (Lightning calls this on one process), so that the ranks only map them."""
+        self.prepared.prepare()
+
+    def shard_store(self) -> ShardStore:
+        return self.prepared.store()
+
+    @property
+    def cache_hit(self) -> bool | None:
+        return self.prepared.cache_hit
+
+    def prepare_tokenizers(self) -> None:
+        """Prepare and set up the data unless the tokenizers are known (a checkpoint's gives them at once): what
+        ``spec()`` needs. Once: Lightning's own ``prepare_data``/``setup`` then find the work done."""
+        if self.prepared.tokenizers is None:
+            self.prepare_data()
+            self.setup()
+
+    def state_dict(self) -> dict[str, str]:
+        return self.prepared.state_dict()
+
+    def load_state_dict(self, state_dict: Mapping[str, str]) -> None:
+        """Adopt a checkpoint's tokenizers; data already loaded with other ones is loaded (encoded) again."""
+        if self.prepared.load_state_dict(state_dict) and self._unload():
+            self.setup()

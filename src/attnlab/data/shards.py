@@ -97,15 +97,9 @@ class ShardWriter:
         self.parts: dict[str, list[pa.Table]] = {}
 
     def add(self, split: str, columns: Mapping[str, Column]) -> None:
-        """One part of ``split``: equally long columns; an empty part still gives the split its columns."""
+        """One part of ``split``: equally long columns (an empty split: one empty part, which holds its columns)."""
         part = pa.table({name: _arrow(column) for name, column in columns.items()})
         parts = self.parts.setdefault(split, [])
-        if part.num_rows == 0 and parts:
-            return
-        if parts and parts[-1].num_rows == 0:
-            parts.pop()  # the empty first part only held the columns; the files are renumbered below
-            if self.directory is not None:
-                (self.directory / split / "part-00000.arrow").unlink()
         if self.directory is not None:
             path = self.directory / split / f"part-{len(parts):05d}.arrow"
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,8 @@
 
 Pipeline: read pairs -> optional d2l preprocessing -> seeded train/val/test split by source sentence -> train the
 tokenizer(s) on the training split only -> encode every split with the batch API, part by part -> apply the length
-policy -> write each part as token shards (:mod:`attnlab.data.shards`; in memory without a store). The result,
-:class:`PreparedPairs`, reads its splits from those shards: ids, bucketing lengths and each split's texts (the raw
-references of evaluation, read on demand).
+policy -> write each part as token shards (:mod:`attnlab.data.shards`). :class:`PreparedPairs` reads the splits
+back: ids, bucketing lengths and each split's texts (the raw references of evaluation, read on demand).
 """
 from __future__ import annotations
 
@@ -13,10 +12,11 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from attnlab.data.corpora import SPLITS, Corpus, Pairs, source_groups, split_indices
+from attnlab.data.corpus_store import Tokenizers
 from attnlab.data.pairs import PairDataset, pair_lengths
 from attnlab.data.ragged import RaggedIds
 from attnlab.data.shards import Shards, ShardWriter
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 SPECIALS = ["<unk>", "<pad>", "<bos>", "<eos>"]  # ids 0..3 on both sides, as in d2l's Vocab
 LENGTH_POLICIES = ("truncate", "filter")
 _SPACE_BEFORE = re.compile(r"(?<=[^ \n])([,.!?])")  # punctuation glued to the previous character of its line
-Tokenizers = tuple[TextTokenizer, TextTokenizer]  # (source, target); the same object twice with a joint vocabulary
+TOKENIZER_KEYS = ("tokenizer_src", "tokenizer_tgt")  # in checkpoints and the shards' meta (joint: one object twice)
 PART_PAIRS = 200_000  # pairs encoded and written at a time: bounds the memory of preparing a large corpus
 UNK_WARNING_SHARE = 0.05  # a held-out side with more <unk> tokens than this gets a warning naming the tokenizer
 
@@ -45,23 +45,20 @@ def preprocess_lines(texts: Sequence[str]) -> list[str]:
     return preprocess("\n".join(texts)).split("\n")
 
 
-@dataclass
+def check_positive(**values: int | None) -> None:
+    """Raise naming the first value that is neither a positive int nor None."""
+    for name, value in values.items():
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+
+
 class PreparedPairs:
     """Encoded splits read from their shards: ``datasets[split]`` serves ids, ``texts(split)`` the sentences."""
 
-    src_tokenizer: TextTokenizer
-    tgt_tokenizer: TextTokenizer
-    shards: Shards
-    datasets: dict[str, PairDataset] = field(init=False)
-    _texts: dict[str, Pairs] = field(init=False, default_factory=dict)
-
-    def __post_init__(self):
-        self.datasets = {name: PairDataset(self.shards.ragged(name, "src"), self.shards.ragged(name, "tgt"),
-                                           self.shards.array(name, "length")) for name in SPLITS}
-
-    @property
-    def tokenizers(self) -> Tokenizers:
-        return self.src_tokenizer, self.tgt_tokenizer
+    def __init__(self, shards: Shards):
+        self.shards, self._texts = shards, {}
+        self.datasets = {name: PairDataset(shards.ragged(name, "src"), shards.ragged(name, "tgt"),
+                                           shards.array(name, "length")) for name in SPLITS}
 
     def texts(self, split: str) -> Pairs:
         """``(sources, targets)`` of the rows of ``datasets[split]``, as read and normalised (read on first use)."""
@@ -70,29 +67,22 @@ class PreparedPairs:
         return self._texts[split]
 
 
-def source_overlap(texts: dict[str, Pairs]) -> dict[str, int]:
-    """Pairs of each held-out split whose source sentence also occurs among the training sources."""
-    seen = set(texts["train"][0])
-    return {name: sum(source in seen for source in texts[name][0]) for name in SPLITS[1:]}
-
-
 @dataclass(frozen=True)
 class PairPreparation:
-    """How the pairs of ``corpus`` become encoded splits; the fields are the DataModule's options of the same name
-    (see :class:`~attnlab.data.translation.TranslationDataModule`)."""
+    """How the pairs of ``corpus`` become encoded splits; the DataModule's options of the same name."""
 
-    corpus: Corpus
+    corpus: Corpus  # where the pairs come from (FraEngCorpus, ParallelCorpus)
     build_tokenizer: Callable[[], TextTokenizer]  # an untrained tokenizer per call
-    joint_vocab: bool = False
-    preprocess: bool = True
-    val_fraction: float = 0.05
+    joint_vocab: bool = False  # one tokenizer trained on both sides, or one per side
+    preprocess: bool = True  # d2l's ``preprocess`` of every sentence
+    val_fraction: float = 0.05  # shares carved out (by split_seed) where the corpus has no such split
     test_fraction: float = 0.05
-    num_train: int | None = None
+    num_train: int | None = None  # keep the first n pairs of a split (file order); None keeps all
     num_val: int | None = None
     num_test: int | None = None
-    max_len: int | None = None
-    length_policy: str = "truncate"
-    split_seed: int = 0
+    max_len: int | None = None  # longest sequence in tokens, counting the one <eos>/<bos>; None: no limit
+    length_policy: str = "truncate"  # "truncate" longer pairs to max_len, or "filter" them out
+    split_seed: int = 0  # the carved split; apart from the batch seed, so runs of several seeds share val/test
 
     def __post_init__(self):
         for name, fraction in (("val_fraction", self.val_fraction), ("test_fraction", self.test_fraction)):
@@ -102,9 +92,7 @@ class PairPreparation:
             raise ValueError(
                 f"val_fraction + test_fraction must be < 1, got {self.val_fraction} + {self.test_fraction}"
             )
-        for name, value in (("num_train", self.num_train), ("num_val", self.num_val), ("num_test", self.num_test)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+        check_positive(num_train=self.num_train, num_val=self.num_val, num_test=self.num_test)
         if self.max_len is not None and (not isinstance(self.max_len, int) or self.max_len < 2):
             raise ValueError(f"max_len must be an int >= 2 (one token plus <eos>) or None, got {self.max_len!r}")
         if self.length_policy not in LENGTH_POLICIES:
@@ -112,20 +100,17 @@ class PairPreparation:
 
     def config(self) -> dict[str, Any]:
         """What of this preparation changes the shards (the store key, with the files and the tokenizer)."""
-        return {
-            "corpus": self.corpus.identity(), "joint_vocab": self.joint_vocab, "preprocess": self.preprocess,
-            "val_fraction": self.val_fraction, "test_fraction": self.test_fraction, "num_train": self.num_train,
-            "num_val": self.num_val, "num_test": self.num_test, "max_len": self.max_len,
-            "length_policy": self.length_policy, "split_seed": self.split_seed,
-        }
+        options = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("corpus", "build_tokenizer")}
+        return {"corpus": self.corpus.identity(), **options}
 
     def write(self, writer: ShardWriter, tokenizers: Tokenizers | None = None) -> Tokenizers:
         """Read, split, fit tokenizers on the training split only (unless given), encode all splits into
-        ``writer``; the tokenizers used."""
+        ``writer``; the tokenizers used, by :data:`TOKENIZER_KEYS`."""
         clock = [time.perf_counter()]
         texts = self.texts_by_split()
         clock.append(time.perf_counter())
-        src_tok, tgt_tok = tokenizers or self.train_tokenizers(*texts["train"])
+        used = self.train_tokenizers(*texts["train"]) if tokenizers is None else tokenizers
+        src_tok, tgt_tok = (used[key] for key in TOKENIZER_KEYS)
         clock.append(time.perf_counter())
         counts = {name: TokenCounts() for name in SPLITS}
         for name in SPLITS:
@@ -139,7 +124,7 @@ class PairPreparation:
         log.info("%s prep phases: %s", self.corpus.name,
                  ", ".join(f"{name} {b - a:.2f}s" for name, a, b in zip(phases, clock, clock[1:])))
         report_tokens(self.build_tokenizer().config if tokenizers is None else "restored", counts)
-        return src_tok, tgt_tok
+        return used
 
     def _encode_part(self, src_tok: TextTokenizer, tgt_tok: TextTokenizer, sources: list[str],
                      targets: list[str]) -> dict[str, Any]:
@@ -171,17 +156,18 @@ class PairPreparation:
         texts = {name: (s[: limits.get(name)], t[: limits.get(name)]) for name, (s, t) in texts.items()}
         if not texts["train"][0]:
             raise ValueError(f"corpus {self.corpus.name!r}: the training split is empty")
-        overlap = source_overlap(texts)
+        seen = set(texts["train"][0])
         log.info("%s: held-out pairs whose source is also a training source: %s", self.corpus.name, ", ".join(
-            f"{name} {overlap[name]} of {len(texts[name][0])} ({'carved' if name in carve else 'own file'})"
-            for name in overlap))
+            f"{name} {sum(source in seen for source in texts[name][0])} of {len(texts[name][0])} "
+            f"({'carved' if name in carve else 'own file'})" for name in SPLITS[1:]))
         return texts
 
     def train_tokenizers(self, train_src: list[str], train_tgt: list[str]) -> Tokenizers:
         if self.joint_vocab:
             joint = self.build_tokenizer().train(itertools.chain(train_src, train_tgt), SPECIALS)
-            return joint, joint
-        return self.build_tokenizer().train(train_src, SPECIALS), self.build_tokenizer().train(train_tgt, SPECIALS)
+            return dict.fromkeys(TOKENIZER_KEYS, joint)
+        sides = (train_src, train_tgt)
+        return {key: self.build_tokenizer().train(texts, SPECIALS) for key, texts in zip(TOKENIZER_KEYS, sides)}
 
     def sentence_rows(self, tokenizer: TextTokenizer, texts: Sequence[str]) -> list[list[int]]:
         """Ids of new sentences (either side), preprocessed as the training data was; not truncated."""
@@ -200,9 +186,7 @@ class PairPreparation:
         if self.length_policy == "filter":
             return [i for i, (x, y) in enumerate(zip(src_rows, tgt_rows)) if len(x) <= limit and len(y) <= limit]
         for rows in (src_rows, tgt_rows):
-            for i, row in enumerate(rows):
-                if len(row) > limit:
-                    rows[i] = row[:limit]
+            rows[:] = [row[:limit] for row in rows]
         return None
 
 
