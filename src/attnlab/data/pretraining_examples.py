@@ -22,6 +22,18 @@ OBJECTIVES = ("nsp", "sop")  # negatives: a random sentence of another paragraph
 SPLIT_STREAMS = {split: index for index, split in enumerate(WIKITEXT2_SPLITS)}  # separates the splits' RNG streams
 
 
+def check_options(max_len: int, long_pairs: str, objective: str, mask_prob: float = 0.15) -> None:
+    """A ValueError naming the first option that examples cannot be drawn with."""
+    if long_pairs not in LONG_PAIR_POLICIES:
+        raise ValueError(f"long_pairs must be one of {LONG_PAIR_POLICIES}, got {long_pairs!r}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if max_len < 5:
+        raise ValueError(f"max_len must leave room for [CLS] A [SEP] B [SEP] (>= 5), got {max_len}")
+    if not 0.0 < mask_prob < 1.0:
+        raise ValueError(f"mask_prob must be in (0, 1), got mask_prob={mask_prob}")
+
+
 class MaskedTokens(NamedTuple):
     """Masked-LM inputs and gathered targets (only the P slots are predicted, not all T positions)."""
 
@@ -55,6 +67,8 @@ def epoch_generators(seed: int, split: str, epoch: int, rank: int) -> EpochGener
     """
     if min(seed, epoch, rank) < 0:
         raise ValueError(f"seed, epoch and rank must be >= 0, got seed={seed}, epoch={epoch}, rank={rank}")
+    if split not in SPLIT_STREAMS:
+        raise ValueError(f"split must be one of {WIKITEXT2_SPLITS}, got {split!r}")
 
     def generator(purpose: int, of_rank: int) -> torch.Generator:
         entropy = [seed, SPLIT_STREAMS[split], epoch, purpose, of_rank]
@@ -74,12 +88,7 @@ def sample_sentence_pairs(
     ``is_next`` is True for the true pair in its order. Pairs longer than ``max_len`` with [CLS] and two [SEP]
     are dropped or truncated longest-first, per ``long_pairs``.
     """
-    if long_pairs not in LONG_PAIR_POLICIES:
-        raise ValueError(f"long_pairs must be one of {LONG_PAIR_POLICIES}, got {long_pairs!r}")
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if max_len < 5:
-        raise ValueError(f"max_len must leave room for [CLS] A [SEP] B [SEP] (>= 5), got {max_len}")
+    check_options(max_len, long_pairs, objective)
     if corpus.num_paragraphs < 2:
         raise ValueError(f"need >= 2 paragraphs to draw random next sentences, got {corpus.num_paragraphs}")
     sizes = corpus.paragraph_offsets.diff()  # (G,)
