@@ -3,23 +3,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import partial
 from itertools import chain
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 from torch import Tensor
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from attnlab.data.bert_inputs import SPECIAL_TOKENS, EncodedCorpus, SpecialIds
 from attnlab.data.corpus_store import PreparedCorpus
-from attnlab.data.examples import TensorExamples
 from attnlab.data.paragraph_shards import read_corpus, write_paragraphs
 from attnlab.data.pretraining_examples import (
     PretrainingBatch, check_options, cut_prediction_slots, draw_examples, epoch_generators,
 )
 from attnlab.data.resumable import ResumableDataLoader
-from attnlab.data.samplers import BucketBatchSampler, SeededPermutation, rank_world
+from attnlab.data.samplers import BucketBatchSampler, EpochDraws, SeededPermutation
 from attnlab.data.shards import ShardStore, ShardWriter
 from attnlab.data.spec import EncoderText, TextSpec
 from attnlab.data.tokenizer_state import TOKENIZER_KEY
@@ -32,15 +32,14 @@ class WikiText2DataModule(pl.LightningDataModule):
     """WikiText-2 (``wiki.{train,valid,test}.tokens``), or one's own ``text`` (a file or a directory, its valid and
     test splits carved out: :func:`~attnlab.data.wikitext.split_documents`), as BERT pretraining batches.
 
-    The tokenizer is trained on the training split and all three splits are encoded once into token shards under
-    ``cache_dir`` (:class:`~attnlab.data.corpus_store.PreparedCorpus`; in memory without one), which every rank
-    maps. Each loader draws its examples (:class:`EpochDraws`): training ones afresh every epoch from ``(seed,
-    split, epoch, rank)`` (epoch 0's every epoch under ``overfit_batches``, so the batches memorised stay the
-    same), evaluation ones once, alike on every rank, so their losses compare. Batches hold ``batch_size`` pairs,
-    cut to their longest pair and used prediction slots, in the drawn order or, with a ``bucket_size``,
-    length-sorted by chunks of that many examples (less padding). Under DDP every rank draws the same pairs with
-    its own masks and takes every ``world_size``-th batch: the trainer needs ``use_distributed_sampler=False``.
-    ``objective``: the pair task's negatives, ``nsp`` (another paragraph's sentence) or ``sop`` (the pair swapped).
+    The tokenizer is trained on the training split; the splits are encoded once into token shards under
+    ``cache_dir`` (:class:`~attnlab.data.corpus_store.PreparedCorpus`; in memory without one) that every rank maps.
+    Each loader draws its examples (:class:`~attnlab.data.samplers.EpochDraws`): training ones every epoch from
+    ``(seed, split, epoch, rank)`` (epoch 0's under ``overfit_batches``), evaluation ones once, alike on every
+    rank. Batches hold ``batch_size`` pairs in the drawn order or, with a ``bucket_size``, length-sorted by chunks
+    of that many examples. Under DDP every rank draws the same pairs with its own masks and takes every
+    ``world_size``-th batch: the trainer needs ``use_distributed_sampler=False``. ``objective``: the pair task's
+    negatives, ``nsp`` (another paragraph's sentence, BERT) or ``sop`` (the pair swapped, ALBERT).
     """
 
     def __init__(
@@ -152,10 +151,16 @@ class WikiText2DataModule(pl.LightningDataModule):
         sampler.set_epoch(epoch)
         return list(sampler)  # fixed here: Lightning's set_epoch cannot reorder them (overfitting keeps epoch 0)
 
+    def _draw(self, split: str, epoch: int, rank: int, world_size: int) -> tuple[PretrainingBatch, list[list[int]]]:
+        """One epoch of ``split`` (this rank's masks in training, rank 0's in evaluation) and this rank's batches."""
+        examples = self.examples(split, epoch, rank if split == "train" else 0)
+        return examples, self.batches(examples, epoch, rank, world_size)
+
     def _epoch_draws(self, split: str) -> EpochDraws:
+        """Training draws every epoch (epoch 0's under ``overfit_batches``), evaluation once."""
         frozen = split != "train" or (self.trainer is not None and self.trainer.overfit_batches > 0)
         if split not in self._draws or self._draws[split].frozen != frozen:
-            self._draws[split] = EpochDraws(self, split, frozen)
+            self._draws[split] = EpochDraws(partial(self._draw, split), frozen)
         return self._draws[split]
 
     def _loader(self, split: str) -> DataLoader:
@@ -188,36 +193,3 @@ class WikiText2DataModule(pl.LightningDataModule):
         if self.prepared.load_state_dict(state_dict) and self.corpora is not None:
             self.corpora = None
             self.setup()
-
-
-class EpochDraws(Sampler[list[int]]):
-    """A loader's batch sampler that draws the examples of ``split`` into ``dataset`` for the epoch Lightning sets
-    (``set_epoch``; 0 when ``frozen``) and batches them for this rank: a mid-epoch checkpoint resumes at the next
-    batch of the same list. Training examples get this rank's masks, evaluation ones rank 0's."""
-
-    def __init__(self, datamodule: WikiText2DataModule, split: str, frozen: bool):
-        self.datamodule, self.split, self.frozen = datamodule, split, frozen
-        self.dataset, self.epoch, self.batches, self._drawn = TensorExamples(None), 0, [], None
-        self.sampler = self  # Lightning calls set_epoch on a loader's sampler and its batch sampler's sampler
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = 0 if self.frozen else epoch
-
-    def draw(self) -> PretrainingBatch:
-        """This epoch's examples, drawn on first use (before the loader's workers copy ``dataset``)."""
-        rank, world_size = rank_world()
-        if self._drawn != (self.epoch, rank, world_size):
-            self.dataset.examples = self.batches = None  # the last epoch's examples go before the next are drawn
-            examples = self.datamodule.examples(self.split, self.epoch, rank if self.split == "train" else 0)
-            self.dataset.examples = examples
-            self.batches = self.datamodule.batches(examples, self.epoch, rank, world_size)
-            self._drawn = (self.epoch, rank, world_size)
-        return self.dataset.examples
-
-    def __iter__(self):
-        self.draw()
-        return iter(self.batches)
-
-    def __len__(self) -> int:
-        self.draw()
-        return len(self.batches)
