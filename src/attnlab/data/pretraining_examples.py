@@ -3,8 +3,8 @@
 Shape legend: N examples in an epoch, B batch, T max_len, P prediction slots per sequence, S sentences,
 G paragraphs.
 
-Every epoch draws fresh pairs from ``(seed, split, epoch)`` and masks from ``(seed, split, epoch, rank)`` with
-whole-array torch operations (no per-token Python), so an epoch of WikiText-2 takes about a second on one CPU core.
+Every epoch draws fresh pairs and masks (:func:`epoch_generators`) with whole-array torch operations (no per-token
+Python), so an epoch of WikiText-2 takes about a second on one CPU core.
 """
 from __future__ import annotations
 
@@ -59,12 +59,8 @@ class EpochGenerators(NamedTuple):
 
 
 def epoch_generators(seed: int, split: str, epoch: int, rank: int) -> EpochGenerators:
-    """Generators fixed by ``(seed, split, epoch)`` for the pairs and by ``(seed, split, epoch, rank)`` for the masks.
-
-    Every epoch draws anew, reproducibly. Pairs are shared across ranks so that all ranks hold the same number
-    of examples (unequal batch counts would hang DDP) and the distributed sampler hands each rank a disjoint
-    share of them; each rank masks with its own generator.
-    """
+    """Generators fixed by ``(seed, split, epoch)`` for the pairs and by ``(seed, split, epoch, rank)`` for the masks:
+    every rank holds the same pairs (unequal batch counts would hang DDP) and takes its own share of their batches."""
     if min(seed, epoch, rank) < 0:
         raise ValueError(f"seed, epoch and rank must be >= 0, got seed={seed}, epoch={epoch}, rank={rank}")
     if split not in SPLIT_STREAMS:
