@@ -1,7 +1,8 @@
 """Batch samplers whose order is a function of ``(seed, epoch)``, so a resumed run sees the same batches.
 
 They need nothing of a dataset but its size and, for bucketing, one length per example: the lengths may come
-from an in-memory array or from offsets on disk alike.
+from an in-memory array or from offsets on disk alike. :class:`EpochDraws` draws the examples themselves anew
+every epoch (BERT pretraining's pairs and masks).
 """
 from __future__ import annotations
 
