@@ -77,7 +77,7 @@ def loader_at(dm, epoch=0, rank=0, world_size=1, overfit_batches=0):
     dm.trainer = SimpleNamespace(overfit_batches=overfit_batches)
     loader = dm.train_dataloader()
     loader.batch_sampler.set_epoch(epoch)
-    with mock.patch("attnlab.data.bert_pretraining.rank_world", return_value=(rank, world_size)):
+    with mock.patch("attnlab.data.samplers.rank_world", return_value=(rank, world_size)):
         len(loader)  # draws this rank's examples
     return loader
 

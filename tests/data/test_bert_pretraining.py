@@ -242,7 +242,7 @@ def test_a_restored_training_loader_resumes_at_the_next_batch_of_the_epoch(wiki_
     def loader_at(dm, epoch, rank):
         loader = dm.train_dataloader()
         loader.batch_sampler.set_epoch(epoch)
-        with mock.patch("attnlab.data.bert_pretraining.rank_world", return_value=(rank, 2)):
+        with mock.patch("attnlab.data.samplers.rank_world", return_value=(rank, 2)):
             len(loader)  # draws this rank's examples
         return loader
 

@@ -3,8 +3,8 @@
 Shape legend: N examples in an epoch, B batch, T max_len, P prediction slots per sequence, S sentences,
 G paragraphs.
 
-Every epoch draws fresh pairs from ``(seed, split, epoch)`` and masks from ``(seed, split, epoch, rank)`` with
-whole-array torch operations (no per-token Python), so an epoch of WikiText-2 takes about a second on one CPU core.
+Every epoch draws fresh pairs and masks (:func:`epoch_generators`) with whole-array torch operations (no per-token
+Python), so an epoch of WikiText-2 takes about a second on one CPU core.
 """
 from __future__ import annotations
 
@@ -20,6 +20,18 @@ from attnlab.data.wikitext import WIKITEXT2_SPLITS
 LONG_PAIR_POLICIES = ("drop", "truncate")
 OBJECTIVES = ("nsp", "sop")  # negatives: a random sentence of another paragraph (NSP) or the true pair swapped (SOP)
 SPLIT_STREAMS = {split: index for index, split in enumerate(WIKITEXT2_SPLITS)}  # separates the splits' RNG streams
+
+
+def check_options(max_len: int, long_pairs: str, objective: str, mask_prob: float = 0.15) -> None:
+    """A ValueError naming the first option that examples cannot be drawn with."""
+    if long_pairs not in LONG_PAIR_POLICIES:
+        raise ValueError(f"long_pairs must be one of {LONG_PAIR_POLICIES}, got {long_pairs!r}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if max_len < 5:
+        raise ValueError(f"max_len must leave room for [CLS] A [SEP] B [SEP] (>= 5), got {max_len}")
+    if not 0.0 < mask_prob < 1.0:
+        raise ValueError(f"mask_prob must be in (0, 1), got mask_prob={mask_prob}")
 
 
 class MaskedTokens(NamedTuple):
@@ -47,14 +59,12 @@ class EpochGenerators(NamedTuple):
 
 
 def epoch_generators(seed: int, split: str, epoch: int, rank: int) -> EpochGenerators:
-    """Generators fixed by ``(seed, split, epoch)`` for the pairs and by ``(seed, split, epoch, rank)`` for the masks.
-
-    Every epoch draws anew, reproducibly. Pairs are shared across ranks so that all ranks hold the same number
-    of examples (unequal batch counts would hang DDP) and the distributed sampler hands each rank a disjoint
-    share of them; each rank masks with its own generator.
-    """
+    """Generators fixed by ``(seed, split, epoch)`` for the pairs and by ``(seed, split, epoch, rank)`` for the masks:
+    every rank holds the same pairs (unequal batch counts would hang DDP) and takes its own share of their batches."""
     if min(seed, epoch, rank) < 0:
         raise ValueError(f"seed, epoch and rank must be >= 0, got seed={seed}, epoch={epoch}, rank={rank}")
+    if split not in SPLIT_STREAMS:
+        raise ValueError(f"split must be one of {WIKITEXT2_SPLITS}, got {split!r}")
 
     def generator(purpose: int, of_rank: int) -> torch.Generator:
         entropy = [seed, SPLIT_STREAMS[split], epoch, purpose, of_rank]
@@ -74,12 +84,7 @@ def sample_sentence_pairs(
     ``is_next`` is True for the true pair in its order. Pairs longer than ``max_len`` with [CLS] and two [SEP]
     are dropped or truncated longest-first, per ``long_pairs``.
     """
-    if long_pairs not in LONG_PAIR_POLICIES:
-        raise ValueError(f"long_pairs must be one of {LONG_PAIR_POLICIES}, got {long_pairs!r}")
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if max_len < 5:
-        raise ValueError(f"max_len must leave room for [CLS] A [SEP] B [SEP] (>= 5), got {max_len}")
+    check_options(max_len, long_pairs, objective)
     if corpus.num_paragraphs < 2:
         raise ValueError(f"need >= 2 paragraphs to draw random next sentences, got {corpus.num_paragraphs}")
     sizes = corpus.paragraph_offsets.diff()  # (G,)

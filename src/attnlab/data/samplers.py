@@ -1,15 +1,20 @@
 """Batch samplers whose order is a function of ``(seed, epoch)``, so a resumed run sees the same batches.
 
 They need nothing of a dataset but its size and, for bucketing, one length per example: the lengths may come
-from an in-memory array or from offsets on disk alike.
+from an in-memory array or from offsets on disk alike. :class:`EpochDraws` draws the examples themselves anew
+every epoch (BERT pretraining's pairs and masks).
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch.distributed as dist
 from torch.utils.data import Sampler
+
+from attnlab.data.examples import TensorExamples
 
 
 def rank_world() -> tuple[int, int]:
@@ -153,3 +158,35 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self._rank_batches()[1])
+
+
+class EpochDraws(Sampler[list[int]]):
+    """Batches of examples drawn afresh every epoch: ``draw(epoch, rank, world_size)`` returns the epoch's examples,
+    which go into ``dataset`` (the loader's), and this rank's batches of them as index lists. The epoch is the one
+    Lightning sets (``set_epoch``; 0 when ``frozen``); the draw happens on first use, before a loader's workers copy
+    ``dataset``, so a mid-epoch checkpoint resumes at the next batch of the same list."""
+
+    def __init__(self, draw: Callable[[int, int, int], tuple[NamedTuple, list[list[int]]]], frozen: bool = False):
+        self.draw_epoch, self.frozen = draw, frozen
+        self.dataset, self.epoch, self.batches, self._drawn = TensorExamples(None), 0, [], None
+        self.sampler = self  # Lightning calls set_epoch on a loader's sampler and its batch sampler's sampler
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = 0 if self.frozen else epoch
+
+    def draw(self) -> NamedTuple:
+        """This epoch's examples, drawn once for this epoch and rank."""
+        rank, world_size = rank_world()
+        if self._drawn != (self.epoch, rank, world_size):
+            self.dataset.examples = self.batches = None  # the last epoch's examples go before the next are drawn
+            self.dataset.examples, self.batches = self.draw_epoch(self.epoch, rank, world_size)
+            self._drawn = (self.epoch, rank, world_size)
+        return self.dataset.examples
+
+    def __iter__(self):
+        self.draw()
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        self.draw()
+        return len(self.batches)

@@ -42,16 +42,15 @@ def wikitext2_file(data_dir: str | Path, split: str) -> Path:
 
 
 def read_wikitext2(data_dir: str | Path, split: str) -> list[list[str]]:
-    """Paragraphs (lists of sentence strings) of one WikiText-2 split; at least two, as next-sentence prediction
-    draws its random second sentences from other paragraphs."""
+    """Paragraphs (lists of sentence strings) of one WikiText-2 split, at least two."""
     return read_paragraphs(wikitext2_file(data_dir, split), at_least=2,
                            why="next-sentence prediction draws its random next sentences from another paragraph")
 
 
 def split_documents(path: str | Path, seed: int) -> dict[str, list[list[str]]]:
     """Paragraphs of one's own raw text (a file or a directory, :func:`~attnlab.data.text_io.read_documents`) in
-    WikiText-2's three splits: valid and test each take a seeded :data:`HELD_OUT_FRACTION` of the paragraphs (at
-    least two, as next-sentence prediction draws from another paragraph), train the rest."""
+    WikiText-2's three splits: valid and test each take a seeded :data:`HELD_OUT_FRACTION` (at least two), train
+    the rest."""
     paragraphs = read_documents(path)
     held_out = max(2, round(HELD_OUT_FRACTION * len(paragraphs)))
     if len(paragraphs) < 3 * held_out:
