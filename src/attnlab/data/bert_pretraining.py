@@ -13,14 +13,14 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from attnlab.data.bert_inputs import SPECIAL_TOKENS, EncodedCorpus, SpecialIds
-from attnlab.data.corpus_store import PreparedCorpus
+from attnlab.data.corpus_store import PreparedCorpus, PreparedCorpusHooks
 from attnlab.data.paragraph_shards import read_corpus, write_paragraphs
 from attnlab.data.pretraining_examples import (
     PretrainingBatch, check_options, cut_prediction_slots, draw_examples, epoch_generators,
 )
 from attnlab.data.resumable import ResumableDataLoader
 from attnlab.data.samplers import BucketBatchSampler, EpochDraws, SeededPermutation
-from attnlab.data.shards import ShardStore, ShardWriter
+from attnlab.data.shards import ShardWriter
 from attnlab.data.spec import EncoderText, TextSpec
 from attnlab.data.tokenizer_state import TOKENIZER_KEY
 from attnlab.data.tokenizers import TextTokenizer
@@ -28,7 +28,7 @@ from attnlab.data.text_io import text_files
 from attnlab.data.wikitext import WIKITEXT2_SPLITS, read_wikitext2, split_documents, wikitext2_file
 
 
-class WikiText2DataModule(pl.LightningDataModule):
+class WikiText2DataModule(PreparedCorpusHooks, pl.LightningDataModule):
     """WikiText-2 (``wiki.{train,valid,test}.tokens``), or one's own ``text`` (a file or a directory, its valid and
     test splits carved out: :func:`~attnlab.data.wikitext.split_documents`), as BERT pretraining batches.
 
@@ -79,12 +79,6 @@ class WikiText2DataModule(pl.LightningDataModule):
         self.corpora: dict[str, EncodedCorpus] | None = None
         self._draws: dict[str, EpochDraws] = {}  # each split's loader's, whichever loader Lightning keeps
 
-    def prepare_data(self) -> None:
-        self.prepared.prepare()  # once per node: the ranks only map the shards
-
-    def shard_store(self) -> ShardStore:
-        return self.prepared.store()
-
     @property
     def tokenizer(self) -> TextTokenizer | None:
         return None if self.prepared.tokenizers is None else self.prepared.tokenizers[TOKENIZER_KEY]
@@ -118,9 +112,7 @@ class WikiText2DataModule(pl.LightningDataModule):
     def spec(self) -> TextSpec:
         """Vocabulary, padding id and positions: at once from a checkpoint's tokenizer, else after preparing the
         corpus (once: Lightning's ``prepare_data``/``setup`` then find the work done)."""
-        if self.tokenizer is None:
-            self.prepare_data()
-            self.setup()
+        self.prepare_tokenizers()
         pad = SpecialIds.from_tokenizer(self.tokenizer).pad
         return TextSpec(vocab_size=self.tokenizer.vocab_size, pad_id=pad, max_len=self.max_len)
 
@@ -185,11 +177,6 @@ class WikiText2DataModule(pl.LightningDataModule):
         tokens = example.tokens[0].index_put((example.mlm_positions[0][slots],), example.mlm_labels[0][slots])
         return tokens[:length], example.segments[0, :length]
 
-    def state_dict(self) -> dict:
-        return self.prepared.state_dict()
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Adopt a checkpoint's tokenizer; a corpus already encoded with another one is encoded again."""
-        if self.prepared.load_state_dict(state_dict) and self.corpora is not None:
-            self.corpora = None
-            self.setup()
+    def _unload(self) -> bool:
+        loaded, self.corpora = self.corpora is not None, None
+        return loaded
