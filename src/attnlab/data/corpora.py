@@ -24,12 +24,8 @@ def split_indices(
     num_items: int, fractions: dict[str, float], seed: int, groups: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
     """Seeded random split of ``range(num_items)``: each named split gets ``round(fraction * n)`` items, "train"
-    the rest. Indices stay in file order within a split; the held-out splits depend only on (n, fractions, seed).
-
-    ``groups`` (a group id ``0..G-1`` per item) keeps each group whole: the groups are visited in a seeded random
-    order and each named split in turn takes whole groups until it holds its share (or, by part of one group, more).
-    Without groups every item is its own group, and each named split holds exactly its share.
-    """
+    the rest, in file order. ``groups`` (a group id ``0..G-1`` per item; default: one per item) keeps each group
+    whole: in a seeded order of groups, each named split in turn takes whole groups until it holds its share."""
     groups = np.arange(num_items) if groups is None else np.asarray(groups)
     if len(groups) != num_items:
         raise ValueError(f"groups holds {len(groups)} ids for {num_items} items")
@@ -60,17 +56,11 @@ class Corpus(Protocol):
 
     name: str  # short name, used for cache file names
 
-    def read_splits(self) -> dict[str, Pairs | None]:
-        """Pairs of "train", and of "val"/"test" when the corpus ships them (None: carved out of train)."""
-        ...
+    def read_splits(self) -> dict[str, Pairs | None]: ...  # "train", "val", "test" (None: carved out of train)
 
-    def files(self) -> list[Path]:
-        """The files read; their paths, sizes and contents key the cache."""
-        ...
+    def files(self) -> list[Path]: ...  # the files read: their paths, sizes and contents key the cache
 
-    def identity(self) -> dict[str, Any]:
-        """Options that change the pairs read (part of the cache key)."""
-        ...
+    def identity(self) -> dict[str, Any]: ...  # options that change the pairs read (part of the cache key)
 
 
 class FraEngCorpus:
@@ -104,10 +94,8 @@ class FraEngCorpus:
 
 
 class ParallelCorpus:
-    """Any line-aligned corpus: ``<prefix>.<src_lang>`` and ``<prefix>.<tgt_lang>`` (plain or ``.gz``) per split.
-
-    ``val``/``test`` prefixes may be None: those splits are then carved out of train by the DataModule.
-    """
+    """Any line-aligned corpus: ``<prefix>.<src_lang>`` and ``<prefix>.<tgt_lang>`` (plain or ``.gz``) per split;
+    a ``val``/``test`` prefix of None: that split is carved out of train."""
 
     name = "parallel"
 
@@ -124,23 +112,24 @@ class ParallelCorpus:
         self.prefixes = {"train": train, "val": val, "test": test}
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
 
-    def _file(self, prefix: str | os.PathLike, lang: str) -> Path:
+    def _file(self, prefix: str | os.PathLike, lang: str) -> Path:  # prefix.lang or prefix.lang.gz
         plain = Path(f"{prefix}.{lang}")
         for candidate in (plain, Path(f"{plain}.gz")):
             if candidate.is_file():
                 return candidate
         raise MissingFileError(f"no parallel file {plain} or {plain}.gz (split prefix {prefix}, language {lang!r})")
 
-    def _split_files(self, split: str) -> tuple[Path, Path] | None:
-        prefix = self.prefixes[split]
-        return None if prefix is None else (self._file(prefix, self.src_lang), self._file(prefix, self.tgt_lang))
+    def _split_files(self) -> dict[str, tuple[Path, Path] | None]:
+        return {
+            split: None if prefix is None else (self._file(prefix, self.src_lang), self._file(prefix, self.tgt_lang))
+            for split, prefix in self.prefixes.items()
+        }
 
     def read_splits(self) -> dict[str, Pairs | None]:
-        files = {split: self._split_files(split) for split in SPLITS}
-        return {split: None if pair is None else read_aligned(*pair) for split, pair in files.items()}
+        return {split: None if pair is None else read_aligned(*pair) for split, pair in self._split_files().items()}
 
     def files(self) -> list[Path]:
-        return [path for split in SPLITS if (files := self._split_files(split)) is not None for path in files]
+        return [path for pair in self._split_files().values() if pair is not None for path in pair]
 
     def identity(self) -> dict[str, Any]:
         carved = [split for split, prefix in self.prefixes.items() if prefix is None]

@@ -21,14 +21,6 @@ log = logging.getLogger(__name__)
 DOWNLOAD_TIMEOUT_S = 10.0  # seconds to wait for the server; offline machines fail fast
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def ensure_file(
     path: str | os.PathLike,
     url: str,
@@ -38,10 +30,9 @@ def ensure_file(
     how_to_get: str,
     timeout: float = DOWNLOAD_TIMEOUT_S,
 ) -> Path:
-    """Return ``path``, downloading ``url`` first when the file is absent.
+    """Return ``path``, downloading ``url`` (the zip holding ``member``, when given) first when the file is absent.
 
-    ``member`` names the file inside a zip archive at ``url``; ``sha256`` (of the final file) is checked when
-    given. The file appears atomically: readers never see a partial download.
+    ``sha256`` (of the final file) is checked when given. The file appears atomically: no partial download is seen.
     """
     path = Path(path)
     if path.is_file():
@@ -49,28 +40,21 @@ def ensure_file(
     log.info("%s is missing; fetching %s", path, url)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp_dir:
-        download = Path(tmp_dir) / "download"
+        fetched = Path(tmp_dir) / "download"
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response, open(download, "wb") as f:
+            with urllib.request.urlopen(url, timeout=timeout) as response, open(fetched, "wb") as f:
                 shutil.copyfileobj(response, f)
-            fetched = _extract(download, member, Path(tmp_dir) / "member") if member else download
+            if member:
+                with zipfile.ZipFile(fetched) as zf:
+                    fetched = Path(zf.extract(member, Path(tmp_dir) / "member"))
         except (OSError, zipfile.BadZipFile, KeyError, ValueError) as err:  # URLError and timeouts are OSErrors
             raise MissingFileError(
                 f"{path} does not exist and downloading it failed ({type(err).__name__}: {err}). "
                 f"URL: {url}{f' (zip member {member})' if member else ''}. How to get it: {how_to_get}"
             ) from err
-        if sha256 is not None and (actual := sha256_of(fetched)) != sha256.lower():
+        if sha256 is not None and (actual := hashlib.sha256(fetched.read_bytes()).hexdigest()) != sha256.lower():
             raise ValueError(f"download of {url} for {path} has sha256 {actual}, expected {sha256}; file not written")
         os.chmod(fetched, 0o644)
         os.replace(fetched, path)
     log.info("wrote %s (%d bytes)", path, path.stat().st_size)
     return path
-
-
-def _extract(archive: Path, member: str, target: Path) -> Path:
-    with zipfile.ZipFile(archive) as zf:
-        if member not in zf.namelist():
-            raise KeyError(f"zip has no member {member!r}")
-        with zf.open(member) as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-    return target

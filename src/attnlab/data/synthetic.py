@@ -6,7 +6,7 @@ from typing import NamedTuple
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from attnlab.data.spec import TextSpec
 
@@ -23,23 +23,11 @@ class RegressionBatch(NamedTuple):
     leave_one_out: bool  # True when queries are the keys themselves: each point must not see itself
 
 
-class _SingleBatch(Dataset):
-    def __init__(self, batch: RegressionBatch):
-        self.batch = batch
-
-    def __len__(self) -> int:
-        return 1
-
-    def __getitem__(self, index: int) -> RegressionBatch:
-        return self.batch
-
-
 class NWSyntheticDataModule(pl.LightningDataModule):
     """d2l's data: 50 sorted training points ``x ~ U(0, x_max)`` and, as the test set, a grid over ``[0, x_max)``;
-    validation (what checkpoint selection sees) is its own seeded draw of ``num_val`` points ``x ~ U(0, x_max)``,
-    so the test grid is never looked at before testing. Evaluation targets are the noiseless truth.
-
-    Every batch holds the whole training set as keys/values, as kernel regression needs it.
+    validation (what checkpoint selection sees) is its own seeded draw of ``num_val`` points, so the test grid is
+    never looked at before testing. Evaluation targets are the noiseless truth; every batch holds the whole
+    training set as keys/values, as kernel regression needs it.
     """
 
     def __init__(
@@ -76,7 +64,7 @@ class NWSyntheticDataModule(pl.LightningDataModule):
 
     def _loader(self, queries: Tensor, targets: Tensor, leave_one_out: bool) -> DataLoader:
         batch = RegressionBatch(queries[None], targets[None], self.x_train[None], self.y_train[None], leave_one_out)
-        return DataLoader(_SingleBatch(batch), batch_size=None)
+        return DataLoader([batch], batch_size=None)  # one batch an epoch
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.x_train, self.y_train, leave_one_out=True)

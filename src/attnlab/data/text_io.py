@@ -1,11 +1,8 @@
-"""Reading the text files of every corpus: the one place where attnlab's DataModules open a data file.
+"""The one place where attnlab's DataModules open a data file: UTF-8 text, plain or gzip-compressed (``.gz``).
 
-Files are UTF-8, plain or gzip-compressed (``.gz``), and lines end at ``"\\n"`` only (a ``"\\r"`` before it is
-stripped; a lone ``"\\r"`` is text), so a line number in an error message is the one an editor shows.
-Formats: tab-separated pairs, line-aligned files, labelled TSVs with a header, and paragraph-per-line text
-(WikiText). Every reader fails the same way on bad input, naming the file by its full path: an empty file (or a
-TSV with a header only) says what the file needs; bytes that are not UTF-8 text (or a NUL byte, the mark of a
-binary file) give the line, the byte offset and the encoding expected.
+Lines end at ``"\\n"`` only (a ``"\\r"`` before it is stripped), so a line number in an error is the one an
+editor shows. Every reader names the file by its full path when it is empty, lacks what the format needs, or holds
+bytes that are not UTF-8 text (or a NUL byte: binary data), then with the line and byte offset.
 """
 from __future__ import annotations
 
@@ -41,12 +38,12 @@ class LabelledTexts(NamedTuple):
 
 
 def empty_file_error(path: str | os.PathLike, needs: str, what: str = "is empty") -> ValueError:
-    """The error for a file without the content a reader needs: ``<full path> is empty; it needs <needs>``."""
+    """``<full path> <what>; it needs <needs>``."""
     return ValueError(f"{Path(path).absolute()} {what}; it needs {needs}")
 
 
 def existing_file(path: str | os.PathLike, how_to_get: str | None = None) -> Path:
-    """``path``, or a ``FileNotFoundError`` naming it (and how to get it) when there is no such file."""
+    """``path``, or a ``FileNotFoundError`` naming it (and how to get it)."""
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"no such file: {path}" + (f". How to get it: {how_to_get}" if how_to_get else ""))
@@ -54,8 +51,7 @@ def existing_file(path: str | os.PathLike, how_to_get: str | None = None) -> Pat
 
 
 def iter_lines(path: str | os.PathLike, how_to_get: str | None = None) -> Iterator[str]:
-    """Each line of a text file without its line end; a missing file is a ``FileNotFoundError`` naming it (and how
-    to get it), undecodable bytes a ``ValueError`` naming the file, the line and the byte offset."""
+    """Each line of a text file without its line end."""
     path = existing_file(path, how_to_get)
     offset = 0  # bytes before the current line (of the decompressed stream for .gz)
     try:
@@ -73,14 +69,11 @@ def iter_lines(path: str | os.PathLike, how_to_get: str | None = None) -> Iterat
 def _decode(raw: bytes, path: Path, number: int, offset: int) -> str:
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        bad = f"byte 0x{raw[err.start]:02x} ({err.reason})"
-        start = err.start
-    else:
-        start = text.find("\0")
-        if start < 0:
+        if "\0" not in text:
             return text
-        start, bad = len(text[:start].encode("utf-8")), "a NUL byte (binary data)"
+        start, bad = raw.index(b"\0"), "a NUL byte (binary data)"
+    except UnicodeDecodeError as err:
+        start, bad = err.start, f"byte 0x{raw[err.start]:02x} ({err.reason})"
     raise ValueError(
         f"{path.absolute()}: line {number}, byte offset {offset + start}: {bad}; this is not {ENCODING} text. "
         f"attnlab reads {ENCODING} text files (gzip-compressed when the name ends in .gz): convert it, e.g. "
@@ -89,7 +82,7 @@ def _decode(raw: bytes, path: Path, number: int, offset: int) -> str:
 
 
 def read_lines(path: str | os.PathLike) -> list[str]:
-    """Every line of a file without its line end (iteration splits on "\\n" only, unlike ``str.splitlines``)."""
+    """Every line of a file without its line end (split on "\\n" only, unlike ``str.splitlines``)."""
     return list(iter_lines(path))
 
 
@@ -111,7 +104,7 @@ def read_tab_pairs(path: str | os.PathLike) -> tuple[list[str], list[str]]:
 
 
 def read_aligned(src_path: str | os.PathLike, tgt_path: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """Two line-aligned files (plain or .gz): line i of one translates line i of the other."""
+    """Two line-aligned files: line i of one translates line i of the other."""
     sources, targets = read_lines(src_path), read_lines(tgt_path)
     for path, lines, other in ((src_path, sources, tgt_path), (tgt_path, targets, src_path)):
         if not any(line.strip() for line in lines):
@@ -132,11 +125,8 @@ def read_labelled_tsv(
     classes: Sequence[str] | None = None,
     how_to_get: str = "",
 ) -> LabelledTexts:
-    """Rows of a TSV with a header (plain or ``.gz``), split on tabs only: quote characters are ordinary text.
-
-    ``classes`` are the labels as written in the file, in class-index order; any other label is an error. With
-    ``classes=None`` they are the file's distinct labels, sorted.
-    """
+    """Rows of a TSV with a header, split on tabs only (quotes are text). ``classes``: the labels as written, in
+    class-index order (any other label is an error); ``None``: the file's distinct labels, sorted."""
     wanted = [*text_columns, label_column]
     needs = f"a header row naming the columns {wanted} (tab-separated) and one example a row"
     lines = iter_lines(path, how_to_get or "see the data config")
@@ -169,18 +159,14 @@ def read_labelled_tsv(
 
 
 def paragraphs_from_lines(lines: Iterable[str]) -> list[list[str]]:
-    """One lowercased paragraph per line, split into sentences on `` . ``; paragraphs of < 2 sentences are dropped.
-
-    As in d2l 15.9 the last sentence keeps its final `` .``. d2l tests the raw line, which keeps a one-sentence
-    line ending in `` . `` as a "paragraph" that yields no sentence pair; we test the sentences themselves.
-    """
+    """One lowercased paragraph a line, split into sentences on `` . `` (the last keeps its final `` .``, as in
+    d2l 15.9); paragraphs of fewer than two sentences are dropped (d2l tests the raw line instead)."""
     paragraphs = (line.strip().lower().split(SENTENCE_SEPARATOR) for line in lines)
     return [sentences for sentences in paragraphs if len(sentences) >= 2]
 
 
 def read_paragraphs(path: str | os.PathLike, *, at_least: int = 1, why: str = "") -> list[list[str]]:
-    """Paragraphs (lists of sentence strings) of a paragraph-per-line file such as WikiText's ``wiki.*.tokens``;
-    fewer than ``at_least`` of them is an error saying ``why`` they are needed."""
+    """Paragraphs (lists of sentences) of a paragraph-a-line file such as WikiText's ``wiki.*.tokens``."""
     paragraphs = paragraphs_from_lines(iter_lines(path))
     if len(paragraphs) < at_least:
         raise empty_file_error(
@@ -192,8 +178,7 @@ def read_paragraphs(path: str | os.PathLike, *, at_least: int = 1, why: str = ""
 
 
 def text_files(path: str | os.PathLike) -> list[Path]:
-    """The files of a text corpus: ``path`` itself, or every file under the directory ``path`` (sorted, hidden
-    files left out)."""
+    """``path`` itself, or every file under the directory ``path`` (sorted, hidden files left out)."""
     path = Path(path)
     if path.is_file():
         return [path]
@@ -206,10 +191,9 @@ def text_files(path: str | os.PathLike) -> list[Path]:
 
 
 def read_documents(path: str | os.PathLike) -> list[list[str]]:
-    """Paragraphs (lists of sentence strings) of raw text: a file or a directory of files, in which a paragraph is
-    a block of non-blank lines (one paragraph a line, or one sentence a line with blank lines between documents)
-    and sentences end at ``.``, ``!`` or ``?`` before white space or at a line's end. Paragraphs of fewer than two
-    sentences are dropped, as next-sentence prediction needs a successor within the paragraph."""
+    """Paragraphs (lists of sentences) of raw text in a file or directory: a paragraph is a block of non-blank
+    lines, a sentence ends at ``.``, ``!`` or ``?`` before white space or a line end. Paragraphs of fewer than two
+    sentences are dropped: next-sentence prediction needs a successor within the paragraph."""
     paragraphs: list[list[str]] = []
     for file in text_files(path):
         block: list[str] = []

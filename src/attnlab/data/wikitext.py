@@ -1,10 +1,4 @@
-"""WikiText-2 (Merity et al., 2016) prepared as d2l 15.9 does for BERT pretraining.
-
-The token files hold one paragraph (or heading, or blank) per line, already word-tokenized; they are read by
-:func:`attnlab.data.text_io.read_paragraphs`, which lowercases each paragraph, splits it into sentences on
-`` . `` and drops lines with fewer than two sentences (headings, blanks, one-sentence paragraphs), as
-next-sentence prediction needs a successor within the paragraph.
-"""
+"""WikiText-2 (Merity et al., 2016) read as d2l 15.9 does for BERT pretraining, or one's own text in its splits."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,9 +42,7 @@ def read_wikitext2(data_dir: str | Path, split: str) -> list[list[str]]:
 
 
 def split_documents(path: str | Path, seed: int) -> dict[str, list[list[str]]]:
-    """Paragraphs of one's own raw text (a file or a directory, :func:`~attnlab.data.text_io.read_documents`) in
-    WikiText-2's three splits: valid and test each take a seeded :data:`HELD_OUT_FRACTION` (at least two), train
-    the rest."""
+    """Paragraphs of one's own raw text (a file or a directory) in WikiText-2's three splits, seeded."""
     paragraphs = read_documents(path)
     held_out = max(2, round(HELD_OUT_FRACTION * len(paragraphs)))
     if len(paragraphs) < 3 * held_out:
