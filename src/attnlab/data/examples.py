@@ -21,12 +21,11 @@ class TensorExamples(Dataset):
     def __len__(self) -> int:
         return len(self.examples[0])
 
-    def __getitem__(self, index: int) -> NamedTuple:
+    def __getitem__(self, index: int | torch.Tensor) -> NamedTuple:
         return type(self.examples)(*(field[index] for field in self.examples))
 
     def __getitems__(self, indices: list[int]) -> NamedTuple:
-        index = torch.as_tensor(indices)
-        batch = type(self.examples)(*(field[index] for field in self.examples))
+        batch = self[torch.as_tensor(indices)]
         longest = int(batch.valid_lens.max())
         return batch._replace(tokens=batch.tokens[:, :longest], segments=batch.segments[:, :longest])  # (B, T')
 

@@ -165,16 +165,9 @@ def paragraphs_from_lines(lines: Iterable[str]) -> list[list[str]]:
     return [sentences for sentences in paragraphs if len(sentences) >= 2]
 
 
-def read_paragraphs(path: str | os.PathLike, *, at_least: int = 1, why: str = "") -> list[list[str]]:
+def read_paragraphs(path: str | os.PathLike) -> list[list[str]]:
     """Paragraphs (lists of sentences) of a paragraph-a-line file such as WikiText's ``wiki.*.tokens``."""
-    paragraphs = paragraphs_from_lines(iter_lines(path))
-    if len(paragraphs) < at_least:
-        raise empty_file_error(
-            path, f"at least {at_least} (one paragraph a line, its sentences separated by ' . ' as in WikiText's "
-                  f"wiki.*.tokens){f': {why}' if why else ''}",
-            what=f"holds {len(paragraphs)} paragraphs of two or more sentences",
-        )
-    return paragraphs
+    return paragraphs_from_lines(iter_lines(path))
 
 
 def text_files(path: str | os.PathLike) -> list[Path]:

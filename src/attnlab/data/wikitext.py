@@ -5,7 +5,7 @@ from pathlib import Path
 
 from attnlab.data.corpora import split_indices
 from attnlab.data.download import ensure_file
-from attnlab.data.text_io import read_documents, read_paragraphs
+from attnlab.data.text_io import empty_file_error, read_documents, read_paragraphs
 
 WIKITEXT2_URL = "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-v1.zip"
 WIKITEXT2_SPLITS = ("train", "valid", "test")
@@ -37,20 +37,25 @@ def wikitext2_file(data_dir: str | Path, split: str) -> Path:
 
 def read_wikitext2(data_dir: str | Path, split: str) -> list[list[str]]:
     """Paragraphs (lists of sentence strings) of one WikiText-2 split, at least two."""
-    return read_paragraphs(wikitext2_file(data_dir, split), at_least=2,
-                           why="next-sentence prediction draws its random next sentences from another paragraph")
+    path = wikitext2_file(data_dir, split)
+    return _at_least(2, read_paragraphs(path), path, "one paragraph a line, its sentences separated by ' . ' as in "
+                     "WikiText's wiki.*.tokens: next-sentence prediction draws its random next sentences from another "
+                     "paragraph")
 
 
 def split_documents(path: str | Path, seed: int) -> dict[str, list[list[str]]]:
     """Paragraphs of one's own raw text (a file or a directory) in WikiText-2's three splits, seeded."""
     paragraphs = read_documents(path)
     held_out = max(2, round(HELD_OUT_FRACTION * len(paragraphs)))
-    if len(paragraphs) < 3 * held_out:
-        raise ValueError(
-            f"{Path(path).absolute()} holds {len(paragraphs)} paragraphs of two or more sentences; pretraining on "
-            f"it needs at least {3 * held_out} (train, valid and test take {held_out} or more each); a paragraph is "
-            "a block of non-blank lines, its sentences ending at . ! or ?"
-        )
+    _at_least(3 * held_out, paragraphs, path, f"train, valid and test take {held_out} or more each; a paragraph is a "
+              "block of non-blank lines, its sentences ending at . ! or ?")
     fraction = held_out / len(paragraphs)
     index = split_indices(len(paragraphs), {"valid": fraction, "test": fraction}, seed)
     return {split: [paragraphs[i] for i in index[split]] for split in WIKITEXT2_SPLITS}
+
+
+def _at_least(count: int, paragraphs: list[list[str]], path: str | Path, why: str) -> list[list[str]]:
+    if len(paragraphs) < count:
+        raise empty_file_error(path, f"at least {count} ({why})",
+                               what=f"holds {len(paragraphs)} paragraphs of two or more sentences")
+    return paragraphs
