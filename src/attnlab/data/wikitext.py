@@ -44,7 +44,8 @@ def read_wikitext2(data_dir: str | Path, split: str) -> list[list[str]]:
 
 
 def split_documents(path: str | Path, seed: int) -> dict[str, list[list[str]]]:
-    """Paragraphs of one's own raw text (a file or a directory) in WikiText-2's three splits, seeded."""
+    """Paragraphs of one's own raw text (a file or a directory) in WikiText-2's splits: valid and test each take a
+    seeded :data:`HELD_OUT_FRACTION` (at least two), train the rest."""
     paragraphs = read_documents(path)
     held_out = max(2, round(HELD_OUT_FRACTION * len(paragraphs)))
     _at_least(3 * held_out, paragraphs, path, f"train, valid and test take {held_out} or more each; a paragraph is a "
