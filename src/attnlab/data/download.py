@@ -52,9 +52,14 @@ def ensure_file(
                 f"{path} does not exist and downloading it failed ({type(err).__name__}: {err}). "
                 f"URL: {url}{f' (zip member {member})' if member else ''}. How to get it: {how_to_get}"
             ) from err
-        if sha256 is not None and (actual := hashlib.sha256(fetched.read_bytes()).hexdigest()) != sha256.lower():
+        if sha256 is not None and (actual := _sha256(fetched)) != sha256.lower():
             raise ValueError(f"download of {url} for {path} has sha256 {actual}, expected {sha256}; file not written")
         os.chmod(fetched, 0o644)
         os.replace(fetched, path)
     log.info("wrote %s (%d bytes)", path, path.stat().st_size)
     return path
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:  # in blocks: a user's URL may be a large corpus
+        return hashlib.file_digest(f, "sha256").hexdigest()
