@@ -13,14 +13,14 @@ import hydra
 from omegaconf import DictConfig
 
 from attnlab.cli.validate import ConfigError, validate_targets
-from attnlab.data.shards import PreparesShards
+from attnlab.data.corpus_store import PreparedCorpusHooks
 
 
 def prepare(cfg: DictConfig) -> Path:
     """Write the shards of ``cfg.data`` unless they exist; print where they are and what they hold."""
     validate_targets(cfg.data, "data")
     datamodule = hydra.utils.instantiate(cfg.data)
-    if not isinstance(datamodule, PreparesShards):
+    if not isinstance(datamodule, PreparedCorpusHooks):
         raise ConfigError(f"data={cfg.data._target_} has no token shards to prepare; the data modules that have: "
                           "attnlab.data.translation.TranslationDataModule (data=fra_eng, data=parallel), "
                           "attnlab.data.bert_pretraining.WikiText2DataModule (data=wikitext2)")

@@ -22,8 +22,7 @@ from attnlab.data.resumable import ResumableDataLoader
 from attnlab.data.samplers import BucketBatchSampler, EpochDraws, SeededPermutation
 from attnlab.data.shards import ShardWriter
 from attnlab.data.spec import EncoderText, TextSpec
-from attnlab.data.tokenizer_state import TOKENIZER_KEY
-from attnlab.data.tokenizers import TextTokenizer
+from attnlab.data.tokenizers import TOKENIZER_KEY, TextTokenizer
 from attnlab.data.text_io import text_files
 from attnlab.data.wikitext import WIKITEXT2_SPLITS, read_wikitext2, split_documents, wikitext2_file
 

@@ -24,15 +24,14 @@ from attnlab.data.resumable import ResumableDataLoader
 from attnlab.data.samplers import SeededPermutation
 from attnlab.data.spec import EncoderText, TextSpec
 from attnlab.data.text_io import LabelledTexts, existing_file, read_labelled_tsv
-from attnlab.data.tokenizer_state import TokenizerState
-from attnlab.data.tokenizers import TextTokenizer
+from attnlab.data.tokenizers import TOKENIZER_KEY, TextTokenizer
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 Known = TypeVar("Known")
 
 
-class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
+class ClassificationDataModule(pl.LightningDataModule):
     """Labelled TSV files (a header row; one or two text columns and a label column) as BERT classification batches.
 
     ``val_file=null`` holds out a seeded ``val_fraction`` of the training file (SST-2, whose dev split is the test
@@ -172,21 +171,22 @@ class ClassificationDataModule(TokenizerState, pl.LightningDataModule):
 
     def state_dict(self) -> dict:
         """The tokenizer and, once known, the labels: a checkpoint names its classes without the files."""
-        state = super().state_dict()
+        state = {} if self.tokenizer is None else {TOKENIZER_KEY: self.tokenizer.to_str()}
         if self.label_values is not None:
             state |= {"labels": list(self.label_values), "label_names": list(self.label_names)}
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Adopt the checkpoint's labels (the classifier's outputs are indexed by them), then its tokenizer."""
+        """Adopt the checkpoint's labels (the classifier's outputs are indexed by them) and tokenizer; splits
+        encoded with other ones are encoded again."""
+        stale = False
         labels = (list(state_dict["labels"]), list(state_dict["label_names"])) if "labels" in state_dict else None
         if labels is not None and labels != (self.label_values, self.label_names):
-            self.label_values, self.label_names = labels
-            self._reencode()
-        super().load_state_dict(state_dict)
-
-    def _reencode(self) -> None:
-        if self.splits is not None:
+            (self.label_values, self.label_names), stale = labels, True
+        tokenizer = state_dict.get(TOKENIZER_KEY)
+        if tokenizer is not None and (self.tokenizer is None or tokenizer != self.tokenizer.to_str()):
+            self.tokenizer, stale = TextTokenizer.from_str(tokenizer), True
+        if stale and self.splits is not None:
             self.splits = None
             self.setup()
 

@@ -1,13 +1,10 @@
 """The prepared corpus of a DataModule: its token shards, the tokenizers they were encoded with, and their life.
 
-One component owns what both shard-reading DataModules (translation, BERT pretraining) do with a preparation:
-the store key (files' path, size and content, the config, the tokenizer: :func:`~attnlab.data.cache.entry_name`),
-load-or-build under the store's lock (one preparer, the others map its shards), the in-memory path without a
-cache dir, the tokenizers adopted from the shards (whoever prepared them) or restored from a checkpoint, and the
-log line of each preparation. A DataModule hands it only what is its own: a name, the config, the files, and
-``fill(writer, tokenizers)``, which reads the corpus, trains the tokenizers unless given, writes the splits and
-returns the tokenizers by their checkpoint keys. :class:`PreparedCorpusHooks` gives such a DataModule the hooks
-that only hand over to it.
+One component owns what both shard-reading DataModules (translation, BERT pretraining) do with a preparation: the
+store key, load-or-build under the store's lock (one preparer, the others map its shards), the in-memory path
+without a cache dir, and the tokenizers, adopted from the shards or restored from a checkpoint. A DataModule hands
+it a name, the config, the files and ``fill(writer, tokenizers)``, which reads the corpus, trains the tokenizers
+unless given, writes the splits and returns the tokenizers by their checkpoint keys.
 """
 from __future__ import annotations
 
@@ -21,13 +18,26 @@ from typing import Any
 
 from attnlab.data.cache import tokenizer_identity
 from attnlab.data.shards import Shards, ShardStore, ShardWriter
-from attnlab.data.tokenizer_state import restore_tokenizers, tokenizer_state
 from attnlab.data.tokenizers import TextTokenizer
 
 log = logging.getLogger(__name__)
 
 Tokenizers = dict[str, TextTokenizer]  # checkpoint key -> tokenizer
 Fill = Callable[[ShardWriter, "Tokenizers | None"], Tokenizers]
+
+
+def tokenizer_state(tokenizers: Mapping[str, TextTokenizer]) -> dict[str, str]:
+    """``{key: tokenizer JSON}``: how a checkpoint and the shards' meta keep the tokenizers."""
+    return {key: tokenizer.to_str() for key, tokenizer in tokenizers.items()}
+
+
+def restore_tokenizers(state: Mapping[str, str], keys: Sequence[str], current: Tokenizers | None) -> Tokenizers:
+    """The tokenizers of ``state`` under ``keys``: ``current``'s objects where their JSON is the same, one object
+    for keys with the same JSON (a joint vocabulary)."""
+    if missing := sorted(set(keys) - set(state)):
+        raise ValueError(f"datamodule state lacks {missing}; it has {sorted(state)}")
+    known = {tokenizer.to_str(): tokenizer for tokenizer in (current or {}).values()}
+    return {key: known.setdefault(state[key], TextTokenizer.from_str(state[key])) for key in keys}
 
 
 class PreparedCorpus:
@@ -89,8 +99,8 @@ class PreparedCorpus:
                 shards = write(ShardWriter(None)) if store is None else store.write(write)
         self.tokenizers = restore_tokenizers(shards.meta, self.keys, self.tokenizers)  # the store's, whoever wrote it
         rows = "/".join(str(shards.num_rows(split)) for split in shards.splits)
-        how = f"shards mapped from {store.path}" if self.cache_hit else "prepared" + ("" if store is None else
-                                                                                      f" into {store.path}")
+        how = ("prepared" if store is None else f"shards mapped from {store.path}" if self.cache_hit
+               else f"prepared into {store.path}")
         log.info("%s: %s in %.2fs; rows %s %s; vocab %s", self.name, how, time.perf_counter() - start,
                  "/".join(shards.splits), rows, "/".join(str(t.vocab_size) for t in self.tokenizers.values()))
         return shards
@@ -116,8 +126,8 @@ class PreparedCorpus:
 
 class PreparedCorpusHooks:
     """The hooks of a DataModule over ``self.prepared`` that hand over to it (a base before
-    ``pl.LightningDataModule``). The DataModule's ``setup`` loads the prepared corpus; ``_unload`` drops what it
-    loaded and says whether there was any."""
+    ``pl.LightningDataModule``; ``attnlab-prepare`` takes such DataModules). The DataModule's ``setup`` loads the
+    prepared corpus; ``_unload`` drops what it loaded and says whether there was any."""
 
     prepared: PreparedCorpus
 
@@ -126,6 +136,7 @@ class PreparedCorpusHooks:
         self.prepared.prepare()
 
     def shard_store(self) -> ShardStore:
+        """Where this data config's shards live (whether written yet or not)."""
         return self.prepared.store()
 
     @property

@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -187,16 +187,3 @@ class ShardStore:
         if shards is None:
             raise OSError(f"shards just written to {self.path} cannot be read back")
         return shards
-
-
-@runtime_checkable
-class PreparesShards(Protocol):
-    """A DataModule that reads token shards: what ``attnlab-prepare`` needs of it."""
-
-    def shard_store(self) -> ShardStore:
-        """Where this data config's shards live (whether written yet or not)."""
-        ...
-
-    def prepare_data(self) -> None:
-        """Write the shards when they are not there yet."""
-        ...

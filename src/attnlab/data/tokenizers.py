@@ -15,6 +15,7 @@ from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+TOKENIZER_KEY = "tokenizer"  # where a DataModule's checkpointed state keeps its one tokenizer (JSON)
 UNK_TOKENS = ("<unk>", "[UNK]")  # the special that unknown pieces map to, whichever the task uses
 _ENCODE_CHUNK = 10_000  # texts per batch call: bounds the Encoding objects alive at once (and is faster here)
 _UNBOUNDED_VOCAB = 2**31 - 1  # WordLevelTrainer caps at 30,000 by default; d2l's word vocab is bounded by min_freq only

@@ -27,8 +27,7 @@ from torch import Tensor, nn
 
 from attnlab import MissingFileError
 from attnlab.attention.scorers import ScaledDotProductScorer
-from attnlab.data.tokenizer_state import TOKENIZER_KEY
-from attnlab.data.tokenizers import TextTokenizer
+from attnlab.data.tokenizers import TOKENIZER_KEY, TextTokenizer
 from attnlab.layers.blocks import PostNormBlock
 from attnlab.layers.positional import LearnedPositionalEncoding
 from attnlab.models.bert import BertForPretraining, BertModel
