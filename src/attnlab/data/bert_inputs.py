@@ -91,18 +91,19 @@ class SentencePairs(NamedTuple):
 def truncate_longest_first(first_len: Tensor, second_len: Tensor, budget: int) -> tuple[Tensor, Tensor]:
     """Closed form of BERT's ``truncate_seq_pair``: drop a token from the longer side (B on ties) until it fits.
 
-    The shorter side is untouched while it fits in half the budget; otherwise A keeps ``ceil(budget / 2)``
-    tokens and B ``floor(budget / 2)``. Tokens are cut from the end of a sentence.
+    B keeps at most ``floor(budget / 2)`` tokens unless A leaves it more; A keeps what B leaves, and B what A
+    leaves. Tokens are cut from the end of a sentence.
     """
-    half_up, half_down = (budget + 1) // 2, budget // 2
-    over = first_len + second_len > budget
-    first_fits = 2 * first_len <= budget  # A short: only B shrinks
-    second_fits = 2 * second_len <= budget  # B short: only A shrinks
-    new_first = torch.where(second_fits, budget - second_len, torch.full_like(first_len, half_up))
-    new_second = torch.where(first_fits, budget - first_len, torch.full_like(second_len, half_down))
-    new_first = torch.where(first_fits, first_len, new_first)
-    new_second = torch.where(second_fits & ~first_fits, second_len, new_second)
-    return torch.where(over, new_first, first_len), torch.where(over, new_second, second_len)
+    first = torch.minimum(first_len, budget - second_len.clamp_max(budget // 2))
+    return first, torch.minimum(second_len, budget - first)
+
+
+def _cls_sentence_sep(corpus: EncodedCorpus, sentence: Tensor, length: Tensor, t: Tensor, ids: SpecialIds) -> Tensor:
+    """``[CLS] A [SEP]`` then padding, ``(N, T)``: A is the first ``length`` (N, 1) tokens of ``sentence`` (N,)."""
+    from_a = corpus.tokens(sentence, (t - 1).expand(len(sentence), -1))  # (N, T)
+    tokens = torch.where((t >= 1) & (t <= length), from_a, ids.pad)
+    tokens[:, 0] = ids.cls
+    return torch.where(t == length + 1, ids.sep, tokens)
 
 
 def assemble_pairs(
@@ -111,17 +112,12 @@ def assemble_pairs(
     """``[CLS] A [SEP] B [SEP]`` padded to ``max_len``: tokens (N, T), segments (N, T), valid_lens (N,)."""
     t = torch.arange(max_len).unsqueeze(0)  # (1, T)
     len_a, len_b = pairs.first_len.unsqueeze(1), pairs.second_len.unsqueeze(1)  # (N, 1)
-    in_a = (t >= 1) & (t <= len_a)  # (N, T)
+    tokens = _cls_sentence_sep(corpus, pairs.first, len_a, t, ids)  # (N, T)
     in_b = (t >= len_a + 2) & (t <= len_a + len_b + 1)
-    from_a = corpus.tokens(pairs.first, (t - 1).expand(len(pairs.first), -1))  # (N, T)
-    from_b = corpus.tokens(pairs.second, t - len_a - 2)  # (N, T)
-    tokens = torch.where(in_a, from_a, torch.where(in_b, from_b, ids.pad))  # (N, T)
-    tokens[:, 0] = ids.cls
-    is_sep = (t == len_a + 1) | (t == len_a + len_b + 2)
-    tokens = torch.where(is_sep, ids.sep, tokens)
+    tokens = torch.where(in_b, corpus.tokens(pairs.second, t - len_a - 2), tokens)
+    tokens = torch.where(t == len_a + len_b + 2, ids.sep, tokens)
     segments = ((t >= len_a + 2) & (t <= len_a + len_b + 2)).long()  # (N, T)
-    valid_lens = (len_a + len_b + 3).squeeze(1)  # (N,)
-    return tokens, segments, valid_lens
+    return tokens, segments, (len_a + len_b + 3).squeeze(1)
 
 
 def assemble_singles(
@@ -130,10 +126,5 @@ def assemble_singles(
     """``[CLS] A [SEP]`` padded to ``max_len`` for sentence ``i`` of ``corpus`` (its first ``lengths[i]`` tokens):
     tokens (N, T), segments (N, T) all 0, valid_lens (N,)."""
     t = torch.arange(max_len).unsqueeze(0)  # (1, T)
-    length = lengths.unsqueeze(1)  # (N, 1)
-    in_a = (t >= 1) & (t <= length)  # (N, T)
-    from_a = corpus.tokens(torch.arange(len(lengths)), (t - 1).expand(len(lengths), -1))  # (N, T)
-    tokens = torch.where(in_a, from_a, ids.pad)  # (N, T)
-    tokens[:, 0] = ids.cls
-    tokens = torch.where(t == length + 1, ids.sep, tokens)
+    tokens = _cls_sentence_sep(corpus, torch.arange(len(lengths)), lengths.unsqueeze(1), t, ids)  # (N, T)
     return tokens, torch.zeros_like(tokens), lengths + 2
