@@ -1,9 +1,8 @@
-"""Cache keys of a prepared corpus: what names the token shards (:mod:`attnlab.data.shards`) of a preparation.
+"""Cache keys of a prepared corpus: what names its token shards (:mod:`attnlab.data.shards`).
 
-A key is a digest of the preparation's config, of the files read (path, size and a hash of their content) and
-of :data:`CACHE_VERSION`, so any change to them misses the old shards instead of reusing them. The content is
-hashed in full (xxHash64: ~5 GB/s from the page cache, 0.1 s for WikiText-103's 540 MB), so an edit that keeps
-size and mtime (``cp -p``, ``rsync -a``) is seen too; a process hashes a file once while its stats stay put.
+A key digests the preparation's config, the files read (path, size and an xxHash64 of the whole content, ~5 GB/s
+from the page cache, so an edit that keeps size and mtime, as ``cp -p``/``rsync -a`` leave them, is seen too) and
+:data:`CACHE_VERSION`: any change misses the old shards instead of reusing them.
 """
 from __future__ import annotations
 
@@ -49,8 +48,7 @@ def _hash_file(path: str, *stamp: int) -> str:
 
 
 def entry_name(name: str, config: Mapping[str, Any], files: Sequence[Path]) -> str:
-    """``<name>-<digest>``: the digest covers ``config``, the path, size and content of ``files`` and
-    :data:`CACHE_VERSION`."""
+    """``<name>-<digest>`` of ``config`` and ``files``."""
     stats = [[str(p.resolve()), p.stat().st_size, content_hash(p.resolve())] for p in files]
     key = json.dumps({"version": CACHE_VERSION, "config": config, "files": stats}, sort_keys=True)
     return f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:20]}"

@@ -110,9 +110,6 @@ class PreparedCorpus:
             raise ValueError(f"{self.name} has no tokenizer yet: call setup() or load_state_dict() first")
         return self.tokenizers[key]
 
-    def state_dict(self) -> dict[str, str]:
-        return {} if self.tokenizers is None else tokenizer_state(self.tokenizers)
-
     def load_state_dict(self, state: Mapping[str, str]) -> bool:
         """Adopt a checkpoint's tokenizers; True when they differ from the ones held (data encoded with those is
         stale: the DataModule loads again)."""
@@ -151,7 +148,7 @@ class PreparedCorpusHooks:
             self.setup()
 
     def state_dict(self) -> dict[str, str]:
-        return self.prepared.state_dict()
+        return tokenizer_state(self.prepared.tokenizers or {})
 
     def load_state_dict(self, state_dict: Mapping[str, str]) -> None:
         """Adopt a checkpoint's tokenizers; data already loaded with other ones is loaded (encoded) again."""

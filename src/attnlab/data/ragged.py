@@ -2,10 +2,8 @@
 
 Shape legend: N rows, L ids in all, T columns read per row by a gather.
 
-The arrays are plain NumPy arrays, so they may just as well be memory maps of files on disk (the buffers of
-Arrow shards, :mod:`attnlab.data.shards`): nothing here copies them whole, a row is read alone, and the lengths
-come from the offsets alone. :class:`ChunkedRagged` addresses several such pieces (an Arrow column's record
-batches) as one.
+The arrays may be views of memory-mapped files (Arrow shards, :mod:`attnlab.data.shards`): nothing here copies them
+whole. :class:`ChunkedRagged` addresses several such pieces (an Arrow column's record batches) as one.
 """
 from __future__ import annotations
 
@@ -92,9 +90,9 @@ class ChunkedRagged:
             out[picked] = self.chunks[c].gather(rows[picked] - self.starts[c], columns[picked])
         return out
 
-    def lengths(self, dtype: np.dtype | type = np.int32) -> np.ndarray:
-        """``(N,)`` row lengths in ``dtype`` (4 bytes a row by default: this array is in memory)."""
-        out = np.empty(len(self), dtype=dtype)
+    def lengths(self) -> np.ndarray:
+        """``(N,)`` int32 row lengths (4 bytes a row: this array is in memory)."""
+        out = np.empty(len(self), dtype=np.int32)
         for chunk, start in zip(self.chunks, self.starts.tolist()):
             out[start : start + len(chunk)] = chunk.lengths()
         return out

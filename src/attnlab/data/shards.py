@@ -1,20 +1,15 @@
 """Token shards: a prepared corpus as Arrow IPC files (memory-mapped), written once.
 
-A store is one directory per prepared corpus, ``<root>/<name>-<digest>/`` (the digest of the preparation's config
-and of its files' paths, sizes and contents, as :func:`~attnlab.data.cache.entry_name` makes it), holding each split
-as parts, ``<split>/part-<k>.arrow`` (one Arrow IPC file and record batch each, written as the encoding goes, so
-preparing never holds the encoded corpus in memory), and ``meta.json`` (tokenizers and other texts). It is written
-into a temporary sibling and renamed when complete: processes and nodes that race to prepare it never read a
-partial store. A lock file beside it (``.<name>-<digest>.lock``, ``flock``) makes one process on a filesystem the
-preparer: the others (the other ranks under srun/torchrun, other nodes on a shared filesystem) wait for it and map
-its shards, and take their tokenizers from the store, never from a preparation of their own.
+A store is a directory ``<root>/<name>-<digest>/`` (:func:`~attnlab.data.cache.entry_name`) holding each split as
+parts, ``<split>/part-<k>.arrow`` (one record batch each, written as the encoding goes, so preparing never holds
+the encoded corpus in memory), and ``meta.json`` (tokenizers and other texts). It is written into a temporary
+sibling and renamed when complete, so no process reads a partial store; a lock file beside it (``flock``) makes one
+process on a filesystem the preparer, and the others (ranks, nodes on a shared filesystem) wait and map its shards.
 
-Reading memory-maps the files (``pyarrow.memory_map``): every rank and worker on a node shares one copy in the page
-cache, and a process touches only the rows it reads. One record batch a part keeps the pages that opening a file
-and reading a narrow column touch few (the kernel maps 64 KiB around each). Token ids are ``list<int32>`` columns,
-read zero-copy as :class:`~attnlab.data.ragged.ChunkedRagged` (one chunk a part). Without a store the same tables
-stay in memory (tiny corpora, tests): the same :class:`Shards`, read the same way. Why Arrow IPC directly and not
-Hugging Face ``datasets``: ``bench/shard_formats.py``.
+Reading memory-maps the files: the ranks and workers of a node share one copy in the page cache, and a process
+touches only the rows it reads; ``list<int32>`` token columns are read zero-copy as
+:class:`~attnlab.data.ragged.ChunkedRagged` (one chunk a part). Without a store the same tables stay in memory.
+Why Arrow IPC directly and not Hugging Face ``datasets``: ``bench/shard_formats.py``.
 """
 from __future__ import annotations
 
