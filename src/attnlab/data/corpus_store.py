@@ -37,7 +37,10 @@ def restore_tokenizers(state: Mapping[str, str], keys: Sequence[str], current: T
     if missing := sorted(set(keys) - set(state)):
         raise ValueError(f"datamodule state lacks {missing}; it has {sorted(state)}")
     known = {tokenizer.to_str(): tokenizer for tokenizer in (current or {}).values()}
-    return {key: known.setdefault(state[key], TextTokenizer.from_str(state[key])) for key in keys}
+    for key in keys:
+        if state[key] not in known:  # parsed once
+            known[state[key]] = TextTokenizer.from_str(state[key])
+    return {key: known[state[key]] for key in keys}
 
 
 class PreparedCorpus:
